@@ -1,0 +1,214 @@
+"""The `dlbench` command. Thin: parse, validate, call into the package. Heavy modules (torch,
+pandas, matplotlib) are imported inside the commands that need them, so `--help` stays fast."""
+
+from __future__ import annotations
+
+import sys
+from typing import Annotated
+
+import click
+import typer
+
+from dlbench.errors import UserError
+
+app = typer.Typer(
+    name="dlbench",
+    help="Sweep optimizers × learning rates × batch sizes on standard datasets: exact, resumable, fast.",
+    epilog=(
+        "Examples:\n\n"
+        "  dlbench sweep experiments/quickstart.toml\n\n"
+        "  dlbench sweep --dataset digits --optimizer sgd,adam --lr 1e-3,1e-2 --batch-size 32,full --epochs 5\n\n"
+        "  dlbench show results/quickstart\n\n"
+        "  dlbench plot results/quickstart"
+    ),
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode="rich",
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+Opt = typer.Option
+
+
+@app.command(epilog=(
+    "Examples:\n\n"
+    "  dlbench sweep experiments/quickstart.toml\n\n"
+    "  dlbench sweep --dataset digits --optimizer sgd,adam --lr 1e-3,1e-2 --batch-size 32,full --epochs 5 "
+    "--seeds 0,1\n\n"
+    "  dlbench sweep experiments/quickstart.toml --set epochs=3 --name quick3 --out results/\n\n"
+    "  dlbench sweep experiments/quickstart.toml --dry-run     (print the grid and plan, train nothing)\n\n"
+    "Re-running the same command resumes: finished trials are skipped."
+))
+def sweep(
+    spec: Annotated[str | None, typer.Argument(help="TOML spec file (see experiments/).")] = None,
+    dataset: Annotated[str | None, Opt(help="Dataset (see `dlbench datasets`); commas make a grid axis.")] = None,
+    model: Annotated[str | None, Opt(help='Model kind or TOML table, e.g. mlp or {kind="mlp", hidden=[64]}.')]
+    = None,
+    loss: Annotated[str | None, Opt(help="Loss (auto picks the task's usual one).")] = None,
+    optimizer: Annotated[str | None, Opt(help="Optimizer(s), e.g. sgd,momentum,adam.")] = None,
+    lr: Annotated[str | None, Opt(help="Learning rate(s), e.g. 1e-3,1e-2.")] = None,
+    batch_size: Annotated[str | None, Opt(help='Batch size(s): whole numbers or "full" (gradient descent).')]
+    = None,
+    epochs: Annotated[str | None, Opt(help="Epochs (passes over the training set).")] = None,
+    seeds: Annotated[str | None, Opt(help="Seed(s), e.g. 0,1,2.")] = None,
+    schedule: Annotated[str | None, Opt(help='Schedule: constant, step, exponential, cosine, or a TOML table.')]
+    = None,
+    device: Annotated[str | None, Opt(help="cpu, cuda, cuda:N or mps.")] = None,
+    dtype: Annotated[str | None, Opt(help="float32 or float64.")] = None,
+    engine: Annotated[str | None, Opt(help="auto, fused or reference.")] = None,
+    workers: Annotated[int | None, Opt(help="Worker processes (default: one per core).", min=1)] = None,
+    set_: Annotated[list[str] | None, Opt("--set", help="key=value in TOML syntax, e.g. --set epochs=3 "
+                                           "--set 'grid.lr=[1e-3, 1e-2]'. Repeatable.")] = None,
+    name: Annotated[str | None, Opt(help="Sweep name (the results folder name).")] = None,
+    out: Annotated[str, Opt(help="Folder that holds results/<name>/.")] = "results",
+    data_dir: Annotated[str | None, Opt(help="Folder with dataset files (mnist, cifar10, ...).")] = None,
+    dry_run: Annotated[bool, Opt("--dry-run", help="Print the grid and the plan; train nothing.")] = False,
+    fresh: Annotated[bool, Opt("--fresh", help="Start over: move earlier results aside (never deleted).")]
+    = False,
+) -> int:
+    """Run a sweep: every combination of the grid, trained and stored in results/<name>/."""
+    from pathlib import Path
+
+    from dlbench import spec as specs
+
+    raw: dict = specs.read_spec_file(spec) if spec else {}
+    default_name = Path(spec).stem if spec else "sweep"
+    flags = {"dataset": dataset, "model": model, "loss": loss, "optimizer": optimizer, "lr": lr,
+             "batch_size": batch_size, "epochs": epochs, "seed": seeds, "schedule": schedule, "device": device,
+             "dtype": dtype, "engine": engine}
+    for key, text in flags.items():
+        if text is not None:
+            value = specs.parse_value(text) if key in ("model", "schedule") else specs.flag_list(text, key)
+            specs.override(raw, key, value)
+    for assignment in set_ or []:
+        specs.apply_set(raw, assignment)
+    if name is not None:
+        raw["name"] = name
+    if data_dir is not None:
+        raw["data_dir"] = data_dir
+    sw = specs.build_sweep(raw, default_name=default_name)
+
+    from dlbench.runner import run_sweep
+
+    return run_sweep(sw, out, fresh=fresh, dry_run=dry_run, workers=workers)
+
+
+@app.command(epilog="Examples:\n\n  dlbench show results/quickstart\n\n  dlbench show results/quickstart --json")
+def show(
+    results: Annotated[str, typer.Argument(help="A results folder written by `dlbench sweep`.")],
+    json_: Annotated[bool, Opt("--json", help="One JSON object per trial, for scripts.")] = False,
+) -> int:
+    """Summary table of a finished or partial sweep."""
+    from rich.console import Console
+
+    from dlbench import store
+    from dlbench.runner import render_summary
+
+    trials, history, env = store.read_results(results)
+    if json_:
+        sys.stdout.write(trials.drop(columns=["config"], errors="ignore").to_json(orient="records", lines=True))
+        return 0
+    console = Console()
+    if trials.empty:
+        console.print(f"{results}: no finished trials yet")
+        return 0
+    from dlbench.data import dataset_info
+
+    task = dataset_info(trials["dataset"].iloc[0]).task
+    counts = trials["status"].value_counts().to_dict()
+    console.print(f"{results}: {len(trials)} trials ({', '.join(f'{v} {k}' for k, v in counts.items())}), "
+                  f"{len(history)} history rows")
+    render_summary(trials, task, console)
+    return 0
+
+
+@app.command(epilog="Examples:\n\n  dlbench optimizers")
+def optimizers() -> int:
+    """List optimizers and schedules with their knobs, defaults and allowed ranges."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from dlbench.optim import KNOBS, OPTIMIZERS, SCHEDULE_COMMON, SCHEDULES
+
+    console = Console()
+    t = Table(title="optimizers", header_style="bold")
+    for c in ("name", "torch class", "what it is", "knobs (default; allowed)"):
+        t.add_column(c)
+    for o in OPTIMIZERS.values():
+        knobs = "\n".join(f"{k} = {v} ({KNOBS[k].allowed})" for k, v in o.defaults.items())
+        t.add_row(o.name, f"torch.optim.{o.torch_class}" + (" (nesterov=True)" if o.fixed else ""),
+                  o.description, knobs)
+    console.print(t)
+    s = Table(title="schedules (stepped once per epoch)", header_style="bold")
+    for c in ("kind", "what it does", "parameters (default)"):
+        s.add_column(c)
+    for sc in SCHEDULES.values():
+        s.add_row(sc.name, sc.description,
+                  ", ".join(f"{k} = {v}" for k, v in {**sc.defaults, **SCHEDULE_COMMON}.items()))
+    console.print(s)
+    return 0
+
+
+datasets_app = typer.Typer(help="List datasets, or download those that need files.", no_args_is_help=False,
+                           epilog="Examples:\n\n  dlbench datasets\n\n  dlbench datasets download mnist")
+app.add_typer(datasets_app, name="datasets")
+
+
+@datasets_app.callback(invoke_without_command=True)
+def datasets_list(ctx: typer.Context) -> None:
+    """List datasets: task, sizes, input shape, classes, source."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    from dlbench.data import DATASETS
+    from dlbench.losses import LOSSES
+
+    t = Table(title="datasets", header_style="bold")
+    for c in ("name", "task", "train", "test", "input", "classes", "losses", "source"):
+        t.add_column(c)
+    for d in DATASETS.values():
+        t.add_row(d.name, d.task, str(d.n_train), str(d.n_test), "×".join(map(str, d.input_shape)),
+                  str(d.n_classes or "-"), ", ".join(LOSSES[d.task]),
+                  d.source + (" [needs files]" if d.needs_files else ""))
+    Console().print(t)
+
+
+@datasets_app.command("download")
+def datasets_download(
+    name: Annotated[str, typer.Argument(help="mnist, fashion_mnist or cifar10.")],
+    data_dir: Annotated[str | None, Opt(help="Where to put the files (default: the user cache).")] = None,
+    url: Annotated[str | None, Opt(help="Base URL of a mirror holding the same files.")] = None,
+) -> int:
+    """Download a dataset's standard files, checking each one's SHA-256."""
+    from dlbench.data import files
+
+    path = files.download(name, data_dir, base_url=url)
+    typer.echo(f"{name}: files in {path}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: user errors are one red line on stderr and exit code 2, never a traceback."""
+    try:
+        rv = app(args=argv, standalone_mode=False)
+    except UserError as e:
+        _error(str(e))
+        sys.exit(2)
+    except click.exceptions.UsageError as e:
+        _error(e.format_message().replace("\n", " "))
+        sys.exit(2)
+    except click.exceptions.Exit as e:
+        sys.exit(e.exit_code)
+    except (click.exceptions.Abort, KeyboardInterrupt):
+        _error("interrupted; finished trials are saved, run the same command again to resume")
+        sys.exit(130)
+    sys.exit(rv if isinstance(rv, int) else 0)
+
+
+def _error(message: str) -> None:
+    from rich.console import Console
+
+    Console(stderr=True, highlight=False, soft_wrap=True).print(f"[red]error:[/] {message}", markup=True)

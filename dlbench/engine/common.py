@@ -1,0 +1,174 @@
+"""What both engines share: tensors on a device, full-set evaluation, the divergence rule, the
+lr schedule, and the per-trial data order. Keeping these in one place is what lets the fused
+engine reproduce the reference engine trial by trial."""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+
+import torch
+
+from dlbench.data import Dataset
+from dlbench.optim import OPTIMIZERS
+
+DIVERGENCE_FACTOR = 1e6  # a loss above 1e6 × its epoch-0 value counts as diverged
+EVAL_CHUNK = 8192
+
+
+@dataclass
+class TrialResult:
+    trial_id: str
+    status: str  # ok | diverged | failed
+    history: list[dict] = field(default_factory=list)
+    diverged_epoch: int | None = None
+    error: str | None = None
+    engine: str = "reference"
+
+
+def dtype_of(trial: dict) -> torch.dtype:
+    return torch.float64 if trial["dtype"] == "float64" else torch.float32
+
+
+def tensors(data: Dataset, device: str, dtype: torch.dtype):
+    """Train and test tensors on `device`; targets are class indices or float values."""
+    def conv(a, target=False):
+        t = torch.from_numpy(a)
+        if t.is_floating_point():
+            t = t.to(dtype)
+        return t.to(device)
+
+    return conv(data.x_train), conv(data.y_train), conv(data.x_test), conv(data.y_test)
+
+
+def data_order(seed: int, n: int, epochs: int) -> list[torch.Tensor]:
+    """The permutation of the training set for each epoch, from the trial seed alone (CPU RNG),
+    so that every engine and device visits samples in the same order."""
+    g = torch.Generator().manual_seed(seed)
+    return [torch.randperm(n, generator=g) for _ in range(epochs)]
+
+
+def init_seed(seed: int) -> None:
+    """Model initialization draws from torch's global CPU RNG under the trial seed."""
+    torch.manual_seed(seed)
+
+
+def make_optimizer(trial: dict, params) -> torch.optim.Optimizer:
+    spec = OPTIMIZERS[trial["optimizer"]]
+    return getattr(torch.optim, spec.torch_class)(params, **spec.torch_kwargs(trial))
+
+
+def make_scheduler(trial: dict, optimizer: torch.optim.Optimizer):
+    """A torch.optim.lr_scheduler stepped once per epoch, or None for a constant lr."""
+    from torch.optim import lr_scheduler as ls
+
+    s = trial["schedule"]
+    warm = s["warmup"]
+    main_epochs = trial["epochs"] - warm
+    kind = s["kind"]
+    main = None
+    if kind == "step":
+        main = ls.StepLR(optimizer, step_size=s["step_size"], gamma=s["gamma"])
+    elif kind == "exponential":
+        main = ls.ExponentialLR(optimizer, gamma=s["gamma"])
+    elif kind == "cosine":
+        main = ls.CosineAnnealingLR(optimizer, T_max=main_epochs, eta_min=s["eta_min"])
+    if not warm:
+        return main
+    warmup = ls.LinearLR(optimizer, start_factor=1.0 / (warm + 1), end_factor=1.0, total_iters=warm)
+    if main is None:
+        return warmup
+    return ls.SequentialLR(optimizer, schedulers=[warmup, main], milestones=[warm])
+
+
+def lr_per_epoch(trial: dict) -> list[float]:
+    """The lr in effect during each training epoch 1..E, read off the real torch scheduler."""
+    p = torch.nn.Parameter(torch.zeros(1))
+    opt = torch.optim.SGD([p], lr=trial["lr"])
+    sched = make_scheduler(trial, opt)
+    out = []
+    for _ in range(trial["epochs"]):
+        out.append(opt.param_groups[0]["lr"])
+        if sched is not None:
+            opt.step()  # keeps torch from warning that the scheduler stepped first
+            sched.step()
+    return out
+
+
+def steps_per_epoch(n: int, batch_size: int) -> int:
+    return math.ceil(n / batch_size)
+
+
+@torch.no_grad()
+def evaluate(forward, loss_fn, x, y, task: str) -> dict:
+    """Mean loss and the task's metric over a whole split, in chunks."""
+    total, n = 0.0, len(x)
+    correct = 0.0
+    sq_err = 0.0
+    for i in range(0, n, EVAL_CHUNK):
+        xb, yb = x[i:i + EVAL_CHUNK], y[i:i + EVAL_CHUNK]
+        out = forward(xb)
+        total += float(loss_fn(out, yb)) * len(xb)
+        if task == "multiclass":
+            correct += float((out.argmax(dim=-1) == yb).sum())
+        elif task == "binary":
+            correct += float(((out.squeeze(-1) > 0).to(yb.dtype) == yb).sum())
+        elif task == "regression":
+            sq_err += float(((out - yb) ** 2).sum())
+    row = {"loss": total / n}
+    if task in ("multiclass", "binary"):
+        row["acc"] = correct / n
+    elif task == "regression":
+        ss_tot = float(((y - y.mean(dim=0)) ** 2).sum())
+        row["r2"] = 1.0 - sq_err / ss_tot if ss_tot > 0 else float("nan")
+        row["rmse"] = math.sqrt(sq_err / y.numel())
+    return row
+
+
+def history_row(epoch: int, train_loss: float, train_eval: dict, test: dict, lr: float, steps: int,
+                samples: int, train_time: float, eval_time: float) -> dict:
+    return {
+        "epoch": epoch,
+        "train_loss": train_loss,
+        "train_eval_loss": train_eval["loss"],
+        "train_acc": train_eval.get("acc", float("nan")),
+        "test_loss": test["loss"],
+        "test_acc": test.get("acc", float("nan")),
+        "test_r2": test.get("r2", float("nan")),
+        "test_rmse": test.get("rmse", float("nan")),
+        "lr": lr,
+        "steps": steps,
+        "samples": samples,
+        "train_time": train_time,
+        "eval_time": eval_time,
+    }
+
+
+def is_diverged(loss: float, loss0: float) -> bool:
+    """NaN/Inf, or above DIVERGENCE_FACTOR × the epoch-0 loss."""
+    if not math.isfinite(loss):
+        return True
+    return abs(loss) > DIVERGENCE_FACTOR * max(abs(loss0), 1e-12)
+
+
+def sync(device: str) -> None:
+    """Wait for queued kernels so that host timers measure the work, not the launches."""
+    if device.startswith("cuda"):
+        torch.cuda.synchronize(device)
+    elif device == "mps":
+        torch.mps.synchronize()
+
+
+class Timer:
+    def __init__(self, device: str):
+        self.device = device
+
+    def __enter__(self):
+        sync(self.device)
+        self.t0 = time.perf_counter()
+        return self
+
+    def __exit__(self, *exc):
+        sync(self.device)
+        self.seconds = time.perf_counter() - self.t0

@@ -1,0 +1,402 @@
+"""The fused engine: a group of trials trained as one stacked model.
+
+All parameters of trial k live in row k of one flat leaf tensor `theta` [K, P]; each layer's
+weight [K, in, out] and bias [K, 1, out] are views into it, so the forward pass is a chain of
+batched matmuls and the optimizer update is a handful of elementwise ops on [k, P] slices,
+whatever the depth. Trials may use different optimizers: the group is sorted by optimizer and
+each optimizer updates its contiguous slice of rows. Per-trial hyperparameters (lr, momentum,
+betas, eps, weight decay, ...) are [k, 1] tensors; the lr per epoch is read off the same
+torch.optim.lr_scheduler the reference engine uses.
+
+Each trial gets the same initial weights (built by the reference model builder under its seed)
+and the same data order (engine.common.data_order) as in the reference engine, so the two can
+be compared trial by trial; tests/test_fused.py holds each update to its torch.optim class.
+
+Trials are independent: a trial whose loss goes NaN/Inf or explodes is recorded as diverged at
+that epoch and frozen (its rows zeroed, its lr set to 0); the others continue untouched.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import torch
+import torch.nn.functional as F  # noqa: N812
+
+from dlbench import models
+from dlbench.data import Dataset
+from dlbench.engine.common import (
+    Timer,
+    TrialResult,
+    data_order,
+    dtype_of,
+    history_row,
+    init_seed,
+    is_diverged,
+    lr_per_epoch,
+    tensors,
+)
+
+SUPPORTED_MODELS = ("linear", "mlp")
+# The layer views are strided rows of theta; autograd notes that and still accumulates in place.
+warnings.filterwarnings("ignore", message="grad and param do not obey the gradient layout contract")
+ACT = {"relu": torch.relu, "tanh": torch.tanh, "sigmoid": torch.sigmoid, "gelu": F.gelu, "none": None}
+
+
+def supports(trial: dict) -> str | None:
+    """None when the fused engine can train this trial, else the reason it cannot."""
+    if trial["model"]["kind"] not in SUPPORTED_MODELS:
+        return f"model kind {trial['model']['kind']!r} runs on the reference engine"
+    if trial["device"] == "mps":
+        return "mps runs on the reference engine"
+    return None
+
+
+# --------------------------------------------------------------------------------------------
+# Update rules. Each reproduces one torch.optim class (single-tensor form) on a [k, P] slice.
+
+
+class _Hyper:
+    """Per-trial hyperparameters of one optimizer slice, as [k, 1] float64 tensors."""
+
+    def __init__(self, trials: list[dict], device):
+        self.device = device
+        self.trials = trials
+
+    def col(self, key, index=None) -> torch.Tensor:
+        vals = [t[key] if index is None else t[key][index] for t in self.trials]
+        return torch.tensor([float(v) for v in vals], dtype=torch.float64, device=self.device).view(-1, 1)
+
+
+class SGDUpdate:
+    r"""torch.optim.SGD (optimizers sgd, momentum, nesterov), per trial k:
+
+        d_t = g_t + λ θ_{t-1}
+        b_1 = d_1;  b_t = μ b_{t-1} + (1 - τ) d_t          (momentum μ > 0, dampening τ)
+        d_t ← d_t + μ b_t (nesterov)  or  d_t ← b_t (heavy ball)
+        θ_t = θ_{t-1} - γ d_t
+    """
+
+    def __init__(self, trials, shape, dtype, device):
+        h = _Hyper(trials, device)
+        self.dtype = dtype
+        self.wd = h.col("weight_decay").to(dtype)
+        self.has_momentum = trials[0]["optimizer"] in ("momentum", "nesterov")
+        self.nesterov = trials[0]["optimizer"] == "nesterov"
+        if self.has_momentum:
+            self.mom = h.col("momentum").to(dtype)
+            self.one_minus_damp = (1 - h.col("dampening")).to(dtype) if "dampening" in trials[0] else None
+            self.zero_mom = self.mom == 0
+        self.buf = None
+
+    def step(self, p, g, lr, t):
+        d = g.add(p * self.wd)
+        if self.has_momentum:
+            if self.buf is None:
+                self.buf = d.clone()
+            else:
+                self.buf.mul_(self.mom).add_(d if self.one_minus_damp is None else d * self.one_minus_damp)
+            step_dir = d.add(self.buf * self.mom) if self.nesterov else self.buf
+            d = torch.where(self.zero_mom, d, step_dir)
+        p.sub_(lr.to(self.dtype) * d)
+
+
+class AdagradUpdate:
+    r"""torch.optim.Adagrad, per trial k:
+
+        d_t = g_t + λ θ_{t-1};   γ̃_t = γ / (1 + (t - 1) η)           (lr_decay η)
+        s_t = s_{t-1} + d_t²      (s_0 = initial_accumulator_value)
+        θ_t = θ_{t-1} - γ̃_t d_t / (√s_t + ε)
+    """
+
+    def __init__(self, trials, shape, dtype, device):
+        h = _Hyper(trials, device)
+        self.dtype = dtype
+        self.wd = h.col("weight_decay").to(dtype)
+        self.lr_decay = h.col("lr_decay")
+        self.eps = h.col("eps").to(dtype)
+        self.sum = h.col("initial_accumulator_value").to(dtype).expand(shape).clone()
+
+    def step(self, p, g, lr, t):
+        d = g.add(p * self.wd)
+        clr = (lr / (1 + (t - 1) * self.lr_decay)).to(self.dtype)
+        self.sum.addcmul_(d, d)
+        std = self.sum.sqrt().add_(self.eps)
+        p.add_(-clr * (d / std))
+
+
+class RMSpropUpdate:
+    r"""torch.optim.RMSprop, per trial k:
+
+        d_t = g_t + λ θ_{t-1}
+        v_t = α v_{t-1} + (1 - α) d_t²
+        centered: m_t = α m_{t-1} + (1 - α) d_t;  v̂_t = v_t - m_t²   else v̂_t = v_t
+        b_t = μ b_{t-1} + d_t / (√v̂_t + ε)        (μ = 0: b_t = d_t / (√v̂_t + ε))
+        θ_t = θ_{t-1} - γ b_t
+    """
+
+    def __init__(self, trials, shape, dtype, device):
+        h = _Hyper(trials, device)
+        self.dtype = dtype
+        self.wd = h.col("weight_decay").to(dtype)
+        self.alpha = h.col("alpha").to(dtype)
+        self.one_minus_alpha = (1 - h.col("alpha")).to(dtype)
+        self.eps = h.col("eps").to(dtype)
+        self.mom = h.col("momentum").to(dtype)
+        self.centered = h.col("centered") > 0
+        self.any_centered = bool(self.centered.any())
+        self.sq = torch.zeros(shape, dtype=dtype, device=device)
+        self.avg = torch.zeros(shape, dtype=dtype, device=device) if self.any_centered else None
+        self.buf = torch.zeros(shape, dtype=dtype, device=device)
+
+    def step(self, p, g, lr, t):
+        d = g.add(p * self.wd)
+        self.sq.mul_(self.alpha).addcmul_(d, d * self.one_minus_alpha)
+        if self.any_centered:
+            self.avg.lerp_(d, self.one_minus_alpha)
+            centered = self.sq.addcmul(self.avg, self.avg, value=-1).sqrt_()
+            denom = torch.where(self.centered, centered, self.sq.sqrt())
+        else:
+            denom = self.sq.sqrt()
+        denom.add_(self.eps)
+        self.buf.mul_(self.mom).add_(d / denom)
+        p.add_(-lr.to(self.dtype) * self.buf)
+
+
+class AdamUpdate:
+    r"""torch.optim.Adam (adam: L2 in the gradient) and torch.optim.AdamW (adamw: decoupled
+    decay), per trial k:
+
+        adamw: θ ← θ (1 - γ λ);    adam: d_t = g_t + λ θ_{t-1}  (else d_t = g_t)
+        m_t = β₁ m_{t-1} + (1 - β₁) d_t;   v_t = β₂ v_{t-1} + (1 - β₂) d_t²
+        amsgrad: v̂_t = max(v̂_{t-1}, v_t)  else v̂_t = v_t
+        θ_t = θ - (γ / (1 - β₁ᵗ)) m_t / (√v̂_t / √(1 - β₂ᵗ) + ε)
+    """
+
+    def __init__(self, trials, shape, dtype, device):
+        h = _Hyper(trials, device)
+        self.dtype = dtype
+        self.decoupled = trials[0]["optimizer"] == "adamw"
+        self.wd64 = h.col("weight_decay")
+        self.wd = self.wd64.to(dtype)
+        self.beta1 = h.col("betas", 0)
+        self.beta2 = h.col("betas", 1)
+        self.one_minus_b1 = (1 - self.beta1).to(dtype)
+        self.beta2_t = self.beta2.to(dtype)
+        self.one_minus_b2 = (1 - self.beta2).to(dtype)
+        self.eps = h.col("eps").to(dtype)
+        self.amsgrad = h.col("amsgrad") > 0
+        self.any_amsgrad = bool(self.amsgrad.any())
+        self.m = torch.zeros(shape, dtype=dtype, device=device)
+        self.v = torch.zeros(shape, dtype=dtype, device=device)
+        self.vmax = torch.zeros(shape, dtype=dtype, device=device) if self.any_amsgrad else None
+
+    def step(self, p, g, lr, t):
+        if self.decoupled:
+            p.mul_((1 - lr * self.wd64).to(self.dtype))
+            d = g
+        else:
+            d = g.add(p * self.wd)
+        self.m.lerp_(d, self.one_minus_b1)
+        self.v.mul_(self.beta2_t).addcmul_(d, d * self.one_minus_b2)
+        step_size = (lr / (1 - self.beta1**t)).to(self.dtype)
+        bc2_sqrt = torch.sqrt(1 - self.beta2**t).to(self.dtype)
+        if self.any_amsgrad:
+            torch.maximum(self.vmax, self.v, out=self.vmax)
+            v = torch.where(self.amsgrad, self.vmax, self.v)
+        else:
+            v = self.v
+        denom = (v.sqrt() / bc2_sqrt).add_(self.eps)
+        p.add_(-step_size * (self.m / denom))
+
+
+UPDATES = {"sgd": SGDUpdate, "momentum": SGDUpdate, "nesterov": SGDUpdate, "adagrad": AdagradUpdate,
+           "rmsprop": RMSpropUpdate, "adam": AdamUpdate, "adamw": AdamUpdate}
+
+
+# --------------------------------------------------------------------------------------------
+# The stacked model
+
+
+class StackedMLP:
+    """K MLPs (or linear models). Row k of `theta` [K, P] holds trial k's parameters and row k
+    of `grad` [K, P] its gradient; each layer's weight [K, in, out] and bias [K, 1, out] is a
+    leaf view into both, so autograd accumulates straight into the flat gradient and each
+    optimizer updates its rows of `theta` in a few whole-tensor ops."""
+
+    def __init__(self, trials: list[dict], info, dtype, device):
+        self.sizes = models.layer_sizes(trials[0]["model"], info)
+        self.act = ACT[trials[0]["model"].get("activation", "none")]
+        self.K = len(trials)
+        rows = []
+        for t in trials:
+            init_seed(t["seed"])  # the reference builder under the same seed: identical init
+            ref = models.build(t["model"], info).to(dtype)
+            linears = [m for m in ref if isinstance(m, torch.nn.Linear)]
+            rows.append(torch.cat([torch.cat([lin.weight.detach().T.reshape(-1), lin.bias.detach()])
+                                   for lin in linears]))
+        self.theta = torch.stack(rows).to(device)
+        self.grad = torch.zeros_like(self.theta)
+        self.params: list[tuple[torch.Tensor, torch.Tensor]] = []
+        off = 0
+        for a, b in zip(self.sizes[:-1], self.sizes[1:], strict=True):
+            w = self.theta[:, off:off + a * b].view(-1, a, b).requires_grad_(True)
+            w.grad = self.grad[:, off:off + a * b].view(-1, a, b)
+            bias = self.theta[:, off + a * b:off + a * b + b].view(-1, 1, b).requires_grad_(True)
+            bias.grad = self.grad[:, off + a * b:off + a * b + b].view(-1, 1, b)
+            self.params.append((w, bias))
+            off += a * b + b
+
+    def forward(self, x):
+        """x: [K, B, in] (one batch per trial) or [B, in] (the same inputs for every trial)."""
+        h = x
+        last = len(self.params) - 1
+        for i, (w, b) in enumerate(self.params):
+            h = torch.baddbmm(b, h, w) if h.dim() == 3 else torch.matmul(h, w) + b
+            if i < last and self.act is not None:
+                h = self.act(h)
+        return h
+
+
+def per_trial_loss(name: str, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Mean loss of each trial over its batch: out [K, B, C], y [K, B] or [K, B, 1] -> [K]."""
+    K, B = out.shape[0], out.shape[1]
+    if name in ("cross_entropy", "nll"):
+        logits = out.reshape(K * B, -1)
+        if name == "nll":
+            logits = F.log_softmax(logits, dim=-1)
+            losses = F.nll_loss(logits, y.reshape(-1), reduction="none")
+        else:
+            losses = F.cross_entropy(logits, y.reshape(-1), reduction="none")
+        return losses.view(K, B).mean(dim=1)
+    if name == "bce":
+        return F.binary_cross_entropy_with_logits(out.squeeze(-1), y, reduction="none").mean(dim=1)
+    if name == "mse":
+        return F.mse_loss(out, y, reduction="none").flatten(1).mean(dim=1)
+    if name == "huber":
+        return F.huber_loss(out, y, reduction="none").flatten(1).mean(dim=1)
+    raise ValueError(f"loss {name!r} is not supported by the fused engine")
+
+
+@torch.no_grad()
+def evaluate_all(net: StackedMLP, loss: str, x, y, task: str) -> dict[str, torch.Tensor]:
+    """Per-trial mean loss and metric over a whole split: each value a [K] float64 tensor."""
+    K, n = net.K, len(x)
+    widest = max(net.sizes)
+    chunk = max(256, (1 << 24) // max(1, K * widest))
+    loss_sum = torch.zeros(K, dtype=torch.float64, device=x.device)
+    hits = torch.zeros(K, dtype=torch.float64, device=x.device)
+    sq = torch.zeros(K, dtype=torch.float64, device=x.device)
+    for i in range(0, n, chunk):
+        xb, yb = x[i:i + chunk], y[i:i + chunk]
+        out = net.forward(xb.flatten(1))
+        yk = yb.unsqueeze(0).expand(K, *yb.shape)
+        loss_sum += per_trial_loss(loss, out, yk).double() * len(xb)
+        if task == "multiclass":
+            hits += (out.argmax(dim=-1) == yk).sum(dim=1).double()
+        elif task == "binary":
+            hits += ((out.squeeze(-1) > 0).to(yb.dtype) == yk).sum(dim=1).double()
+        elif task == "regression":
+            sq += ((out - yk) ** 2).flatten(1).sum(dim=1).double()
+    row = {"loss": loss_sum / n}
+    if task in ("multiclass", "binary"):
+        row["acc"] = hits / n
+    elif task == "regression":
+        ss_tot = float(((y - y.mean(dim=0)) ** 2).sum())
+        row["r2"] = 1 - sq / ss_tot if ss_tot > 0 else torch.full_like(sq, float("nan"))
+        row["rmse"] = torch.sqrt(sq / y.numel())
+    return row
+
+
+def train(trials: list[dict], data: Dataset) -> list[TrialResult]:
+    """Train a group (same dataset, model, loss, batch size, epochs, device, dtype) at once."""
+    first = trials[0]
+    for t in trials:
+        if supports(t) is not None:
+            raise ValueError(supports(t))
+    order_idx = sorted(range(len(trials)), key=lambda i: (trials[i]["optimizer"], i))
+    trials = [trials[i] for i in order_idx]
+    device, dtype, task = first["device"], dtype_of(first), data.task
+    x_train, y_train, x_test, y_test = tensors(data, device, dtype)
+    x_train_flat = x_train.flatten(1)
+    n, bs, epochs, K = len(x_train), first["batch_size"], first["epochs"], len(trials)
+
+    net = StackedMLP(trials, data.info, dtype, device)
+    P = net.theta.shape[1]
+    slices, updates = [], []
+    start = 0
+    while start < K:
+        end = start
+        while end < K and trials[end]["optimizer"] == trials[start]["optimizer"]:
+            end += 1
+        slices.append((start, end))
+        updates.append(UPDATES[trials[start]["optimizer"]](trials[start:end], (end - start, P), dtype, device))
+        start = end
+    lrs = torch.tensor([lr_per_epoch(t) for t in trials], dtype=torch.float64, device=device).T  # [E, K]
+    orders = [data_order(t["seed"], n, epochs) for t in trials]
+
+    histories: list[list[dict]] = [[] for _ in trials]
+    status = ["ok"] * K
+    diverged_at: list[int | None] = [None] * K
+    alive = torch.ones(K, 1, dtype=torch.bool, device=device)
+    frozen = False
+
+    def evaluate_epoch():
+        with Timer(device) as timer:
+            tr = evaluate_all(net, first["loss"], x_train, y_train, task)
+            te = evaluate_all(net, first["loss"], x_test, y_test, task)
+        return {k: v.tolist() for k, v in tr.items()}, {k: v.tolist() for k, v in te.items()}, timer.seconds
+
+    tr, te, eval_time = evaluate_epoch()
+    loss0 = tr["loss"]
+    for k in range(K):
+        histories[k].append(history_row(0, loss0[k], _at(tr, k), _at(te, k), float(lrs[0, k]), 0, 0, 0.0,
+                                        eval_time / K))
+    steps = 0
+    for epoch in range(1, epochs + 1):
+        perm = torch.stack([o[epoch - 1] for o in orders]).to(device)  # [K, n]
+        lr_epoch = (lrs[epoch - 1].view(-1, 1) * alive).contiguous()
+        lr_slices = [lr_epoch[a:b] for a, b in slices]
+        loss_sum = torch.zeros(K, dtype=torch.float64, device=device)
+        n_batches = 0
+        with Timer(device) as timer:
+            for i in range(0, n, bs):
+                idx = perm[:, i:i + bs]  # [K, B]
+                xb = x_train_flat[idx]  # [K, B, in]
+                yb = y_train[idx]
+                losses = per_trial_loss(first["loss"], net.forward(xb), yb)
+                net.grad.zero_()
+                losses.sum().backward()  # trials are independent: row k of grad is trial k's
+                steps += 1
+                with torch.no_grad():
+                    for (a, b), upd, lr in zip(slices, updates, lr_slices, strict=True):
+                        upd.step(net.theta[a:b], net.grad[a:b], lr, steps)
+                    if frozen:
+                        net.theta.masked_fill_(~alive, 0.0)
+                    loss_sum += losses.detach().double()
+                n_batches += 1
+            train_loss = (loss_sum / n_batches).tolist()
+        tr, te, eval_time = evaluate_epoch()
+        samples = epoch * n
+        for k in range(K):
+            if status[k] != "ok":
+                continue
+            histories[k].append(history_row(epoch, train_loss[k], _at(tr, k), _at(te, k), float(lrs[epoch - 1, k]),
+                                            steps, samples, timer.seconds / K, eval_time / K))
+            if is_diverged(train_loss[k], loss0[k]) or is_diverged(tr["loss"][k], loss0[k]):
+                status[k], diverged_at[k] = "diverged", epoch
+                alive[k] = False
+                frozen = True  # its row is held at zero and its lr at 0 from now on
+    results = [TrialResult(t["id"], status[k], histories[k], diverged_epoch=diverged_at[k], engine="fused")
+               for k, t in enumerate(trials)]
+    # back to the caller's order
+    out = [None] * K
+    for pos, i in enumerate(order_idx):
+        out[i] = results[pos]
+    return out
+
+
+def _at(row: dict[str, list], k: int) -> dict[str, float]:
+    return {key: vals[k] for key, vals in row.items()}
+
+

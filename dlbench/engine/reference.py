@@ -1,0 +1,70 @@
+"""The reference engine: one trial, a plain nn.Module, a torch.optim optimizer, a
+torch.optim.lr_scheduler, and the textbook loop. It is the ground truth the fused engine is
+tested against, so it stays simple enough to check at a glance."""
+
+from __future__ import annotations
+
+import torch
+
+from dlbench import losses, models
+from dlbench.data import Dataset
+from dlbench.engine.common import (
+    Timer,
+    TrialResult,
+    data_order,
+    dtype_of,
+    evaluate,
+    history_row,
+    init_seed,
+    is_diverged,
+    make_optimizer,
+    make_scheduler,
+    tensors,
+)
+
+
+def train(trial: dict, data: Dataset) -> TrialResult:
+    device, dtype, task = trial["device"], dtype_of(trial), data.task
+    x_train, y_train, x_test, y_test = tensors(data, device, dtype)
+    n, batch_size = len(x_train), trial["batch_size"]
+
+    init_seed(trial["seed"])
+    model = models.build(trial["model"], data.info).to(dtype).to(device)
+    optimizer = make_optimizer(trial, model.parameters())
+    scheduler = make_scheduler(trial, optimizer)
+    loss_fn = losses.loss_fn(trial["loss"])
+    orders = data_order(trial["seed"], n, trial["epochs"])
+
+    def eval_all():
+        model.eval()
+        with Timer(device) as t:
+            train_eval = evaluate(model, loss_fn, x_train, y_train, task)
+            test = evaluate(model, loss_fn, x_test, y_test, task)
+        return train_eval, test, t.seconds
+
+    train_eval, test, eval_time = eval_all()
+    loss0 = train_eval["loss"]
+    history = [history_row(0, loss0, train_eval, test, optimizer.param_groups[0]["lr"], 0, 0, 0.0, eval_time)]
+    steps = samples = 0
+    for epoch in range(1, trial["epochs"] + 1):
+        lr = optimizer.param_groups[0]["lr"]
+        order = orders[epoch - 1].to(device)
+        batch_losses = []
+        model.train()
+        with Timer(device) as t:
+            for idx in order.split(batch_size):
+                loss = loss_fn(model(x_train[idx]), y_train[idx])
+                optimizer.zero_grad()
+                loss.backward()
+                optimizer.step()
+                batch_losses.append(loss.detach())
+                steps += 1
+                samples += len(idx)
+            train_loss = float(torch.stack(batch_losses).mean())
+        if scheduler is not None:
+            scheduler.step()
+        train_eval, test, eval_time = eval_all()
+        history.append(history_row(epoch, train_loss, train_eval, test, lr, steps, samples, t.seconds, eval_time))
+        if is_diverged(train_loss, loss0) or is_diverged(train_eval["loss"], loss0):
+            return TrialResult(trial["id"], "diverged", history, diverged_epoch=epoch)
+    return TrialResult(trial["id"], "ok", history)

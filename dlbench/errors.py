@@ -1,0 +1,13 @@
+"""Errors a user can fix. The CLI prints them as one line and exits with code 2."""
+
+
+class UserError(Exception):
+    """Bad input: a spec, a flag, a file. The message names what is wrong and what is allowed."""
+
+
+def did_you_mean(word: str, choices) -> str:
+    """' (did you mean 'x'?)' for the closest choice, or '' when nothing is close."""
+    import difflib
+
+    close = difflib.get_close_matches(str(word), [str(c) for c in choices], n=1, cutoff=0.6)
+    return f" (did you mean '{close[0]}'?)" if close else ""

@@ -1,0 +1,115 @@
+"""Plan: trials that can be trained together form a group; groups are cut into units of work.
+
+A unit is what an executor runs: a list of trials and the engine for them. The fused engine
+trains a whole unit as one stacked model; the reference engine trains its trials one by one.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+import traceback
+from dataclasses import dataclass
+
+ENGINE_NAMES = ("fused", "reference")
+
+
+@dataclass
+class Unit:
+    trials: list[dict]
+    engine: str  # "fused" or "reference"
+
+    @property
+    def ids(self) -> list[str]:
+        return [t["id"] for t in self.trials]
+
+
+def group_key(trial: dict) -> str:
+    """Trials with the same key share data shapes, step counts and schedule form."""
+    keys = ("dataset", "model", "loss", "batch_size", "epochs", "device", "dtype")
+    return json.dumps([trial[k] for k in keys] + [trial["schedule"]["kind"]], sort_keys=True)
+
+
+def choose_engine(trial: dict, engine: str) -> str:
+    """'auto' takes the fused engine wherever it supports the trial."""
+    if engine == "reference":
+        return "reference"
+    from dlbench.engine.fused import supports
+
+    why_not = supports(trial)
+    if why_not is None:
+        return "fused"
+    if engine == "fused":
+        from dlbench.errors import UserError
+
+        raise UserError(f"engine = 'fused' cannot train trial {trial['id']} ({why_not}); allowed: "
+                        "engine = auto or reference")
+    return "reference"
+
+
+def make_units(trials: list[dict], engine: str, workers: int, max_group: int = 512) -> list[Unit]:
+    """Group trials, then cut fused groups so that every worker gets a share of the work."""
+    fused: dict[str, list[dict]] = {}
+    units: list[Unit] = []
+    for t in trials:
+        if choose_engine(t, engine) == "fused":
+            fused.setdefault(group_key(t), []).append(t)
+        else:
+            units.append(Unit([t], "reference"))
+    for group in fused.values():
+        # enough chunks to keep every worker busy, none larger than max_group
+        chunks = max(math.ceil(len(group) / max_group), min(workers, len(group)))
+        size = math.ceil(len(group) / chunks)
+        units += [Unit(group[i:i + size], "fused") for i in range(0, len(group), size)]
+    # big units first, so that the last ones to finish are short
+    units.sort(key=lambda u: -cost(u))
+    return units
+
+
+def cost(unit: Unit) -> float:
+    t = unit.trials[0]
+    return len(unit.trials) * t["epochs"] * (1.0 if unit.engine == "fused" else 8.0)
+
+
+def run_unit(unit: Unit, data_dir: str | None = None) -> list[dict]:
+    """Train a unit; errors become `failed` results rather than exceptions. Runs in workers."""
+    from dlbench import data as datasets
+
+    start = time.perf_counter()
+    try:
+        ds = datasets.load(unit.trials[0]["dataset"], data_dir)
+    except Exception as e:  # noqa: BLE001 - reported per trial, the sweep goes on
+        return [failed(t, e, unit.engine) for t in unit.trials]
+    if unit.engine == "fused":
+        try:
+            from dlbench.engine import fused
+
+            results = fused.train(unit.trials, ds)
+            per_trial = (time.perf_counter() - start) / len(unit.trials)
+            return [as_dict(r, per_trial, len(unit.trials)) for r in results]
+        except Exception:  # noqa: BLE001 - fall back to the reference engine trial by trial
+            pass
+    out = []
+    for t in unit.trials:
+        t0 = time.perf_counter()
+        try:
+            from dlbench.engine import reference
+
+            out.append(as_dict(reference.train(t, ds), time.perf_counter() - t0, 1))
+        except Exception as e:  # noqa: BLE001
+            out.append(failed(t, e, "reference"))
+    return out
+
+
+def as_dict(result, wall_time: float, unit_size: int) -> dict:
+    return {"trial_id": result.trial_id, "status": result.status, "history": result.history,
+            "diverged_epoch": result.diverged_epoch, "error": result.error, "engine": result.engine,
+            "wall_time": wall_time, "unit_size": unit_size}
+
+
+def failed(trial: dict, exc: BaseException, engine: str) -> dict:
+    tb = traceback.extract_tb(exc.__traceback__)
+    where = f" at {tb[-1].filename.rsplit('/', 1)[-1]}:{tb[-1].lineno}" if tb else ""
+    return {"trial_id": trial["id"], "status": "failed", "history": [], "diverged_epoch": None,
+            "error": f"{type(exc).__name__}: {exc}{where}", "engine": engine, "wall_time": 0.0, "unit_size": 1}

@@ -1,0 +1,268 @@
+"""`dlbench sweep`: print the grid, resume from the results folder, train what is left, store
+each trial atomically as it finishes, then summarize and check the spec's expectations."""
+
+from __future__ import annotations
+
+import math
+import operator
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from dlbench.errors import UserError
+from dlbench.spec import EXPECT_METRICS, Sweep
+from dlbench.store import ResultsDir, model_label, schedule_label
+
+CONSOLIDATE_EVERY_S = 2.0
+
+
+def primary_metric(task: str) -> tuple[str, str]:
+    """The summary metric people rank trials by: accuracy for classification, else test loss."""
+    return ("best_test_acc", "max") if task in ("binary", "multiclass") else ("best_test_loss", "min")
+
+
+def print_grid(sweep: Sweep, console: Console) -> None:
+    n = len(sweep.trials)
+    factors = " × ".join(f"{k} {len(v)}" for k, v in sweep.axes.items()) or "no grid axes"
+    console.print(f"[bold]{sweep.name}[/]: {n} trial{'s' * (n != 1)} ({factors})")
+    table = Table(box=None, show_header=True, header_style="bold", pad_edge=False)
+    table.add_column("key")
+    table.add_column("values")
+    first = sweep.trials[0]
+    shown = {"model": model_label(first["model"]), "schedule": schedule_label(first["schedule"])}
+    for k in ("dataset", "model", "loss", "epochs", "batch_size", "schedule", "device", "dtype"):
+        if k not in sweep.axes:
+            table.add_row(k, str(shown.get(k, first[k])))
+    for k, values in sweep.axes.items():
+        table.add_row(f"{k} (grid)", ", ".join(_short(v) for v in values))
+    console.print(table)
+
+
+def _short(v) -> str:
+    if isinstance(v, dict):
+        return model_label(v) if "hidden" in v or v.get("kind") in ("linear", "cnn", "problem") else str(v)
+    return str(v)
+
+
+def print_plan(units, console: Console, workers: int) -> None:
+    counts = Counter(u.engine for u in units)
+    trials = Counter()
+    for u in units:
+        trials[u.engine] += len(u.trials)
+    parts = [f"{trials[e]} trials on the {e} engine in {counts[e]} unit{'s' * (counts[e] != 1)}"
+             for e in ("fused", "reference") if counts[e]]
+    console.print(f"plan: {'; '.join(parts) or 'nothing to run'}; {workers} worker{'s' * (workers != 1)}")
+
+
+def run_sweep(sweep: Sweep, out: str | Path, *, fresh: bool = False, dry_run: bool = False,
+              workers: int | None = None, console: Console | None = None) -> int:
+    from dlbench.executors import LocalExecutor, default_workers
+    from dlbench.plan import make_units
+
+    console = console or Console()
+    err = Console(stderr=True)
+    print_grid(sweep, console)
+    workers = workers or sweep.workers or default_workers()
+    path = Path(out) / sweep.name
+    if dry_run:
+        units = make_units(sweep.trials, sweep.engine, workers)
+        print_plan(units, console, workers)
+        console.print(f"dry run: nothing trained, nothing written (results would go to {path})")
+        return 0
+
+    from dlbench import devices, store
+
+    available = devices.available_devices()
+    for d in sorted({t["device"] for t in sweep.trials}):
+        devices.check_device(d, available)
+    if sweep.data_dir is None:
+        _check_files(sweep)
+    else:
+        _check_files(sweep, sweep.data_dir)
+
+    if fresh and path.exists():
+        aside = path.with_name(f"{path.name}.old-{time.strftime('%Y%m%d-%H%M%S')}")
+        path.rename(aside)
+        console.print(f"--fresh: moved the earlier results to {aside}")
+    results = ResultsDir(path)
+    results.create()
+    results.lock()
+    try:
+        results.write_spec(sweep.to_toml())
+        results.write_env(store.environment(sorted({t["device"] for t in sweep.trials}), workers,
+                                            threads=1 if workers > 1 else None))
+        records, damaged = results.load_records()
+        for name in damaged:
+            err.print(f"[yellow]warning:[/] damaged record {name} in {path / 'trials'}: moved aside as "
+                      f"{Path(name).with_suffix('.damaged')}, its trial runs again")
+        wanted = {t["id"] for t in sweep.trials}
+        done = {i for i, r in records.items() if i in wanted and r["result"]["status"] in ("ok", "diverged")}
+        retry = {i for i, r in records.items() if i in wanted and r["result"]["status"] == "failed"}
+        todo = [t for t in sweep.trials if t["id"] not in done]
+        msg = f"{len(done)} done, {len(todo)} to run"
+        if retry:
+            msg += f" ({len(retry)} failed earlier, retried)"
+        console.print(f"{msg}; results in {path}")
+        units = make_units(todo, sweep.engine, workers)
+        if units:
+            print_plan(units, console, workers)
+        executor = LocalExecutor(workers, sweep.data_dir)
+        by_id = {t["id"]: t for t in sweep.trials}
+        task = _task(sweep)
+        _execute(executor, units, by_id, records, results, console, task, len(done), len(sweep.trials))
+        results.consolidate(records)
+    finally:
+        results.unlock()
+
+    current = [records[t["id"]] for t in sweep.trials if t["id"] in records]
+    print_summary(current, task, console)
+    console.print(f"results: {path}  (trials.parquet, history.parquet; `dlbench plot {path}`)")
+    code = 0
+    statuses = Counter(r["result"]["status"] for r in current)
+    if statuses["failed"]:
+        err.print(f"[red]{statuses['failed']} trial(s) failed[/]; their errors are in trials.parquet (column error)")
+        code = 1
+    failures = check_expectations(sweep.expect, current)
+    for f in failures:
+        err.print(f"[red]expectation failed:[/] {f}")
+    if sweep.expect and not failures:
+        console.print(f"expectations met: {', '.join(f'{k} {v}' for k, v in sweep.expect.items())}")
+    return 1 if failures else code
+
+
+def _check_files(sweep: Sweep, data_dir: str | None = None) -> None:
+    """Datasets that need files must have them before training starts."""
+    from dlbench.data import dataset_info
+
+    names = {t["dataset"] for t in sweep.trials if dataset_info(t["dataset"]).needs_files}
+    if names:
+        from dlbench.data import files
+
+        for name in sorted(names):
+            files.check_present(name, data_dir)
+
+
+def _task(sweep: Sweep) -> str:
+    from dlbench.data import dataset_info
+
+    return dataset_info(sweep.trials[0]["dataset"]).task
+
+
+def _execute(executor, units, by_id, records, results, console, task, n_done, n_total) -> None:
+    from dlbench import store
+
+    metric, how = primary_metric(task)
+    best: tuple[float, str] | None = None
+    last_write = time.monotonic()
+    interactive = console.is_terminal
+    progress = None
+    if interactive and units:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+        progress = Progress(TextColumn("[bold]training"), BarColumn(), MofNCompleteColumn(),
+                            TextColumn("eta"), TimeRemainingColumn(), TextColumn("{task.fields[best]}"),
+                            console=console, transient=False)
+        bar = progress.add_task("sweep", total=n_total, completed=n_done, best="")
+        progress.start()
+    finished = n_done
+    try:
+        for unit_results in executor.run(units):
+            for res in unit_results:
+                trial = by_id[res.pop("trial_id")]
+                results.save_trial(trial, res)  # durable before it is reported done
+                records[trial["id"]] = {"schema_version": 1, "trial": trial, "result": res}
+                finished += 1
+                s = store.summary(res)
+                val = s[metric]
+                if isinstance(val, float) and math.isfinite(val):
+                    score = val if how == "max" else -val
+                    if best is None or score > best[0]:
+                        best = (score, f"best {metric}={val:.4g} ({_label(trial)})")
+                line = (f"[{finished}/{n_total}] {_label(trial)}: {res['status']}"
+                        + (f" {metric}={val:.4g}" if isinstance(val, float) and math.isfinite(val) else "")
+                        + (f" ({res['error']})" if res["error"] else ""))
+                if progress is not None:
+                    progress.update(bar, completed=finished, best=best[1] if best else "")
+                else:
+                    console.print(line, markup=False, highlight=False)
+            if time.monotonic() - last_write > CONSOLIDATE_EVERY_S:
+                results.consolidate(records)
+                last_write = time.monotonic()
+    finally:
+        if progress is not None:
+            progress.stop()
+
+
+def _label(trial: dict) -> str:
+    bs = trial["batch_size"]
+    return f"{trial['optimizer']} lr={trial['lr']:g} bs={bs} seed={trial['seed']}"
+
+
+def print_summary(records: list[dict], task: str, console: Console) -> None:
+
+    from dlbench.store import tables
+
+    trials, _ = tables(records)
+    if trials.empty:
+        return
+    render_summary(trials, task, console)
+
+
+def render_summary(trials, task: str, console: Console) -> None:
+    """Best config per optimizer, and counts of ok / diverged / failed."""
+    metric, how = primary_metric(task)
+    table = Table(title="best configuration per optimizer", header_style="bold")
+    for c in ("optimizer", "lr", "batch_size", "epochs", metric, "final_test_loss", "trials", "ok", "diverged",
+              "failed"):
+        table.add_column(c, justify="left" if c == "optimizer" else "right")
+    for opt, g in trials.groupby("optimizer", sort=True):
+        # mean over seeds of each config, then the best config
+        keys = [c for c in ("lr", "batch_size", "epochs", "schedule", "model") if c in g]
+        agg = g.groupby(keys, dropna=False)[[metric, "final_test_loss"]].mean().reset_index()
+        agg = agg.dropna(subset=[metric])
+        counts = g["status"].value_counts()
+        if len(agg):
+            row = agg.loc[agg[metric].idxmax() if how == "max" else agg[metric].idxmin()]
+            cells = [f"{row['lr']:g}", str(row["batch_size"]), str(row["epochs"]), f"{row[metric]:.4g}",
+                     f"{row['final_test_loss']:.4g}"]
+        else:
+            cells = ["-"] * 5
+        table.add_row(str(opt), *cells, str(len(g)), str(counts.get("ok", 0)), str(counts.get("diverged", 0)),
+                      str(counts.get("failed", 0)))
+    console.print(table)
+
+
+OPS = {">=": operator.ge, "<=": operator.le, "==": operator.eq, ">": operator.gt, "<": operator.lt}
+
+
+def check_expectations(expect: dict[str, str], records: list[dict]) -> list[str]:
+    """The [expect] lines that do not hold, each as 'key: wanted OP X, got Y'."""
+    from dlbench.store import summary
+
+    if not expect:
+        return []
+    sums = [summary(r["result"]) for r in records]
+    failures = []
+    for key, cond in expect.items():
+        column, agg = EXPECT_METRICS[key]
+        op, target = cond.split()
+        if agg.startswith("count_"):
+            got = float(sum(1 for s in sums if s["status"] == agg[6:]))
+        else:
+            vals = [s[column] for s in sums if s["status"] != "failed" and math.isfinite(s[column])]
+            got = (max if agg == "max" else min)(vals) if vals else float("nan")
+        if not (math.isfinite(got) and OPS[op](got, float(target))):
+            failures.append(f"{key}: wanted {op} {target}, got {got:.4g}")
+    return failures
+
+
+def fail(message: str) -> None:
+    raise UserError(message)
+
+
+def stderr_console() -> Console:
+    return Console(stderr=True, file=sys.stderr)

@@ -1,0 +1,401 @@
+"""Sweep specs: read (TOML with tomllib), merge CLI overrides, validate everything up front,
+expand into trial configs with stable ids.
+
+A spec is a TOML table. Any trial key may be fixed at top level or be a list under [grid];
+every combination of the [grid] lists is a trial. Example:
+
+    name = "optimizers-on-digits"
+    dataset = "digits"
+    model = { kind = "mlp", hidden = [128, 128], activation = "relu" }
+    epochs = 10
+    batch_size = 32
+    seeds = [0, 1]
+    [grid]
+    optimizer = ["sgd", "momentum", "rmsprop", "adam"]
+    lr = [1e-3, 3e-3, 1e-2, 3e-2]
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+import math
+import re
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from dlbench.data import DATASETS, dataset_info
+from dlbench.errors import UserError, did_you_mean
+from dlbench.losses import check_loss
+from dlbench.models import check_model, default_model
+from dlbench.optim import KNOBS, OPTIMIZERS, check_optimizer_knobs, check_schedule
+
+# Keys that make a trial what it is (part of its id), in display order.
+TRIAL_KEYS = ("dataset", "model", "loss", "optimizer", "lr", "batch_size", "epochs", "seed", "schedule",
+              "device", "dtype")
+KNOB_KEYS = tuple(KNOBS)
+# Keys about how or where a sweep runs, not what it computes (not part of trial ids).
+RUN_KEYS = ("name", "description", "engine", "workers", "data_dir", "executor", "address")
+TABLE_KEYS = ("grid", "expect")
+ALL_KEYS = (*TRIAL_KEYS, "seeds", *KNOB_KEYS, *RUN_KEYS, *TABLE_KEYS)
+
+DEFAULTS: dict[str, Any] = {
+    "dataset": "digits",
+    "loss": "auto",
+    "optimizer": "sgd",
+    "lr": 0.01,
+    "batch_size": 32,
+    "epochs": 10,
+    "seed": 0,
+    "schedule": "constant",
+    "device": "cpu",
+    "dtype": "float32",
+    "engine": "auto",
+}
+ENGINES = ("auto", "fused", "reference")
+DTYPES = ("float32", "float64")
+EXECUTORS = ("local", "dask")
+EXPECT_METRICS = {
+    # name -> (trials column, aggregate over trials)
+    "best_test_acc": ("best_test_acc", "max"),
+    "best_test_loss": ("best_test_loss", "min"),
+    "best_test_r2": ("best_test_r2", "max"),
+    "best_train_loss": ("best_train_loss", "min"),
+    "ok": ("status", "count_ok"),
+    "diverged": ("status", "count_diverged"),
+    "failed": ("status", "count_failed"),
+}
+EXPECT_OPS = (">=", "<=", "==", ">", "<")
+NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+MAX_TRIALS = 100_000
+
+
+@dataclass
+class Sweep:
+    """A validated sweep: its name, the trials it expands to, and how to run them."""
+
+    name: str
+    trials: list[dict]  # canonical trial configs, each with "id"
+    axes: dict[str, list]  # the grid axes as given (for printing and spec.toml)
+    fixed: dict[str, Any]  # fixed keys as given
+    engine: str = "auto"
+    workers: int | None = None
+    data_dir: str | None = None
+    executor: str = "local"
+    address: str | None = None
+    expect: dict[str, str] = field(default_factory=dict)
+    description: str = ""
+
+    def to_toml(self) -> str:
+        """The fully expanded spec, as TOML that `dlbench sweep` reads back."""
+        lines = [f"# {len(self.trials)} trials", f"name = {_toml(self.name)}"]
+        if self.description:
+            lines.append(f"description = {_toml(self.description)}")
+        run = {"engine": self.engine, "executor": self.executor}
+        if self.workers:
+            run["workers"] = self.workers
+        for k, v in {**self.fixed, **run}.items():
+            lines.append(f"{k} = {_toml(v)}")
+        if self.axes:
+            lines += ["", "[grid]"] + [f"{k} = {_toml(v)}" for k, v in self.axes.items()]
+        if self.expect:
+            lines += ["", "[expect]"] + [f"{k} = {_toml(v)}" for k, v in self.expect.items()]
+        return "\n".join(lines) + "\n"
+
+
+# --------------------------------------------------------------------------------------------
+# Reading
+
+
+def read_spec_file(path: str | Path) -> dict:
+    """Parse a TOML spec; errors name the file and the line."""
+    p = Path(path)
+    if not p.exists():
+        raise UserError(f"spec file {str(p)!r} does not exist; allowed: a path to a .toml file")
+    if p.is_dir():
+        raise UserError(f"spec file {str(p)!r} is a folder; allowed: a path to a .toml file")
+    raw = p.read_bytes()
+    if b"\x00" in raw:
+        raise UserError(f"spec file {str(p)!r} is not a text file; allowed: a TOML text file")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise UserError(f"spec file {str(p)!r} is not UTF-8 text (byte {e.start}); allowed: a TOML text file")
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        raise UserError(f"spec file {str(p)!r} is not valid TOML: {e}") from None
+
+
+def parse_value(text: str) -> Any:
+    """A CLI value in TOML value syntax (1e-3, [1, 2], "x", {kind="mlp"}); bare words are strings."""
+    try:
+        return tomllib.loads(f"v = {text}")["v"]
+    except tomllib.TOMLDecodeError:
+        if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_.:/-]*", text):
+            return text
+        raise UserError(f"value {text!r} is not valid TOML; allowed: a TOML value like 1e-3, [1, 2] or \"x\"")
+
+
+def apply_set(raw: dict, assignment: str) -> None:
+    """--set key=value, where key may be dotted (grid.lr, schedule.gamma, model.hidden)."""
+    if "=" not in assignment:
+        raise UserError(f"--set {assignment!r} has no '='; allowed: key=value, e.g. --set epochs=3")
+    key, text = assignment.split("=", 1)
+    parts = [k.strip() for k in key.strip().split(".")]
+    if not all(parts):
+        raise UserError(f"--set {assignment!r}: empty key; allowed: key=value, e.g. --set epochs=3")
+    value = parse_value(text.strip())
+    target = raw
+    for k in parts[:-1]:
+        if k == "schedule" and isinstance(target.get(k), str):
+            target[k] = {"kind": target[k]}
+        if k == "model" and isinstance(target.get(k), str):
+            target[k] = {"kind": target[k]}
+        target = target.setdefault(k, {})
+        if not isinstance(target, dict):
+            raise UserError(f"--set {assignment!r}: {k} is not a table")
+    if len(parts) == 1:
+        override(raw, parts[0], None)  # a top-level key set here wins over a [grid] axis
+    target[parts[-1]] = value
+
+
+def override(raw: dict, key: str, value: Any) -> None:
+    """A flag replaces a key wherever the file had it (top level or [grid])."""
+    grid = raw.get("grid")
+    if isinstance(grid, dict):
+        grid.pop(key, None)
+        if key == "seed":
+            grid.pop("seeds", None)
+    if key == "seed":
+        raw.pop("seeds", None)
+    if value is not None:
+        raw[key] = value
+
+
+def flag_list(text: str, key: str) -> Any:
+    """`--lr 1e-3,1e-2` -> [0.001, 0.01] (a grid axis); `--lr 1e-3` -> 0.001."""
+    items = [t.strip() for t in text.split(",")]
+    if any(not t for t in items):
+        raise UserError(f"--{key.replace('_', '-')} {text!r} has an empty item; allowed: comma-separated values")
+    values = [parse_value(t) for t in items]
+    return values if len(values) > 1 else values[0]
+
+
+# --------------------------------------------------------------------------------------------
+# Validation and expansion
+
+
+def build_sweep(raw: dict, default_name: str = "sweep") -> Sweep:
+    """Validate a raw spec (file + overrides) and expand it. Raises UserError on any bad input."""
+    if not isinstance(raw, dict):
+        raise UserError("spec is not a table; allowed: a TOML document of key = value lines")
+    raw = {k: v for k, v in raw.items()}
+    _check_keys(raw, ALL_KEYS, "")
+    grid = raw.pop("grid", {}) or {}
+    if not isinstance(grid, dict):
+        raise UserError(f"grid = {grid!r} is not allowed; allowed: a table [grid] of lists")
+    _check_keys(grid, (*TRIAL_KEYS, "seeds", *KNOB_KEYS), "grid.")
+    expect = _check_expect(raw.pop("expect", {}) or {})
+
+    name = raw.pop("name", default_name)
+    check_name(name)
+    description = raw.pop("description", "")
+    engine = _choice(raw.pop("engine", DEFAULTS["engine"]), ENGINES, "engine")
+    executor = _choice(raw.pop("executor", "local"), EXECUTORS, "executor")
+    address = raw.pop("address", None)
+    workers = raw.pop("workers", None)
+    if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 1):
+        raise UserError(f"workers = {workers!r} is not allowed; allowed: a whole number >= 1")
+    data_dir = raw.pop("data_dir", None)
+    if data_dir is not None and not isinstance(data_dir, str):
+        raise UserError(f"data_dir = {data_dir!r} is not allowed; allowed: a folder path")
+
+    # seeds: a list at top level or in [grid] is the seed axis
+    if "seeds" in raw:
+        raw["seed"] = raw.pop("seeds")
+        if not isinstance(raw["seed"], list):
+            raw["seed"] = [raw["seed"]]
+    if "seeds" in grid:
+        grid["seed"] = grid.pop("seeds")
+
+    axes: dict[str, list] = {}
+    fixed: dict[str, Any] = {}
+    for key, values in grid.items():
+        if not isinstance(values, list):
+            raise UserError(f"grid.{key} = {values!r} is not allowed; allowed: a list of values, e.g. [1, 2]")
+        if not values:
+            raise UserError(f"grid.{key} = [] is empty; allowed: a list with at least one value")
+        if key in raw:
+            raise UserError(f"{key} is set both at top level and in [grid]; allowed: one of the two")
+        axes[key] = values
+    for key, value in raw.items():
+        if isinstance(value, list) and _is_axis(key, value):
+            if not value:
+                raise UserError(f"{key} = [] is empty; allowed: a list with at least one value")
+            axes[key] = value
+        else:
+            fixed[key] = value
+
+    order = [k for k in (*TRIAL_KEYS, *KNOB_KEYS) if k in axes]
+    n = math.prod(len(axes[k]) for k in order)
+    if n > MAX_TRIALS:
+        raise UserError(f"the grid has {n} combinations; allowed: at most {MAX_TRIALS}")
+
+    trials: list[dict] = []
+    seen: set[str] = set()
+    used_knobs: set[str] = set()
+    for combo in itertools.product(*(axes[k] for k in order)):
+        values = {**DEFAULTS, **fixed, **dict(zip(order, combo, strict=True))}
+        trial = canonical_trial(values)
+        used_knobs |= {k for k in KNOB_KEYS if k in trial}
+        if trial["id"] not in seen:
+            seen.add(trial["id"])
+            trials.append(trial)
+    given_knobs = {k for k in KNOB_KEYS if k in axes or k in fixed}
+    for k in sorted(given_knobs - used_knobs):
+        users = [o for o, spec in OPTIMIZERS.items() if k in spec.defaults]
+        opts = sorted({t["optimizer"] for t in trials})
+        raise UserError(f"{k} does not apply to optimizer {', '.join(opts)}; allowed: {k} with "
+                        f"{', '.join(users)}")
+    return Sweep(name=name, trials=trials, axes={k: axes[k] for k in order}, fixed=fixed, engine=engine,
+                 workers=workers, data_dir=data_dir, executor=executor, address=address, expect=expect,
+                 description=description)
+
+
+def _is_axis(key: str, value: list) -> bool:
+    """A top-level list is a grid axis, except where a list is one value (betas = [0.9, 0.999])."""
+    if key == "betas":
+        return bool(value) and all(isinstance(v, list) for v in value)
+    return True
+
+
+def canonical_trial(values: dict) -> dict:
+    """One trial's canonical config (every default filled in, validated) plus its id."""
+    info = dataset_info(_type(values["dataset"], str, "dataset", "a dataset name"))
+    t: dict[str, Any] = {"dataset": info.name}
+    t["model"] = check_model(values.get("model") or default_model(info), info)
+    t["loss"] = check_loss(values.get("loss"), info.task, info.name)
+    opt = values["optimizer"]
+    if opt not in OPTIMIZERS:
+        raise UserError(f"optimizer = {opt!r} is unknown{did_you_mean(opt, OPTIMIZERS)}; allowed: "
+                        f"{', '.join(OPTIMIZERS)}")
+    t["optimizer"] = opt
+    t["lr"] = check_lr(values["lr"])
+    t["batch_size"] = check_batch_size(values["batch_size"], info.n_train, info.name)
+    t["epochs"] = _whole(values["epochs"], "epochs", 1)
+    t["seed"] = _whole(values["seed"], "seed", 0)
+    t["schedule"] = check_schedule(values["schedule"], t["epochs"])
+    t["device"] = check_device_name(values["device"])
+    t["dtype"] = _choice(values["dtype"], DTYPES, "dtype")
+    t.update(check_optimizer_knobs(opt, {k: values[k] for k in KNOB_KEYS if k in values}, f"optimizer {opt}"))
+    t["id"] = trial_id(t)
+    return t
+
+
+def trial_id(trial: dict) -> str:
+    """Short hash of the canonical config: independent of key order, stable across machines."""
+    body = {k: v for k, v in trial.items() if k != "id"}
+    text = json.dumps(body, sort_keys=True, separators=(",", ":"), allow_nan=False)
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+def check_lr(v: Any) -> float:
+    if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v) or v <= 0:
+        raise UserError(f"lr = {v!r} is not allowed; allowed: a finite number > 0, e.g. 1e-3")
+    return float(v)
+
+
+def check_batch_size(v: Any, n_train: int, dataset: str) -> int:
+    if v == "full":
+        return n_train
+    if isinstance(v, bool) or not isinstance(v, int) or v < 1 or v > n_train:
+        raise UserError(f"batch_size = {v!r} is not allowed for {dataset} ({n_train} training samples); "
+                        f"allowed: a whole number from 1 to {n_train}, or \"full\"")
+    return v
+
+
+DEVICE_RE = re.compile(r"^(cpu|cuda|cuda:\d+|mps)$")
+
+
+def check_device_name(v: Any) -> str:
+    if not isinstance(v, str) or not DEVICE_RE.match(v):
+        raise UserError(f"device = {v!r} is unknown; allowed: cpu, cuda, cuda:N, mps")
+    return v
+
+
+def check_name(name: Any) -> str:
+    """A sweep name is one plain folder name: it can never leave the results folder."""
+    if not isinstance(name, str) or not NAME_RE.match(name) or name in (".", ".."):
+        raise UserError(f"name = {name!r} is not allowed; allowed: letters, digits, '.', '_' and '-', "
+                        "starting with a letter or digit (one folder name, no path)")
+    return name
+
+
+def _check_keys(d: dict, allowed, prefix: str) -> None:
+    for k in d:
+        if k not in allowed:
+            raise UserError(f"unknown key {prefix}{k!r}{did_you_mean(k, allowed)}; allowed: "
+                            f"{', '.join(a for a in allowed if a not in TABLE_KEYS or not prefix)}")
+
+
+def _check_expect(expect: Any) -> dict[str, str]:
+    if not isinstance(expect, dict):
+        raise UserError(f"expect = {expect!r} is not allowed; allowed: a table [expect]")
+    out = {}
+    for k, v in expect.items():
+        if k not in EXPECT_METRICS:
+            raise UserError(f"unknown key expect.{k!r}{did_you_mean(k, EXPECT_METRICS)}; allowed: "
+                            f"{', '.join(EXPECT_METRICS)}")
+        m = re.fullmatch(r"\s*(>=|<=|==|>|<)\s*(\S+)\s*", v) if isinstance(v, str) else None
+        try:
+            ok = m is not None and math.isfinite(float(m.group(2)))
+        except ValueError:
+            ok = False
+        if not ok:
+            raise UserError(f"expect.{k} = {v!r} is not allowed; allowed: a comparison like \">= 0.9\" "
+                            f"(operators {', '.join(EXPECT_OPS)})")
+        out[k] = f"{m.group(1)} {m.group(2)}"
+    return out
+
+
+def _choice(v: Any, allowed, key: str) -> str:
+    if v not in allowed:
+        raise UserError(f"{key} = {v!r} is unknown{did_you_mean(v, allowed)}; allowed: {', '.join(allowed)}")
+    return v
+
+
+def _whole(v: Any, key: str, lo: int) -> int:
+    if isinstance(v, bool) or not isinstance(v, int) or v < lo:
+        raise UserError(f"{key} = {v!r} is not allowed; allowed: a whole number >= {lo}")
+    return v
+
+
+def _type(v: Any, t: type, key: str, allowed: str):
+    if not isinstance(v, t):
+        raise UserError(f"{key} = {v!r} is not allowed; allowed: {allowed}")
+    return v
+
+
+def _toml(v: Any) -> str:
+    """A TOML value for str, bool, int, float, list and (inline) dict."""
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, int):
+        return str(v)
+    if isinstance(v, float):
+        return repr(v) if math.isfinite(v) else ("nan" if v != v else ("inf" if v > 0 else "-inf"))
+    if isinstance(v, str):
+        return json.dumps(v)
+    if isinstance(v, list | tuple):
+        return "[" + ", ".join(_toml(x) for x in v) + "]"
+    if isinstance(v, dict):
+        return "{ " + ", ".join(f"{k} = {_toml(x)}" for k, x in v.items()) + " }"
+    raise TypeError(type(v))
+
+
+def known_datasets() -> list[str]:
+    return list(DATASETS)

@@ -1,0 +1,325 @@
+"""The results folder, the contract between `sweep` and every reader:
+
+    results/<sweep>/
+      spec.toml        the fully expanded spec that produced the results
+      env.json         versions, CPU, threads, devices, git rev, schema_version
+      trials.parquet   one row per trial: config columns + status + summary metrics + timing
+      history.parquet  one row per trial x epoch
+      trials/<id>.json the durable per-trial record (written atomically before a trial is reported done)
+      plots/           figures written by `dlbench plot`
+
+Each finished trial lands as trials/<id>.json by write-to-temp + fsync + rename, so a sweep killed
+at any moment loses at most the trials in flight and never leaves a half record. The two parquet
+tables are rebuilt from those records (also atomically), during the sweep and at its end.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from dlbench import SCHEMA_VERSION, __version__
+from dlbench.errors import UserError
+
+TRIALS_FILE = "trials.parquet"
+HISTORY_FILE = "history.parquet"
+RECORDS_DIR = "trials"
+LOCK_FILE = ".lock"
+RECORD_KEYS = ("schema_version", "trial", "result")
+
+
+def atomic_write(path: Path, data: bytes) -> None:
+    """Write to a temporary file beside `path`, fsync, then rename over it."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except OSError as e:
+        tmp.unlink(missing_ok=True)
+        raise UserError(f"cannot write {str(path)!r}: {e.strerror or e}; allowed: a writable folder with free "
+                        "space (choose another with --out)") from None
+
+
+class ResultsDir:
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self._lock_fd: int | None = None
+
+    @property
+    def records(self) -> Path:
+        return self.path / RECORDS_DIR
+
+    # -- writer side ---------------------------------------------------------------------------
+    def create(self) -> None:
+        try:
+            self.records.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise UserError(f"cannot create results folder {str(self.path)!r}: {e.strerror or e}; allowed: a "
+                            "writable folder (choose another with --out)") from None
+
+    def lock(self) -> None:
+        """One writer per results folder: a second `dlbench sweep` on it refuses at once."""
+        import fcntl
+
+        fd = os.open(self.path / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.read(fd, 64).decode(errors="replace").strip() or "?"
+            os.close(fd)
+            raise UserError(f"results folder {str(self.path)!r} is in use by another dlbench sweep (pid "
+                            f"{holder}); allowed: wait for it to finish, or use another --name") from None
+        os.ftruncate(fd, 0)
+        os.write(fd, str(os.getpid()).encode())
+        self._lock_fd = fd
+
+    def unlock(self) -> None:
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)
+            self._lock_fd = None
+
+    def write_spec(self, toml_text: str) -> None:
+        spec = self.path / "spec.toml"
+        if spec.exists() and spec.read_text() != toml_text:
+            # a changed spec under the same name: keep the earlier one beside it
+            stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(spec.stat().st_mtime))
+            atomic_write(self.path / f"spec.{stamp}.toml", spec.read_bytes())
+        atomic_write(spec, toml_text.encode())
+
+    def write_env(self, env: dict) -> None:
+        atomic_write(self.path / "env.json", json.dumps(env, indent=2, sort_keys=True).encode())
+
+    def save_trial(self, trial: dict, result: dict) -> None:
+        record = {"schema_version": SCHEMA_VERSION, "trial": trial, "result": result}
+        atomic_write(self.records / f"{trial['id']}.json", json.dumps(record).encode())
+
+    def load_records(self) -> tuple[dict[str, dict], list[str]]:
+        """Finished records by trial id, and the names of damaged record files (moved aside)."""
+        good: dict[str, dict] = {}
+        damaged: list[str] = []
+        if not self.records.is_dir():
+            return good, damaged
+        for f in sorted(self.records.glob("*.json")):
+            try:
+                rec = json.loads(f.read_text())
+                ok = (isinstance(rec, dict) and all(k in rec for k in RECORD_KEYS)
+                      and rec["trial"].get("id") == f.stem and "history" in rec["result"]
+                      and rec["result"].get("status") in ("ok", "diverged", "failed"))
+            except (ValueError, UnicodeDecodeError, AttributeError, TypeError):
+                ok = False
+            if ok and rec["schema_version"] > SCHEMA_VERSION:
+                raise UserError(newer_schema_message(self.path, rec["schema_version"]))
+            if ok:
+                good[f.stem] = rec
+            else:
+                damaged.append(f.name)
+                try:
+                    f.rename(f.with_suffix(".damaged"))
+                except OSError:
+                    pass
+        return good, damaged
+
+    def consolidate(self, records: dict[str, dict]) -> None:
+        """Rewrite trials.parquet and history.parquet from the records (atomically)."""
+        import io
+
+        trials, history = tables(records.values())
+        for df, name in ((trials, TRIALS_FILE), (history, HISTORY_FILE)):
+            buf = io.BytesIO()
+            df.to_parquet(buf, index=False)
+            atomic_write(self.path / name, buf.getvalue())
+
+
+def newer_schema_message(path, version) -> str:
+    return (f"results in {str(path)!r} use schema version {version}, newer than this dlbench "
+            f"({__version__}) reads; allowed: schema_version <= {SCHEMA_VERSION} (upgrade dlbench)")
+
+
+# --------------------------------------------------------------------------------------------
+# Tables
+
+
+def flat_config(trial: dict) -> dict[str, Any]:
+    """Config columns for a trial row: scalars stay, tables become short readable strings."""
+    row: dict[str, Any] = {"trial_id": trial["id"]}
+    for k, v in trial.items():
+        if k == "id":
+            continue
+        if k == "model":
+            row["model"] = model_label(v)
+            row["model_kind"] = v["kind"]
+        elif k == "schedule":
+            row["schedule"] = schedule_label(v)
+        elif k == "betas":
+            row["beta1"], row["beta2"] = v
+        else:
+            row[k] = v
+    return row
+
+
+def model_label(m: dict) -> str:
+    if m["kind"] == "mlp":
+        return f"mlp{m['hidden']} {m['activation']}".replace(" ", "", 1).replace(",", "-")
+    if m["kind"] == "cnn":
+        return f"cnn{m['channels']}".replace(" ", "")
+    return m["kind"]
+
+
+def schedule_label(s: dict) -> str:
+    params = ",".join(f"{k}={v}" for k, v in s.items() if k not in ("kind", "warmup"))
+    label = s["kind"] + (f"({params})" if params else "")
+    return label + (f"+warmup{s['warmup']}" if s["warmup"] else "")
+
+
+def _best(values, pick) -> float:
+    vals = [v for v in values if v is not None and isinstance(v, float | int) and math.isfinite(v)]
+    return pick(vals) if vals else float("nan")
+
+
+def summary(result: dict) -> dict[str, Any]:
+    h = result["history"]
+    last = h[-1] if h else {}
+    col = lambda k: [r[k] for r in h]  # noqa: E731
+    return {
+        "status": result["status"],
+        "diverged_epoch": result.get("diverged_epoch"),
+        "error": result.get("error"),
+        "engine": result.get("engine"),
+        "epochs_run": last.get("epoch", 0),
+        "steps": last.get("steps", 0),
+        "final_train_loss": last.get("train_loss", float("nan")),
+        "final_test_loss": last.get("test_loss", float("nan")),
+        "final_test_acc": last.get("test_acc", float("nan")),
+        "final_test_r2": last.get("test_r2", float("nan")),
+        "best_train_loss": _best(col("train_eval_loss"), min) if h else float("nan"),
+        "best_test_loss": _best(col("test_loss"), min) if h else float("nan"),
+        "best_test_acc": _best(col("test_acc"), max) if h else float("nan"),
+        "best_test_r2": _best(col("test_r2"), max) if h else float("nan"),
+        "train_time": sum(r["train_time"] for r in h),
+        "eval_time": sum(r["eval_time"] for r in h),
+        "wall_time": result.get("wall_time", float("nan")),
+    }
+
+
+HISTORY_CONFIG = ("dataset", "optimizer", "lr", "batch_size", "epochs", "seed")
+
+
+def tables(records) -> tuple[Any, Any]:
+    """(trials, history) DataFrames from per-trial records, ordered by trial id."""
+    import pandas as pd
+
+    trial_rows, history_rows = [], []
+    for rec in sorted(records, key=lambda r: r["trial"]["id"]):
+        trial, result = rec["trial"], rec["result"]
+        row = flat_config(trial)
+        row.update(summary(result))
+        row["config"] = json.dumps({k: v for k, v in trial.items() if k != "id"}, sort_keys=True)
+        trial_rows.append(row)
+        for h in result["history"]:
+            history_rows.append({"trial_id": trial["id"], **{k: trial[k] for k in HISTORY_CONFIG}, **h})
+    trials = pd.DataFrame(trial_rows)
+    history = pd.DataFrame(history_rows)
+    if len(trials):
+        for c in ("diverged_epoch",):
+            trials[c] = trials[c].astype("Int64")
+        trials["error"] = trials["error"].astype("string")
+    return trials, history
+
+
+# --------------------------------------------------------------------------------------------
+# Reader side
+
+
+def read_results(path: str | Path):
+    """(trials, history, env) for a finished or partial sweep; refuses newer schemas."""
+    import pandas as pd
+
+    p = Path(path)
+    if not p.is_dir() or not ((p / "env.json").exists() or (p / RECORDS_DIR).is_dir()):
+        raise UserError(f"{str(p)!r} is not a dlbench results folder; allowed: a folder written by "
+                        "`dlbench sweep` (with env.json and trials.parquet)")
+    env = {}
+    if (p / "env.json").exists():
+        try:
+            env = json.loads((p / "env.json").read_text())
+        except ValueError:
+            raise UserError(f"{str(p / 'env.json')!r} is damaged (not JSON); allowed: a results folder "
+                            "written by `dlbench sweep`") from None
+        if env.get("schema_version", 0) > SCHEMA_VERSION:
+            raise UserError(newer_schema_message(p, env["schema_version"]))
+    records_dir = p / RECORDS_DIR
+    n_records = len(list(records_dir.glob("*.json"))) if records_dir.is_dir() else 0
+    trials_path = p / TRIALS_FILE
+    if trials_path.exists():
+        trials = pd.read_parquet(trials_path)
+        if len(trials) >= n_records:
+            return trials, pd.read_parquet(p / HISTORY_FILE), env
+    # a partial sweep (killed before its tables were rebuilt): read the records themselves
+    records = []
+    for f in sorted(records_dir.glob("*.json")) if records_dir.is_dir() else []:
+        try:
+            records.append(json.loads(f.read_text()))
+        except ValueError:
+            continue
+    trials, history = tables(records)
+    return trials, history, env
+
+
+# --------------------------------------------------------------------------------------------
+# Environment
+
+
+def environment(devices: list[str], workers: int, threads: int | None = None) -> dict:
+    import numpy
+    import pandas
+    import torch
+
+    env = {
+        "schema_version": SCHEMA_VERSION,
+        "dlbench": __version__,
+        "torch": torch.__version__,
+        "numpy": numpy.__version__,
+        "pandas": pandas.__version__,
+        "python": sys.version.split()[0],
+        "os": platform.platform(),
+        "cpu": cpu_model(),
+        "cpu_count": os.cpu_count(),
+        "torch_threads": threads if threads is not None else torch.get_num_threads(),
+        "workers": workers,
+        "devices": devices,
+        "cuda": torch.version.cuda,
+        "gpu": [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
+        if torch.cuda.is_available() else [],
+        "git_rev": git_rev(),
+        "command": " ".join(sys.argv),
+        "written_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
+    return env
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def git_rev() -> str | None:
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5)
+        return out.stdout.strip() or None if out.returncode == 0 else None
+    except (OSError, subprocess.SubprocessError):
+        return None
