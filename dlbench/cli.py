@@ -6,7 +6,6 @@ from __future__ import annotations
 import sys
 from typing import Annotated
 
-import click
 import typer
 
 from dlbench.errors import UserError
@@ -190,19 +189,38 @@ def datasets_download(
     return 0
 
 
+def _click_modules() -> list:
+    """Click's exception modules: typer >= 0.22 vendors click as typer._click, older ones use click."""
+    mods = []
+    for name in ("typer._click.exceptions", "click.exceptions"):
+        try:
+            mods.append(__import__(name, fromlist=["UsageError"]))
+        except ImportError:
+            pass
+    return mods
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point: user errors are one red line on stderr and exit code 2, never a traceback."""
+    mods = _click_modules()
+    no_args = tuple(m.NoArgsIsHelpError for m in mods if hasattr(m, "NoArgsIsHelpError"))
+    usage = tuple(m.UsageError for m in mods)
+    exits = tuple(getattr(m, "Exit", typer.Exit) for m in mods) + (typer.Exit,)
+    aborts = tuple(getattr(m, "Abort", typer.Abort) for m in mods) + (typer.Abort, KeyboardInterrupt)
     try:
         rv = app(args=argv, standalone_mode=False)
     except UserError as e:
         _error(str(e))
         sys.exit(2)
-    except click.exceptions.UsageError as e:
+    except no_args as e:
+        typer.echo(e.ctx.get_help())
+        sys.exit(0)
+    except usage as e:
         _error(e.format_message().replace("\n", " "))
         sys.exit(2)
-    except click.exceptions.Exit as e:
+    except exits as e:
         sys.exit(e.exit_code)
-    except (click.exceptions.Abort, KeyboardInterrupt):
+    except aborts:
         _error("interrupted; finished trials are saved, run the same command again to resume")
         sys.exit(130)
     sys.exit(rv if isinstance(rv, int) else 0)

@@ -107,13 +107,16 @@ def run_sweep(sweep: Sweep, out: str | Path, *, fresh: bool = False, dry_run: bo
         if retry:
             msg += f" ({len(retry)} failed earlier, retried)"
         console.print(f"{msg}; results in {path}")
-        units = make_units(todo, sweep.engine, workers)
+        # Units are cut from the whole sweep, not from what is left: a trial is always trained
+        # in the same group, so a resumed sweep reproduces an uninterrupted one bit for bit.
+        # A unit with any trial left runs whole; only its missing trials are stored.
+        units = [u for u in make_units(sweep.trials, sweep.engine, workers) if any(i not in done for i in u.ids)]
         if units:
             print_plan(units, console, workers)
         executor = LocalExecutor(workers, sweep.data_dir)
         by_id = {t["id"]: t for t in sweep.trials}
         task = _task(sweep)
-        _execute(executor, units, by_id, records, results, console, task, len(done), len(sweep.trials))
+        _execute(executor, units, by_id, records, results, console, task, done, len(sweep.trials))
         results.consolidate(records)
     finally:
         results.unlock()
@@ -152,7 +155,7 @@ def _task(sweep: Sweep) -> str:
     return dataset_info(sweep.trials[0]["dataset"]).task
 
 
-def _execute(executor, units, by_id, records, results, console, task, n_done, n_total) -> None:
+def _execute(executor, units, by_id, records, results, console, task, done: set[str], n_total: int) -> None:
     from dlbench import store
 
     metric, how = primary_metric(task)
@@ -166,13 +169,15 @@ def _execute(executor, units, by_id, records, results, console, task, n_done, n_
         progress = Progress(TextColumn("[bold]training"), BarColumn(), MofNCompleteColumn(),
                             TextColumn("eta"), TimeRemainingColumn(), TextColumn("{task.fields[best]}"),
                             console=console, transient=False)
-        bar = progress.add_task("sweep", total=n_total, completed=n_done, best="")
+        bar = progress.add_task("sweep", total=n_total, completed=len(done), best="")
         progress.start()
-    finished = n_done
+    finished = len(done)
     try:
         for unit_results in executor.run(units):
             for res in unit_results:
                 trial = by_id[res.pop("trial_id")]
+                if trial["id"] in done:
+                    continue  # trained again only because its unit had others left; already stored
                 results.save_trial(trial, res)  # durable before it is reported done
                 records[trial["id"]] = {"schema_version": 1, "trial": trial, "result": res}
                 finished += 1

@@ -123,7 +123,7 @@ def read_spec_file(path: str | Path) -> dict:
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as e:
-        raise UserError(f"spec file {str(p)!r} is not UTF-8 text (byte {e.start}); allowed: a TOML text file")
+        raise UserError(f"spec file {str(p)!r} is not UTF-8 text (byte {e.start}); allowed: a TOML text file") from None
     try:
         return tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
@@ -137,7 +137,7 @@ def parse_value(text: str) -> Any:
     except tomllib.TOMLDecodeError:
         if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_.:/-]*", text):
             return text
-        raise UserError(f"value {text!r} is not valid TOML; allowed: a TOML value like 1e-3, [1, 2] or \"x\"")
+        raise UserError(f"value {text!r} is not valid TOML; allowed: a TOML value like 1e-3, [1, 2] or \"x\"") from None
 
 
 def apply_set(raw: dict, assignment: str) -> None:

@@ -258,53 +258,59 @@ class StackedMLP:
         return h
 
 
-def per_trial_loss(name: str, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """Mean loss of each trial over its batch: out [K, B, C], y [K, B] or [K, B, 1] -> [K]."""
+def per_sample_loss(name: str, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Loss of each sample for each trial: out [K, B, C], y [K, B] or [K, B, 1] -> [K, B]."""
     K, B = out.shape[0], out.shape[1]
     if name in ("cross_entropy", "nll"):
         logits = out.reshape(K * B, -1)
         if name == "nll":
-            logits = F.log_softmax(logits, dim=-1)
-            losses = F.nll_loss(logits, y.reshape(-1), reduction="none")
-        else:
-            losses = F.cross_entropy(logits, y.reshape(-1), reduction="none")
-        return losses.view(K, B).mean(dim=1)
+            return F.nll_loss(F.log_softmax(logits, dim=-1), y.reshape(-1), reduction="none").view(K, B)
+        return F.cross_entropy(logits, y.reshape(-1), reduction="none").view(K, B)
     if name == "bce":
-        return F.binary_cross_entropy_with_logits(out.squeeze(-1), y, reduction="none").mean(dim=1)
+        return F.binary_cross_entropy_with_logits(out.squeeze(-1), y, reduction="none")
     if name == "mse":
-        return F.mse_loss(out, y, reduction="none").flatten(1).mean(dim=1)
+        return F.mse_loss(out, y, reduction="none").flatten(2).mean(dim=2)
     if name == "huber":
-        return F.huber_loss(out, y, reduction="none").flatten(1).mean(dim=1)
+        return F.huber_loss(out, y, reduction="none").flatten(2).mean(dim=2)
     raise ValueError(f"loss {name!r} is not supported by the fused engine")
+
+
+def per_trial_loss(name: str, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Mean loss of each trial over its batch -> [K]."""
+    return per_sample_loss(name, out, y).mean(dim=1)
 
 
 @torch.no_grad()
 def evaluate_all(net: StackedMLP, loss: str, x, y, task: str) -> dict[str, torch.Tensor]:
-    """Per-trial mean loss and metric over a whole split: each value a [K] float64 tensor."""
+    """Per-trial mean loss and metric over a whole split, each a [K] float64 tensor.
+
+    Per-sample values are gathered first and reduced once per trial, so a trial's numbers do
+    not depend on how many trials share its group (the chunking follows K, the sums do not):
+    a resumed sweep that regroups the remaining trials reproduces them bit for bit."""
     K, n = net.K, len(x)
-    widest = max(net.sizes)
-    chunk = max(256, (1 << 24) // max(1, K * widest))
-    loss_sum = torch.zeros(K, dtype=torch.float64, device=x.device)
-    hits = torch.zeros(K, dtype=torch.float64, device=x.device)
-    sq = torch.zeros(K, dtype=torch.float64, device=x.device)
+    chunk = max(256, (1 << 24) // max(1, K * max(net.sizes)))
+    losses = torch.empty(K, n, dtype=x.dtype, device=x.device)
+    right = torch.empty(K, n, dtype=torch.bool, device=x.device) if task in ("multiclass", "binary") else None
+    sq = torch.empty(K, n, dtype=x.dtype, device=x.device) if task == "regression" else None
     for i in range(0, n, chunk):
         xb, yb = x[i:i + chunk], y[i:i + chunk]
         out = net.forward(xb.flatten(1))
         yk = yb.unsqueeze(0).expand(K, *yb.shape)
-        loss_sum += per_trial_loss(loss, out, yk).double() * len(xb)
+        losses[:, i:i + chunk] = per_sample_loss(loss, out, yk)
         if task == "multiclass":
-            hits += (out.argmax(dim=-1) == yk).sum(dim=1).double()
+            right[:, i:i + chunk] = out.argmax(dim=-1) == yk
         elif task == "binary":
-            hits += ((out.squeeze(-1) > 0).to(yb.dtype) == yk).sum(dim=1).double()
+            right[:, i:i + chunk] = (out.squeeze(-1) > 0).to(yb.dtype) == yk
         elif task == "regression":
-            sq += ((out - yk) ** 2).flatten(1).sum(dim=1).double()
-    row = {"loss": loss_sum / n}
-    if task in ("multiclass", "binary"):
-        row["acc"] = hits / n
-    elif task == "regression":
+            sq[:, i:i + chunk] = ((out - yk) ** 2).flatten(2).sum(dim=2)
+    row = {"loss": losses.double().sum(dim=1) / n}
+    if right is not None:
+        row["acc"] = right.double().sum(dim=1) / n
+    elif sq is not None:
+        total = sq.double().sum(dim=1)
         ss_tot = float(((y - y.mean(dim=0)) ** 2).sum())
-        row["r2"] = 1 - sq / ss_tot if ss_tot > 0 else torch.full_like(sq, float("nan"))
-        row["rmse"] = torch.sqrt(sq / y.numel())
+        row["r2"] = 1 - total / ss_tot if ss_tot > 0 else torch.full_like(total, float("nan"))
+        row["rmse"] = torch.sqrt(total / y.numel())
     return row
 
 
