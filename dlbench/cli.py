@@ -99,16 +99,15 @@ def show(
     json_: Annotated[bool, Opt("--json", help="One JSON object per trial, for scripts.")] = False,
 ) -> int:
     """Summary table of a finished or partial sweep."""
-    from rich.console import Console
-
     from dlbench import store
+    from dlbench.output import console as make_console
     from dlbench.runner import render_summary
 
     trials, history, env = store.read_results(results)
     if json_:
         sys.stdout.write(trials.drop(columns=["config"], errors="ignore").to_json(orient="records", lines=True))
         return 0
-    console = Console()
+    console = make_console()
     if trials.empty:
         console.print(f"{results}: no finished trials yet")
         return 0
@@ -125,12 +124,12 @@ def show(
 @app.command(epilog="Examples:\n\n  dlbench optimizers")
 def optimizers() -> int:
     """List optimizers and schedules with their knobs, defaults and allowed ranges."""
-    from rich.console import Console
     from rich.table import Table
 
     from dlbench.optim import KNOBS, OPTIMIZERS, SCHEDULE_COMMON, SCHEDULES
+    from dlbench.output import console as make_console
 
-    console = Console()
+    console = make_console()
     t = Table(title="optimizers", header_style="bold")
     for c in ("name", "torch class", "what it is", "knobs (default; allowed)"):
         t.add_column(c)
@@ -159,11 +158,11 @@ def datasets_list(ctx: typer.Context) -> None:
     """List datasets: task, sizes, input shape, classes, source."""
     if ctx.invoked_subcommand is not None:
         return
-    from rich.console import Console
     from rich.table import Table
 
     from dlbench.data import DATASETS
     from dlbench.losses import LOSSES
+    from dlbench.output import console as make_console
 
     t = Table(title="datasets", header_style="bold")
     for c in ("name", "task", "train", "test", "input", "classes", "losses", "source"):
@@ -172,7 +171,7 @@ def datasets_list(ctx: typer.Context) -> None:
         t.add_row(d.name, d.task, str(d.n_train), str(d.n_test), "×".join(map(str, d.input_shape)),
                   str(d.n_classes or "-"), ", ".join(LOSSES[d.task]),
                   d.source + (" [needs files]" if d.needs_files else ""))
-    Console().print(t)
+    make_console().print(t)
 
 
 @datasets_app.command("download")
@@ -227,6 +226,6 @@ def main(argv: list[str] | None = None) -> None:
 
 
 def _error(message: str) -> None:
-    from rich.console import Console
+    from dlbench.output import console
 
-    Console(stderr=True, highlight=False, soft_wrap=True).print(f"[red]error:[/] {message}", markup=True)
+    console(stderr=True).print(f"[red]error:[/] {message}", markup=True, highlight=False, soft_wrap=True)

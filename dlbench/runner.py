@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import math
 import operator
-import sys
 import time
 from collections import Counter
 from pathlib import Path
@@ -13,7 +12,6 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from dlbench.errors import UserError
 from dlbench.spec import EXPECT_METRICS, Sweep
 from dlbench.store import ResultsDir, model_label, schedule_label
 
@@ -61,10 +59,11 @@ def print_plan(units, console: Console, workers: int) -> None:
 def run_sweep(sweep: Sweep, out: str | Path, *, fresh: bool = False, dry_run: bool = False,
               workers: int | None = None, console: Console | None = None) -> int:
     from dlbench.executors import LocalExecutor, default_workers
+    from dlbench.output import console as make_console
     from dlbench.plan import make_units
 
-    console = console or Console()
-    err = Console(stderr=True)
+    console = console or make_console()
+    err = make_console(stderr=True)
     print_grid(sweep, console)
     workers = workers or sweep.workers or default_workers()
     path = Path(out) / sweep.name
@@ -264,10 +263,3 @@ def check_expectations(expect: dict[str, str], records: list[dict]) -> list[str]
             failures.append(f"{key}: wanted {op} {target}, got {got:.4g}")
     return failures
 
-
-def fail(message: str) -> None:
-    raise UserError(message)
-
-
-def stderr_console() -> Console:
-    return Console(stderr=True, file=sys.stderr)

@@ -40,8 +40,8 @@ def test_sweep_writes_the_contract(cli, spec, tmp_path):
     assert len(history) == 8 * 4  # epochs 0..3
     h = history[history.trial_id == trials.trial_id[0]].sort_values("epoch")
     assert list(h.epoch) == [0, 1, 2, 3]
-    assert list(h.steps) == [0, 8, 16, 24]  # ceil(120 / 16) = 8 steps per epoch
-    assert list(h.samples) == [0, 120, 240, 360]
+    assert list(h.steps) == [0, 8, 16, 24]  # ceil(119 / 16) = 8 steps per epoch
+    assert list(h.samples) == [0, 119, 238, 357]
     assert h.train_time.iloc[0] == 0 and (h.train_time.iloc[1:] > 0).all() and (h.eval_time > 0).all()
     for col in ("train_loss", "train_eval_loss", "test_loss", "test_acc", "lr"):
         assert h[col].notna().all(), col

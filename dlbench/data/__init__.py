@@ -47,7 +47,8 @@ DATASETS: dict[str, DatasetInfo] = {
     d.name: d
     for d in [
         _info("digits", "multiclass", 1797, (64,), 10, "scikit-learn load_digits (UCI 8x8 digits)", "tabular"),
-        _info("iris", "multiclass", 150, (4,), 3, "scikit-learn load_iris (Fisher 1936)", "tabular"),
+        _info("iris", "multiclass", 149, (4,), 3, "scikit-learn load_iris (Fisher 1936; one duplicate row dropped)",
+              "tabular"),
         _info("wine", "multiclass", 178, (13,), 3, "scikit-learn load_wine (UCI wine)", "tabular"),
         _info("breast_cancer", "binary", 569, (30,), 2, "scikit-learn load_breast_cancer (UCI WDBC)",
               "tabular"),
@@ -132,9 +133,13 @@ def standardize(x_train: np.ndarray, x_test: np.ndarray, per_feature: bool = Tru
 
 
 def split(x: np.ndarray, y: np.ndarray, stratify: bool):
-    """80/20 split fixed by SPLIT_SEED, stratified by label for classification."""
+    """80/20 split fixed by SPLIT_SEED, stratified by label for classification. Exact duplicate
+    rows are dropped first (keeping the first), so no test sample also appears in training."""
     from sklearn.model_selection import train_test_split
 
+    _, first = np.unique(x.reshape(len(x), -1), axis=0, return_index=True)
+    keep = np.sort(first)
+    x, y = x[keep], y[keep]
     return train_test_split(x, y, test_size=0.2, random_state=SPLIT_SEED, stratify=y if stratify else None)
 
 
