@@ -86,7 +86,7 @@ class SGDUpdate:
         if self.has_momentum:
             self.mom = h.col("momentum").to(dtype)
             self.one_minus_damp = (1 - h.col("dampening")).to(dtype) if "dampening" in trials[0] else None
-            self.zero_mom = self.mom == 0
+            self.zero_mom = h.col("momentum") == 0  # as torch decides it: on the Python float, not the cast
         self.buf = None
 
     def step(self, p, g, lr, t):
