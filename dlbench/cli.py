@@ -121,6 +121,34 @@ def show(
     return 0
 
 
+@app.command(epilog=(
+    "Examples:\n\n"
+    "  dlbench plot results/quickstart                      (every kind the sweep supports)\n\n"
+    "  dlbench plot results/quickstart --kind curves --metric test_loss --x step\n\n"
+    "  dlbench plot results/bs-sweep --kind target --target 0.95\n\n"
+    "  dlbench plot results/a results/b --kind lr --format pdf   (compare sweeps)"
+))
+def plot(
+    results: Annotated[list[str], typer.Argument(help="One or more results folders.")],
+    kind: Annotated[str, Opt(help="curves, lr, heatmap, target, timing or all.")] = "all",
+    metric: Annotated[str | None, Opt(help="test_acc, test_loss, train_loss, ... (default: test_acc or "
+                                           "test_loss).")] = None,
+    x: Annotated[str, Opt("--x", help="x axis of curves: epoch, step, samples or time.")] = "epoch",
+    target: Annotated[float | None, Opt(help="Target value for --kind target (default: 95% of the best).")]
+    = None,
+    axes: Annotated[str | None, Opt(help="Two axes for the heatmap, e.g. lr,batch_size.")] = None,
+    stat: Annotated[str, Opt(help="final or best value per trial (lr and heatmap).")] = "final",
+    format_: Annotated[str, Opt("--format", help="png, svg or pdf.")] = "png",
+    out: Annotated[str | None, Opt(help="Folder for the figures (default: <first folder>/plots).")] = None,
+) -> int:
+    """Draw figures from results folders: curves, lr sensitivity, heatmap, steps-to-target, timing."""
+    from dlbench.plots import make_plots
+
+    for path in make_plots(results, kind, metric, x, target, axes, format_, out, stat):
+        typer.echo(f"wrote {path}")
+    return 0
+
+
 @app.command(epilog="Examples:\n\n  dlbench optimizers")
 def optimizers() -> int:
     """List optimizers and schedules with their knobs, defaults and allowed ranges."""

@@ -150,7 +150,8 @@ def test_random_hyperparameters_and_seeds_match_reference(case):
 
 
 def test_a_diverging_trial_leaves_the_others_untouched():
-    s = build_sweep({"dataset": "digits", "epochs": 4, "batch_size": 64, "optimizer": "sgd", "grid": {"lr": [0.01, 1e4]}})
+    s = build_sweep({"dataset": "digits", "epochs": 4, "batch_size": 64, "optimizer": "sgd",
+                     "grid": {"lr": [0.01, 1e4]}})
     data = load("digits")
     both = fused.train(s.trials, data)
     alone = fused.train([s.trials[0]], data)[0]

@@ -1,0 +1,87 @@
+"""`dlbench plot`: one module per figure, each a pure data step (`*_info`, returning a small
+record that tests check without pixels) and a drawing step (`draw`) that only draws it.
+
+    curves   metric vs epoch/step/samples/time per optimizer and lr (curves.py)
+    lr       final or best metric vs lr, one line per optimizer (lr.py)
+    heatmap  metric over two grid axes, default lr × batch size (heatmap.py)
+    target   steps to reach a target vs batch size, with perfect scaling (target.py)
+    timing   train and eval seconds per epoch by configuration (timing.py)
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from dlbench.errors import UserError
+
+KINDS = ("curves", "lr", "heatmap", "target", "timing")
+FORMATS = ("png", "svg", "pdf")
+
+
+def supported_kinds(results) -> list[str]:
+    """The kinds a sweep's axes support, in drawing order."""
+    kinds = ["curves"]
+    if results.trials["lr"].nunique() > 1:
+        kinds.append("lr")
+    if len(heatmap_axes(results)) == 2:
+        kinds.append("heatmap")
+    if results.trials["batch_size"].nunique() > 1:
+        kinds.append("target")
+    kinds.append("timing")
+    return kinds
+
+
+def heatmap_axes(results, wanted: tuple[str, str] | None = None) -> tuple[str, ...]:
+    if wanted:
+        return wanted
+    varying = results.varying()
+    if "lr" in varying and "batch_size" in varying:
+        return ("lr", "batch_size")
+    two = [a for a in varying if a != "optimizer"][:2]
+    return tuple(two) if len(two) == 2 else ()
+
+
+def make_plots(folders: list[str], kind: str = "all", metric: str | None = None, x: str = "epoch",
+               target: float | None = None, axes: str | None = None, fmt: str = "png", out: str | None = None,
+               stat: str = "final") -> list[Path]:
+    """Draw the figures and return the files written."""
+    from dlbench.plots import _common, curves, heatmap, lr, timing
+    from dlbench.plots import target as target_plot
+
+    if fmt not in FORMATS:
+        raise UserError(f"--format {fmt!r} is unknown; allowed: {', '.join(FORMATS)}")
+    if kind not in (*KINDS, "all"):
+        raise UserError(f"--kind {kind!r} is unknown; allowed: {', '.join(KINDS)}, all")
+    if x not in _common.XS:
+        raise UserError(f"--x {x!r} is unknown; allowed: {', '.join(_common.XS)}")
+    if stat not in ("final", "best"):
+        raise UserError(f"--stat {stat!r} is unknown; allowed: final, best")
+    results = _common.load(folders)
+    metric = _common.check_metric(metric or _common.default_metric(results), results)
+    axes_pair = None
+    if axes:
+        parts = [a.strip() for a in axes.split(",")]
+        if len(parts) != 2:
+            raise UserError(f"--axes {axes!r} is not two names; allowed: two of {', '.join(results.varying())}")
+        axes_pair = (parts[0], parts[1])
+    kinds = supported_kinds(results) if kind == "all" else [kind]
+    if kind == "lr" and results.trials["lr"].nunique() < 2:
+        raise UserError("--kind lr needs several learning rates; this sweep has one; allowed: a sweep with an lr axis")
+    outdir = Path(out) if out else Path(folders[0]) / "plots"
+    tag = "" if len(folders) == 1 else "-" + "-vs-".join(sorted(results.trials.sweep.unique()))[:80]
+    # every data step first: bad input stops before any file is written
+    jobs = []
+    for k in kinds:
+        if k == "curves":
+            jobs.append((curves.draw, curves.curves_info(results, metric, x), f"curves-{metric}-by-{x}"))
+        elif k == "lr":
+            jobs.append((lr.draw, lr.lr_info(results, metric, stat), f"lr-{metric}"))
+        elif k == "heatmap":
+            pair = heatmap_axes(results, axes_pair) or ("lr", "batch_size")
+            jobs.append((heatmap.draw, heatmap.heatmap_info(results, metric, pair, stat),
+                         f"heatmap-{metric}-{pair[0]}-{pair[1]}"))
+        elif k == "target":
+            jobs.append((target_plot.draw, target_plot.target_info(results, metric, target), f"target-{metric}"))
+        else:
+            jobs.append((timing.draw, timing.timing_info(results), "timing"))
+    return [_common.save(draw(info), outdir, stem + tag, fmt) for draw, info, stem in jobs]

@@ -1,0 +1,140 @@
+"""What every figure shares: reading sweeps, the metric rules, the look, and saving."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from dlbench.errors import UserError, did_you_mean
+
+# Okabe & Ito's colour-blind-safe palette, for categories (optimizers, sweeps).
+OKABE_ITO = ["#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#F0E442", "#000000"]
+MARKERS = ["o", "s", "^", "D", "v", "P", "X", "*"]
+LINESTYLES = ["-", "--", ":", "-."]
+COLUMN_IN = 3.5  # one column of a two-column paper
+PAGE_IN = 7.2  # the full text width
+METRICS = ("train_loss", "train_eval_loss", "train_acc", "test_loss", "test_acc", "test_r2", "test_rmse", "lr")
+XS = {"epoch": "epoch", "step": "steps", "samples": "samples", "time": "time"}
+X_LABELS = {"epoch": "epoch", "step": "optimizer steps", "samples": "training samples seen",
+            "time": "training time (s)"}
+# axes a grid can vary over, and that figures may split by
+CONFIG_AXES = ("dataset", "model", "loss", "optimizer", "lr", "batch_size", "epochs", "schedule", "device", "dtype",
+               "momentum", "dampening", "eps", "weight_decay", "alpha", "centered", "amsgrad", "beta1", "beta2",
+               "lr_decay", "initial_accumulator_value")
+KNOB_AXES = CONFIG_AXES[CONFIG_AXES.index("momentum"):]
+
+
+@dataclass
+class Results:
+    trials: pd.DataFrame  # with a "sweep" column
+    history: pd.DataFrame  # joined with config columns and "sweep"
+
+    def varying(self, exclude=("seed",)) -> list[str]:
+        """Config axes with more than one value across the loaded sweeps. An optimizer knob
+        (momentum, eps, ...) counts only if it varies within one optimizer: its defaults differ
+        between optimizers without being an axis of the sweep."""
+        t = self.trials
+        out = []
+        for c in CONFIG_AXES:
+            if c not in t or c in exclude:
+                continue
+            if c in KNOB_AXES:
+                if (t.groupby("optimizer")[c].nunique(dropna=True) > 1).any():
+                    out.append(c)
+            elif t[c].nunique(dropna=True) > 1:
+                out.append(c)
+        return out
+
+
+def load(folders: list[str]) -> Results:
+    from dlbench import store
+
+    ts, hs = [], []
+    names = []
+    for folder in folders:
+        trials, history, _ = store.read_results(folder)
+        name = Path(folder).resolve().name
+        while name in names:  # two folders with one name: keep them apart
+            name += "'"
+        names.append(name)
+        if trials.empty:
+            raise UserError(f"{folder!r} has no finished trials yet; allowed: a results folder with at least one trial")
+        trials = trials.assign(sweep=name)
+        cols = ["trial_id", "sweep", "status", "diverged_epoch", *[c for c in CONFIG_AXES if c in trials], "seed"]
+        cols = list(dict.fromkeys(c for c in cols if c in trials))
+        hist = history.drop(columns=[c for c in cols if c in history and c != "trial_id"])
+        hist = hist.merge(trials[cols], on="trial_id", how="inner")
+        hist = hist.sort_values(["trial_id", "epoch"])
+        hist["time"] = hist.groupby("trial_id")["train_time"].cumsum()
+        ts.append(trials)
+        hs.append(hist)
+    return Results(pd.concat(ts, ignore_index=True), pd.concat(hs, ignore_index=True))
+
+
+def check_metric(metric: str, results: Results) -> str:
+    if metric not in METRICS:
+        raise UserError(f"--metric {metric!r} is unknown{did_you_mean(metric, METRICS)}; allowed: {', '.join(METRICS)}")
+    if results.history[metric].isna().all():
+        has = [m for m in METRICS if results.history[m].notna().any()]
+        raise UserError(f"--metric {metric!r} has no values in these results; allowed here: {', '.join(has)}")
+    return metric
+
+
+def default_metric(results: Results) -> str:
+    return "test_acc" if results.history["test_acc"].notna().any() else "test_loss"
+
+
+def higher_is_better(metric: str) -> bool:
+    return metric.endswith("_acc") or metric.endswith("_r2")
+
+
+def label(metric: str) -> str:
+    words = {"train_loss": "training loss (mean over the epoch's batches)", "train_eval_loss": "training loss",
+             "train_acc": "training accuracy", "test_loss": "test loss", "test_acc": "test accuracy",
+             "test_r2": "test R²", "test_rmse": "test RMSE", "lr": "learning rate"}
+    return words.get(metric, metric)
+
+
+def final_or_best(trials_hist: pd.DataFrame, metric: str, stat: str) -> pd.Series:
+    """Per trial: the metric at its last epoch ('final') or its best over epochs ('best')."""
+    g = trials_hist.sort_values("epoch").groupby("trial_id")[metric]
+    if stat == "final":
+        return g.last()
+    return g.max() if higher_is_better(metric) else g.min()
+
+
+def fmt_value(v) -> str:
+    if isinstance(v, float | np.floating):
+        return f"{v:g}"
+    return str(v)
+
+
+def style():
+    """Paper style: small fonts that stay legible at column width, light grid, no top/right spines."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    plt.rcParams.update({
+        "font.size": 8, "axes.titlesize": 8, "axes.labelsize": 8, "legend.fontsize": 7, "xtick.labelsize": 7,
+        "ytick.labelsize": 7, "axes.spines.top": False, "axes.spines.right": False, "axes.grid": True,
+        "grid.alpha": 0.3, "grid.linewidth": 0.5, "lines.linewidth": 1.2, "savefig.dpi": 200,
+        "svg.fonttype": "none", "pdf.fonttype": 42, "figure.constrained_layout.use": True,
+    })
+    return plt
+
+
+def save(fig, out: Path, stem: str, fmt: str) -> Path:
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / f"{stem}.{fmt}"
+    tmp = out / f".{stem}.tmp.{fmt}"
+    fig.savefig(tmp, format=fmt, bbox_inches="tight")
+    tmp.replace(path)
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)
+    return path

@@ -1,0 +1,112 @@
+"""Heatmap over two grid axes (default lr × batch size): colour = final (or best) metric, mean
+over seeds; cells where a seed diverged are hatched; the best cell is outlined; values are
+written in the cells. One panel per remaining configuration (e.g. per optimizer)."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from dlbench.errors import UserError
+from dlbench.plots._common import PAGE_IN, Results, final_or_best, fmt_value, higher_is_better, label, style
+
+
+@dataclass
+class Panel:
+    name: str
+    rows: list  # values of the second axis
+    cols: list  # values of the first axis
+    values: np.ndarray  # [rows, cols], NaN where no seed finished
+    diverged: np.ndarray  # [rows, cols] bool: at least one seed diverged
+    best: tuple[int, int] | None
+
+
+@dataclass
+class HeatmapInfo:
+    metric: str
+    stat: str
+    axes: tuple[str, str]
+    panels: list[Panel]
+
+
+def heatmap_info(results: Results, metric: str, axes: tuple[str, str] = ("lr", "batch_size"),
+                 stat: str = "final") -> HeatmapInfo:
+    for a in axes:
+        if a not in results.trials:
+            raise UserError(f"--axes {a!r} is not a column of these results; allowed: {', '.join(results.varying())}")
+    if len(set(axes)) != 2 or any(results.trials[a].nunique() < 2 for a in axes):
+        raise UserError(f"--kind heatmap needs two axes with several values each; {axes[0]} and {axes[1]} have "
+                        f"{results.trials[axes[0]].nunique()} and {results.trials[axes[1]].nunique()}; allowed: two "
+                        f"of {', '.join(results.varying()) or 'none (this sweep has fewer than two axes)'}")
+    value = final_or_best(results.history, metric, stat).rename("value")
+    t = results.trials.merge(value, left_on="trial_id", right_index=True, how="left")
+    others = [c for c in results.varying() if c not in axes]
+    if t["sweep"].nunique() > 1:
+        others = ["sweep", *others]
+    better = np.nanargmax if higher_is_better(metric) else np.nanargmin
+    panels = []
+    groups = t.groupby(others, sort=True, dropna=False) if others else [((), t)]
+    for key, g in groups:
+        key = key if isinstance(key, tuple) else (key,)
+        cols = sorted(g[axes[0]].unique())
+        rows = sorted(g[axes[1]].unique())
+        vals = np.full((len(rows), len(cols)), np.nan)
+        div = np.zeros((len(rows), len(cols)), dtype=bool)
+        for (c, r), cell in g.groupby([axes[0], axes[1]]):
+            i, j = rows.index(r), cols.index(c)
+            ok = cell[(cell.status == "ok") & np.isfinite(cell.value)].value
+            vals[i, j] = ok.mean() if len(ok) else np.nan
+            div[i, j] = (cell.status == "diverged").any()
+        best = None
+        if np.isfinite(vals).any():
+            flat = better(np.where(np.isfinite(vals), vals, np.nan))
+            best = (int(flat // len(cols)), int(flat % len(cols)))
+        name = " ".join(f"{fmt_value(k)}" for k in key) or "all trials"
+        panels.append(Panel(name, rows, cols, vals, div, best))
+    return HeatmapInfo(metric, stat, axes, panels)
+
+
+def draw(info: HeatmapInfo):
+    plt = style()
+    import matplotlib as mpl
+
+    n = len(info.panels)
+    cols = min(n, 3)
+    rows = math.ceil(n / cols)
+    first = info.panels[0]
+    w = min(PAGE_IN, 0.55 * len(first.cols) * cols + 1.2)
+    fig, axes = plt.subplots(rows, cols, figsize=(w, (0.4 * len(first.rows) + 0.9) * rows), squeeze=False)
+    allv = np.concatenate([p.values[np.isfinite(p.values)] for p in info.panels])
+    vmin, vmax = (allv.min(), allv.max()) if len(allv) else (0, 1)
+    cmap = mpl.colormaps["viridis" if higher_is_better(info.metric) else "viridis_r"].with_extremes(bad="white")
+    image = None
+    for ax, p in zip(axes.flat, info.panels, strict=False):
+        image = ax.imshow(np.ma.masked_invalid(p.values), cmap=cmap, vmin=vmin, vmax=vmax, aspect="auto",
+                          origin="lower")
+        for i in range(len(p.rows)):
+            for j in range(len(p.cols)):
+                v = p.values[i, j]
+                if p.diverged[i, j]:
+                    ax.add_patch(mpl.patches.Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False, hatch="///",
+                                                       edgecolor="0.4", lw=0))
+                text = f"{v:.3g}" if np.isfinite(v) else "div."
+                bright = np.isfinite(v) and (v - vmin) / ((vmax - vmin) or 1) > 0.5
+                dark_text = bright if higher_is_better(info.metric) else not bright
+                ax.text(j, i, text, ha="center", va="center", fontsize=6,
+                        color="black" if dark_text or not np.isfinite(v) else "white")
+        if p.best is not None:
+            i, j = p.best
+            ax.add_patch(mpl.patches.Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False, edgecolor="#D55E00", lw=2))
+        ax.set_xticks(range(len(p.cols)), [fmt_value(c) for c in p.cols], rotation=45)
+        ax.set_yticks(range(len(p.rows)), [fmt_value(r) for r in p.rows])
+        ax.set_xlabel(info.axes[0].replace("_", " "))
+        ax.set_ylabel(info.axes[1].replace("_", " "))
+        ax.set_title(p.name)
+        ax.grid(False)
+    for ax in axes.flat[n:]:
+        ax.set_visible(False)
+    fig.colorbar(image, ax=axes, label=f"{info.stat} {label(info.metric)} (mean over seeds)", shrink=0.9)
+    fig.suptitle("hatched: a seed diverged; outlined: best cell")
+    return fig

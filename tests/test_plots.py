@@ -1,0 +1,160 @@
+"""dlbench plot: the data step of each figure on hand-made tables, rendering to every format,
+and bad input."""
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from dlbench.plots import curves, heatmap, lr, target, timing
+from dlbench.plots._common import Results
+
+
+def hand_made(rows):
+    """rows: (trial_id, optimizer, lr, batch_size, seed, status, [test_acc per epoch 0..E])"""
+    trials, history = [], []
+    for tid, opt, rate, bs, seed, status, accs in rows:
+        div = len(accs) - 1 if status == "diverged" else None
+        trials.append(dict(trial_id=tid, sweep="s", optimizer=opt, lr=rate, batch_size=bs, seed=seed, status=status,
+                           diverged_epoch=div, engine="fused", dataset="digits"))
+        for e, a in enumerate(accs):
+            history.append(dict(trial_id=tid, sweep="s", optimizer=opt, lr=rate, batch_size=bs, seed=seed,
+                                status=status, diverged_epoch=div, dataset="digits", epoch=e, steps=e * 1000 // bs,
+                                samples=e * 1000, test_acc=a, test_loss=1 - a if np.isfinite(a) else np.nan,
+                                train_time=0.0 if e == 0 else 0.5, eval_time=0.1, time=0.5 * e))
+    return Results(pd.DataFrame(trials), pd.DataFrame(history))
+
+
+ROWS = [
+    ("a0", "sgd", 0.1, 10, 0, "ok", [0.1, 0.5, 0.7]),
+    ("a1", "sgd", 0.1, 10, 1, "ok", [0.1, 0.3, 0.9]),
+    ("b0", "sgd", 1.0, 10, 0, "diverged", [0.1, 0.6, np.nan]),
+    ("b1", "sgd", 1.0, 10, 1, "ok", [0.1, 0.2, 0.4]),
+    ("c0", "sgd", 0.1, 100, 0, "ok", [0.1, 0.2, 0.3]),
+    ("c1", "sgd", 0.1, 100, 1, "ok", [0.1, 0.2, 0.5]),
+    ("d0", "sgd", 1.0, 100, 0, "ok", [0.1, 0.85, 0.95]),
+    ("d1", "sgd", 1.0, 100, 1, "ok", [0.1, 0.8, 0.95]),
+]
+
+
+def test_curves_band_is_min_max_over_seeds_and_diverged_is_marked():
+    info = curves.curves_info(hand_made(ROWS), "test_acc")
+    assert info.band == "min–max over seeds"
+    c = next(c for c in info.curves if c.lr == 0.1 and c.style_key == "batch_size=10")
+    assert c.x == [0, 1, 2] and c.mean == pytest.approx([0.1, 0.4, 0.8])
+    assert c.lo == pytest.approx([0.1, 0.3, 0.7]) and c.hi == pytest.approx([0.1, 0.5, 0.9])
+    d = next(c for c in info.curves if c.lr == 1.0 and c.style_key == "batch_size=10")
+    # the diverged seed drops out where its value is NaN, and is marked at its last finite value
+    assert d.mean == pytest.approx([0.1, 0.4, 0.4]) and d.diverged == [(2.0, 0.6)]
+    assert info.style_keys == ["batch_size=10", "batch_size=100"]
+
+
+def test_lr_sensitivity_puts_diverged_lrs_on_the_edge():
+    info = lr.lr_info(hand_made(ROWS), "test_acc", "final")
+    line = next(ln for ln in info.lines if "10" in ln.name.split())
+    assert line.lr == [0.1, 1.0]
+    assert line.mean == pytest.approx([0.8, 0.4])  # lr 1.0: only the seed that did not diverge
+    assert line.diverged_lr == [1.0]
+    best = lr.lr_info(hand_made(ROWS), "test_acc", "best")
+    assert next(ln for ln in best.lines if "10" in ln.name.split()).hi[1] == pytest.approx(0.4)
+
+
+def test_heatmap_cells_hatches_and_best_cell():
+    info = heatmap.heatmap_info(hand_made(ROWS), "test_acc", ("lr", "batch_size"))
+    (p,) = info.panels
+    assert p.cols == [0.1, 1.0] and p.rows == [10, 100]
+    assert p.values[0, 0] == pytest.approx(0.8) and p.values[1, 1] == pytest.approx(0.95)
+    assert p.diverged.tolist() == [[False, True], [False, False]]
+    assert p.best == (1, 1)
+    loss = heatmap.heatmap_info(hand_made(ROWS), "test_loss", ("lr", "batch_size"))
+    assert loss.panels[0].best == (1, 1)  # lowest loss is the same cell
+
+
+def test_steps_to_target_takes_the_best_lr_and_keeps_not_reached():
+    info = target.target_info(hand_made(ROWS), "test_acc", target=0.85)
+    (line,) = info.lines
+    assert line.batch_size == [10, 100]
+    # bs 10: lr 0.1 reaches 0.85 with one seed at epoch 2 (200 steps), the other never: median is inf,
+    # lr 1.0 never: not reached. bs 100: lr 1.0 reaches at epoch 1 (10 steps) with seed 0 and at
+    # epoch 2 (20 steps) with seed 1: the median is 15 steps, 1.5 epochs, 0.75 s.
+    assert math.isnan(line.steps[0]) and math.isnan(line.best_lr[0])
+    assert line.steps[1] == 15 and line.epochs[1] == 1.5 and line.best_lr[1] == 1.0 and line.seconds[1] == 0.75
+    easy = target.target_info(hand_made(ROWS), "test_acc", target=0.3)
+    assert easy.lines[0].steps == [100.0, 10.0]
+
+
+def test_default_target_and_timing_records():
+    info = target.target_info(hand_made(ROWS), "test_acc")
+    assert info.default_target and info.target == pytest.approx(round(0.95 * 0.95, 3))
+    t = timing.timing_info(hand_made(ROWS))
+    assert t.configs == ["sgd bs 10", "sgd bs 100"] and t.train_s == [0.5, 0.5] and t.eval_s == [0.1, 0.1]
+
+
+MAGIC = {"png": b"\x89PNG", "svg": b"<?xml", "pdf": b"%PDF"}
+
+
+@pytest.fixture(scope="module")
+def sweep_dir(tmp_path_factory):
+    from dlbench.cli import main
+
+    out = tmp_path_factory.mktemp("plots")
+    try:
+        main(["sweep", "--dataset", "iris", "--optimizer", "sgd,adam", "--lr", "0.01,0.1,3", "--batch-size", "8,full",
+              "--epochs", "3", "--seeds", "0,1", "--name", "p", "--out", str(out), "--workers", "1"])
+    except SystemExit as e:
+        assert e.code == 0
+    return out / "p"
+
+
+@pytest.mark.parametrize("fmt", ["png", "svg", "pdf"])
+def test_every_kind_renders_to_every_format(cli, sweep_dir, tmp_path, fmt):
+    r = cli("plot", sweep_dir, "--format", fmt, "--out", tmp_path)
+    assert r.code == 0, r.err
+    files = sorted(tmp_path.glob(f"*.{fmt}"))
+    assert {f.name.split("-")[0].split(".")[0] for f in files} == {"curves", "lr", "heatmap", "target", "timing"}
+    for f in files:
+        assert f.read_bytes().startswith(MAGIC[fmt]), f
+        assert f"wrote {f}" in r.out
+
+
+def test_curves_by_other_x_and_two_sweeps_compared(cli, sweep_dir, tmp_path):
+    import shutil
+
+    other = tmp_path / "q"
+    shutil.copytree(sweep_dir, other)
+    for x in ("step", "samples", "time"):
+        r = cli("plot", sweep_dir, "--kind", "curves", "--x", x, "--out", tmp_path)
+        assert r.code == 0 and (tmp_path / f"curves-test_acc-by-{x}.png").exists()
+    r = cli("plot", sweep_dir, other, "--kind", "lr", "--out", tmp_path)
+    assert r.code == 0 and (tmp_path / "lr-test_acc-p-vs-q.png").exists()
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--metric", "test_accuracy"], "did you mean 'test_acc'"),
+    (["--metric", "test_r2"], "has no values in these results"),
+    (["--kind", "violin"], "--kind 'violin' is unknown"),
+    (["--format", "jpg"], "--format 'jpg'"),
+    (["--x", "wallclock"], "--x 'wallclock'"),
+    (["--axes", "lr"], "is not two names"),
+    (["--axes", "lr,colour"], "--axes 'colour'"),
+])
+def test_bad_plot_input(cli, sweep_dir, tmp_path, args, message):
+    r = cli("plot", sweep_dir, *args, "--out", tmp_path / "x")
+    assert r.code == 2 and message in r.err and len(r.err.strip().splitlines()) == 1, r.err
+    assert not (tmp_path / "x").exists()
+
+
+def test_a_kind_the_data_cannot_support(cli, tmp_path):
+    from dlbench.cli import main
+
+    try:
+        main(["sweep", "--dataset", "iris", "--epochs", "1", "--name", "one", "--out", str(tmp_path), "--workers", "1"])
+    except SystemExit:
+        pass
+    for kind, message in (("heatmap", "needs two axes"), ("target", "needs several batch sizes"),
+                          ("lr", "needs several learning rates")):
+        r = cli("plot", tmp_path / "one", "--kind", kind)
+        assert r.code == 2 and message in r.err, (kind, r.err)
+    r = cli("plot", tmp_path)
+    assert r.code == 2 and "not a dlbench results folder" in r.err
