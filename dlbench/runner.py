@@ -75,9 +75,11 @@ def run_sweep(sweep: Sweep, out: str | Path, *, fresh: bool = False, dry_run: bo
 
     from dlbench import devices, store
 
-    available = devices.available_devices()
-    for d in sorted({t["device"] for t in sweep.trials}):
-        devices.check_device(d, available)
+    wanted_devices = sorted({t["device"] for t in sweep.trials})
+    if wanted_devices != ["cpu"]:  # only then is torch needed in this process before training
+        available = devices.available_devices()
+        for d in wanted_devices:
+            devices.check_device(d, available)
     if sweep.data_dir is None:
         _check_files(sweep)
     else:
@@ -92,8 +94,7 @@ def run_sweep(sweep: Sweep, out: str | Path, *, fresh: bool = False, dry_run: bo
     results.lock()
     try:
         results.write_spec(sweep.to_toml())
-        results.write_env(store.environment(sorted({t["device"] for t in sweep.trials}), workers,
-                                            threads=1 if workers > 1 else None))
+        results.write_env(store.environment(wanted_devices, workers, threads=1 if workers > 1 else None))
         records, damaged = results.load_records()
         for name in damaged:
             err.print(f"[yellow]warning:[/] damaged record {name} in {path / 'trials'}: moved aside as "

@@ -280,16 +280,21 @@ def read_results(path: str | Path):
 
 
 def environment(devices: list[str], workers: int, threads: int | None = None) -> dict:
-    import numpy
-    import pandas
-    import torch
+    """What ran where. torch is imported only when this process needs it anyway (it trains, or
+    a GPU was asked for): a CPU sweep on worker processes reads versions from package metadata."""
+    from importlib.metadata import version
 
+    needs_torch = threads is None or devices != ["cpu"] or "torch" in sys.modules
+    torch = __import__("torch") if needs_torch else None
+    gpus = []
+    if torch is not None and torch.cuda.is_available():
+        gpus = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
     env = {
         "schema_version": SCHEMA_VERSION,
         "dlbench": __version__,
-        "torch": torch.__version__,
-        "numpy": numpy.__version__,
-        "pandas": pandas.__version__,
+        "torch": torch.__version__ if torch is not None else version("torch"),
+        "numpy": version("numpy"),
+        "pandas": version("pandas"),
         "python": sys.version.split()[0],
         "os": platform.platform(),
         "cpu": cpu_model(),
@@ -297,9 +302,8 @@ def environment(devices: list[str], workers: int, threads: int | None = None) ->
         "torch_threads": threads if threads is not None else torch.get_num_threads(),
         "workers": workers,
         "devices": devices,
-        "cuda": torch.version.cuda,
-        "gpu": [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
-        if torch.cuda.is_available() else [],
+        "cuda": torch.version.cuda if torch is not None else None,
+        "gpu": gpus,
         "git_rev": git_rev(),
         "command": " ".join(sys.argv),
         "written_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),

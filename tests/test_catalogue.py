@@ -40,13 +40,12 @@ def test_dataset_shapes_task_split_and_standardization(name):
 
 
 @pytest.mark.parametrize("name", EMBEDDED)
-def test_dataset_split_is_deterministic(name):
-    a = load(name)
-    datasets._CACHE.clear()
-    b = load(name)
-    assert a is not b
-    for x, y in ((a.x_train, b.x_train), (a.y_train, b.y_train), (a.x_test, b.x_test)):
-        assert np.array_equal(x, y)
+def test_dataset_split_is_deterministic_and_the_disk_cache_holds_the_same_arrays(name):
+    cached = load(name)  # from the user cache when a run made it before
+    fresh = [datasets.generate(name), datasets.generate(name)]
+    for arrays in fresh:
+        for got, want in zip(arrays, (cached.x_train, cached.y_train, cached.x_test, cached.y_test), strict=True):
+            assert np.array_equal(got, want) and got.dtype == want.dtype
 
 
 def test_mnist1d_is_the_package_default_generator():

@@ -16,6 +16,7 @@ import numpy as np
 from dlbench.errors import UserError, did_you_mean
 
 SPLIT_SEED = 0  # fixed: the train/test split never depends on a trial's seed
+DATA_VERSION = 1  # bump when a loader's output changes: cached arrays of older versions are ignored
 TASKS = ("regression", "binary", "multiclass", "objective")
 
 
@@ -105,13 +106,43 @@ def load(name: str, data_dir: str | None = None) -> Dataset:
     key = (name, data_dir)
     if key not in _CACHE:
         info = dataset_info(name)
-        module = importlib.import_module(f"dlbench.data.{info.module}")
-        x_tr, y_tr, x_te, y_te = getattr(module, f"load_{name}")(**({"data_dir": data_dir} if info.needs_files
-                                                                    else {}))
+        if info.needs_files:
+            x_tr, y_tr, x_te, y_te = generate(name, data_dir=data_dir)
+        else:
+            x_tr, y_tr, x_te, y_te = _from_disk_cache(name)
         ds = Dataset(info, x_tr, y_tr, x_te, y_te)
         _check_shapes(ds)
         _CACHE[key] = ds
     return _CACHE[key]
+
+
+def generate(name: str, **kw):
+    """Build a dataset's arrays from its source (no caching)."""
+    module = importlib.import_module(f"dlbench.data.{dataset_info(name).module}")
+    return getattr(module, f"load_{name}")(**kw)
+
+
+def _from_disk_cache(name: str):
+    """Generated datasets are kept as .npz in the user cache: a worker process then needs
+    neither scikit-learn (a second to import) nor the generator. The file name carries
+    DATA_VERSION and the scikit-learn version, whose splits and bundled data it depends on."""
+    import os
+    from importlib.metadata import version
+
+    path = os.path.join(cache_dir(), f"{name}-v{DATA_VERSION}-sklearn{version('scikit-learn')}.npz")
+    try:
+        with np.load(path) as z:
+            return z["x_train"], z["y_train"], z["x_test"], z["y_test"]
+    except (OSError, KeyError, ValueError):
+        pass  # absent or damaged: make it again
+    arrays = generate(name)
+    tmp = f"{path}.{os.getpid()}.tmp.npz"
+    try:
+        np.savez(tmp, **dict(zip(("x_train", "y_train", "x_test", "y_test"), arrays, strict=True)))
+        os.replace(tmp, path)
+    except OSError:
+        pass  # an unwritable cache only costs time
+    return arrays
 
 
 def _check_shapes(ds: Dataset) -> None:

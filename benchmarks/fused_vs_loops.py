@@ -1,0 +1,127 @@
+"""Benchmark: dlbench's fused sweep against plain per-config PyTorch loops, same grid.
+
+Grids (issue 4): digits (80/20 stratified, standardized), MLP 64-128-128-10 ReLU,
+cross-entropy, 10 epochs, batch 32, {sgd, momentum 0.9, rmsprop, adam} ×
+R32: lr {1e-3, 3e-3, 1e-2, 3e-2} × seeds {0, 1}  (32 trials)
+R128: 16 log-spaced lr in [1e-4, 1e-1] × seeds {0, 1}  (128 trials)
+
+Each repeat times, interleaved and each as a whole process (start-up and data loading included):
+  (a) naive_loop.py: one config at a time, DataLoader with shuffle, torch.optim, default threads
+  (b) naive_loop.py --workers W: the same loop over W worker processes (one thread each)
+  (c) dlbench sweep of the same grid
+and prints medians, the ratios a/c and b/c, and the grid's FLOP floor: training FLOPs
+(6 × Σ in·out per sample: forward + backward) ÷ a measured matmul rate on all cores.
+
+    python benchmarks/fused_vs_loops.py [--grid R32|R128|both] [--repeats 3] [--workers 2] [--device cpu]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+sys.path.insert(0, str(HERE))
+from naive_loop import BATCH, EPOCHS, GRIDS, configs  # noqa: E402
+
+LAYERS = [(64, 128), (128, 128), (128, 10)]
+N_TRAIN = 1437
+
+
+def spec_toml(grid: str, device: str) -> str:
+    g = GRIDS[grid]
+    return (f'name = "bench-{grid}"\ndataset = "digits"\n'
+            'model = { kind = "mlp", hidden = [128, 128], activation = "relu" }\n'
+            f'epochs = {EPOCHS}\nbatch_size = {BATCH}\ndevice = "{device}"\nseeds = {g["seed"]}\n'
+            f'[grid]\noptimizer = {json.dumps(g["optimizer"])}\nlr = {g["lr"]}\n')
+
+
+def timed(cmd: list[str], env=None) -> float:
+    t0 = time.perf_counter()
+    p = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    dt = time.perf_counter() - t0
+    if p.returncode != 0:
+        raise SystemExit(f"{' '.join(cmd)} failed:\n{p.stdout}\n{p.stderr}")
+    return dt
+
+
+def matmul_rate(threads: int, device: str = "cpu") -> float:
+    """FLOP/s of a large float32 matmul with `threads` intra-op threads (or on the GPU)."""
+    import torch
+
+    torch.set_num_threads(threads)
+    n = 2048 if device == "cpu" else 8192
+    a = torch.randn(n, n, device=device)
+    b = torch.randn(n, n, device=device)
+    for _ in range(3):
+        a @ b
+    if device != "cpu":
+        torch.cuda.synchronize()
+    reps = 10
+    t0 = time.perf_counter()
+    for _ in range(reps):
+        a @ b
+    if device != "cpu":
+        torch.cuda.synchronize()
+    return 2 * n**3 * reps / (time.perf_counter() - t0)
+
+
+def flop_floor(grid: str, rate: float) -> tuple[float, float]:
+    """(training FLOPs of the grid, seconds at `rate`)."""
+    flops = 6 * sum(i * o for i, o in LAYERS) * N_TRAIN * EPOCHS * len(configs(grid))
+    return flops, flops / rate
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--grid", choices=["R32", "R128", "both"], default="R32")
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--json", help="write the measurements here")
+    args = ap.parse_args()
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    dlbench = [sys.executable, "-m", "dlbench"]
+    grids = ["R32", "R128"] if args.grid == "both" else [args.grid]
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    report = {"cores": cores, "workers": args.workers, "device": args.device, "grids": {}}
+    for grid in grids:
+        times = {"a": [], "b": [], "c": []}
+        with tempfile.TemporaryDirectory() as tmp:
+            spec = Path(tmp) / f"{grid}.toml"
+            spec.write_text(spec_toml(grid, args.device))
+            for r in range(args.repeats):
+                naive = [sys.executable, str(HERE / "naive_loop.py"), "--grid", grid, "--device", args.device]
+                times["a"].append(timed(naive, env))
+                times["b"].append(timed([*naive, "--workers", str(args.workers)], env))
+                times["c"].append(timed([*dlbench, "sweep", str(spec), "--out", str(Path(tmp) / f"r{r}"),
+                                         "--workers", str(args.workers)], env))
+                print(f"{grid} repeat {r + 1}: a {times['a'][-1]:.2f} s  b {times['b'][-1]:.2f} s  "
+                      f"c {times['c'][-1]:.2f} s", flush=True)
+        med = {k: statistics.median(v) for k, v in times.items()}
+        rate = matmul_rate(1, args.device) * (cores if args.device == "cpu" else 1)
+        flops, floor = flop_floor(grid, rate)
+        report["grids"][grid] = {"times": times, "median": med, "a/c": med["a"] / med["c"],
+                                 "b/c": med["b"] / med["c"], "flops": flops, "matmul_rate": rate,
+                                 "floor_s": floor, "c/floor": med["c"] / floor}
+        print(f"\n{grid}: {len(configs(grid))} trials, medians of {args.repeats} "
+              f"(a) naive loop {med['a']:.2f} s | (b) naive loop × {args.workers} processes {med['b']:.2f} s | "
+              f"(c) dlbench sweep {med['c']:.2f} s")
+        print(f"  a/c = {med['a'] / med['c']:.1f}   b/c = {med['b'] / med['c']:.1f}")
+        print(f"  FLOP floor: {flops / 1e9:.1f} GFLOP of training at {rate / 1e9:.0f} GFLOP/s "
+              f"({'all ' + str(cores) + ' cores' if args.device == 'cpu' else args.device}) = {floor:.2f} s; "
+              f"c / floor = {med['c'] / floor:.1f}\n")
+    if args.json:
+        Path(args.json).write_text(json.dumps(report, indent=2))
+
+
+if __name__ == "__main__":
+    main()
