@@ -220,3 +220,31 @@ def check_schedule(value: Any, epochs: int, where: str = "schedule") -> dict[str
             "epochs than epochs"
         )
     return out
+
+
+def lr_schedule(trial: dict) -> list[float]:
+    """The lr in effect during each training epoch 1..E, in closed form (pure Python).
+
+    The same schedule torch.optim.lr_scheduler gives the reference engine (LinearLR warmup from
+    lr/(warmup+1), then StepLR / ExponentialLR / CosineAnnealingLR over the remaining epochs,
+    joined by SequentialLR); tests/test_catalogue.py holds it to torch's own schedulers. Closed
+    form keeps torch.optim (and the second it takes to import) out of the fused engine."""
+    s, base, epochs = trial["schedule"], trial["lr"], trial["epochs"]
+    warm = s["warmup"]
+    out = []
+    for e in range(epochs):
+        if e < warm:
+            start = 1.0 / (warm + 1)
+            out.append(base * (start + (1.0 - start) * e / warm))
+            continue
+        m = e - warm
+        if s["kind"] == "step":
+            out.append(base * s["gamma"] ** (m // s["step_size"]))
+        elif s["kind"] == "exponential":
+            out.append(base * s["gamma"] ** m)
+        elif s["kind"] == "cosine":
+            span = epochs - warm
+            out.append(s["eta_min"] + (base - s["eta_min"]) * (1 + math.cos(math.pi * m / span)) / 2)
+        else:
+            out.append(base)
+    return out

@@ -35,9 +35,9 @@ def choose_engine(trial: dict, engine: str) -> str:
     """'auto' takes the fused engine wherever it supports the trial."""
     if engine == "reference":
         return "reference"
-    from dlbench.engine.fused import supports
+    from dlbench.engine import fused_supports
 
-    why_not = supports(trial)
+    why_not = fused_supports(trial)
     if why_not is None:
         return "fused"
     if engine == "fused":

@@ -164,6 +164,21 @@ def test_every_bad_knob_is_rejected(knob, value):
     assert KNOBS[knob].allowed in str(e.value)
 
 
+@pytest.mark.parametrize("schedule", [
+    "constant", {"kind": "constant", "warmup": 3}, {"kind": "step", "step_size": 3, "gamma": 0.3},
+    {"kind": "step", "step_size": 1, "gamma": 0.9, "warmup": 2}, {"kind": "exponential", "gamma": 0.77},
+    {"kind": "exponential", "gamma": 0.5, "warmup": 4}, {"kind": "cosine"}, {"kind": "cosine", "eta_min": 0.013},
+    {"kind": "cosine", "eta_min": 0.001, "warmup": 5},
+], ids=str)
+@pytest.mark.parametrize("epochs", [6, 13])
+def test_closed_form_schedule_equals_torch_schedulers(schedule, epochs):
+    from dlbench.engine.common import lr_per_epoch
+    from dlbench.optim import lr_schedule
+
+    trial = build_sweep({"dataset": "iris", "lr": 0.37, "epochs": epochs, "schedule": schedule}).trials[0]
+    assert lr_schedule(trial) == pytest.approx(lr_per_epoch(trial), rel=1e-12, abs=1e-15)
+
+
 def test_schedules_log_the_lr_in_effect():
     from dlbench.engine.common import lr_per_epoch
 

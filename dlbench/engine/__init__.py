@@ -1,2 +1,15 @@
 """Engines train trials. `reference` trains one trial the textbook way (the ground truth);
-`fused` trains a group of trials as one stacked model and must match the reference."""
+`fused` trains a group of trials as one stacked model and must match the reference.
+
+This module imports no torch: the planner asks it what the fused engine supports."""
+
+FUSED_MODELS = ("linear", "mlp")
+
+
+def fused_supports(trial: dict) -> str | None:
+    """None when the fused engine can train this trial, else the reason it cannot."""
+    if trial["model"]["kind"] not in FUSED_MODELS:
+        return f"model kind {trial['model']['kind']!r} runs on the reference engine"
+    if trial["device"] == "mps":
+        return "mps runs on the reference engine"
+    return None

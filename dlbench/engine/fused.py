@@ -25,6 +25,7 @@ import torch.nn.functional as F  # noqa: N812
 
 from dlbench import models
 from dlbench.data import Dataset
+from dlbench.engine import fused_supports as supports
 from dlbench.engine.common import (
     Timer,
     TrialResult,
@@ -33,23 +34,13 @@ from dlbench.engine.common import (
     history_row,
     init_seed,
     is_diverged,
-    lr_per_epoch,
     tensors,
 )
+from dlbench.optim import lr_schedule
 
-SUPPORTED_MODELS = ("linear", "mlp")
 # The layer views are strided rows of theta; autograd notes that and still accumulates in place.
 warnings.filterwarnings("ignore", message="grad and param do not obey the gradient layout contract")
 ACT = {"relu": torch.relu, "tanh": torch.tanh, "sigmoid": torch.sigmoid, "gelu": F.gelu, "none": None}
-
-
-def supports(trial: dict) -> str | None:
-    """None when the fused engine can train this trial, else the reason it cannot."""
-    if trial["model"]["kind"] not in SUPPORTED_MODELS:
-        return f"model kind {trial['model']['kind']!r} runs on the reference engine"
-    if trial["device"] == "mps":
-        return "mps runs on the reference engine"
-    return None
 
 
 # --------------------------------------------------------------------------------------------
@@ -67,6 +58,16 @@ class _Hyper:
         vals = [t[key] if index is None else t[key][index] for t in self.trials]
         return torch.tensor([float(v) for v in vals], dtype=torch.float64, device=self.device).view(-1, 1)
 
+    def decay(self, dtype) -> torch.Tensor | None:
+        """Weight decay as a [k, 1] tensor, or None when no trial has any (torch skips it then)."""
+        wd = self.col("weight_decay")
+        return wd.to(dtype) if bool((wd != 0).any()) else None
+
+
+def _decayed(g: torch.Tensor, p: torch.Tensor, wd: torch.Tensor | None) -> torch.Tensor:
+    """g + λ θ: L2 decay added to the gradient (as torch.optim does with weight_decay != 0)."""
+    return g if wd is None else g.add(p * wd)
+
 
 class SGDUpdate:
     r"""torch.optim.SGD (optimizers sgd, momentum, nesterov), per trial k:
@@ -80,24 +81,25 @@ class SGDUpdate:
     def __init__(self, trials, shape, dtype, device):
         h = _Hyper(trials, device)
         self.dtype = dtype
-        self.wd = h.col("weight_decay").to(dtype)
+        self.wd = h.decay(dtype)
         self.has_momentum = trials[0]["optimizer"] in ("momentum", "nesterov")
         self.nesterov = trials[0]["optimizer"] == "nesterov"
         if self.has_momentum:
             self.mom = h.col("momentum").to(dtype)
             self.one_minus_damp = (1 - h.col("dampening")).to(dtype) if "dampening" in trials[0] else None
-            self.zero_mom = h.col("momentum") == 0  # as torch decides it: on the Python float, not the cast
+            zero = h.col("momentum") == 0  # as torch decides it: on the Python float, not the cast
+            self.zero_mom = zero if bool(zero.any()) else None
         self.buf = None
 
     def step(self, p, g, lr, t):
-        d = g.add(p * self.wd)
+        d = _decayed(g, p, self.wd)
         if self.has_momentum:
             if self.buf is None:
                 self.buf = d.clone()
             else:
                 self.buf.mul_(self.mom).add_(d if self.one_minus_damp is None else d * self.one_minus_damp)
             step_dir = d.add(self.buf * self.mom) if self.nesterov else self.buf
-            d = torch.where(self.zero_mom, d, step_dir)
+            d = step_dir if self.zero_mom is None else torch.where(self.zero_mom, d, step_dir)
         p.sub_(lr.to(self.dtype) * d)
 
 
@@ -112,13 +114,13 @@ class AdagradUpdate:
     def __init__(self, trials, shape, dtype, device):
         h = _Hyper(trials, device)
         self.dtype = dtype
-        self.wd = h.col("weight_decay").to(dtype)
+        self.wd = h.decay(dtype)
         self.lr_decay = h.col("lr_decay")
         self.eps = h.col("eps").to(dtype)
         self.sum = h.col("initial_accumulator_value").to(dtype).expand(shape).clone()
 
     def step(self, p, g, lr, t):
-        d = g.add(p * self.wd)
+        d = _decayed(g, p, self.wd)
         clr = (lr / (1 + (t - 1) * self.lr_decay)).to(self.dtype)
         self.sum.addcmul_(d, d)
         std = self.sum.sqrt().add_(self.eps)
@@ -138,7 +140,7 @@ class RMSpropUpdate:
     def __init__(self, trials, shape, dtype, device):
         h = _Hyper(trials, device)
         self.dtype = dtype
-        self.wd = h.col("weight_decay").to(dtype)
+        self.wd = h.decay(dtype)
         self.alpha = h.col("alpha").to(dtype)
         self.one_minus_alpha = (1 - h.col("alpha")).to(dtype)
         self.eps = h.col("eps").to(dtype)
@@ -150,7 +152,7 @@ class RMSpropUpdate:
         self.buf = torch.zeros(shape, dtype=dtype, device=device)
 
     def step(self, p, g, lr, t):
-        d = g.add(p * self.wd)
+        d = _decayed(g, p, self.wd)
         self.sq.mul_(self.alpha).addcmul_(d, d * self.one_minus_alpha)
         if self.any_centered:
             self.avg.lerp_(d, self.one_minus_alpha)
@@ -178,7 +180,7 @@ class AdamUpdate:
         self.dtype = dtype
         self.decoupled = trials[0]["optimizer"] == "adamw"
         self.wd64 = h.col("weight_decay")
-        self.wd = self.wd64.to(dtype)
+        self.wd = h.decay(dtype)
         self.beta1 = h.col("betas", 0)
         self.beta2 = h.col("betas", 1)
         self.one_minus_b1 = (1 - self.beta1).to(dtype)
@@ -193,10 +195,11 @@ class AdamUpdate:
 
     def step(self, p, g, lr, t):
         if self.decoupled:
-            p.mul_((1 - lr * self.wd64).to(self.dtype))
+            if self.wd is not None:
+                p.mul_((1 - lr * self.wd64).to(self.dtype))
             d = g
         else:
-            d = g.add(p * self.wd)
+            d = _decayed(g, p, self.wd)
         self.m.lerp_(d, self.one_minus_b1)
         self.v.mul_(self.beta2_t).addcmul_(d, d * self.one_minus_b2)
         step_size = (lr / (1 - self.beta1**t)).to(self.dtype)
@@ -338,7 +341,7 @@ def train(trials: list[dict], data: Dataset) -> list[TrialResult]:
         slices.append((start, end))
         updates.append(UPDATES[trials[start]["optimizer"]](trials[start:end], (end - start, P), dtype, device))
         start = end
-    lrs = torch.tensor([lr_per_epoch(t) for t in trials], dtype=torch.float64, device=device).T  # [E, K]
+    lrs = torch.tensor([lr_schedule(t) for t in trials], dtype=torch.float64, device=device).T  # [E, K]
     orders = [data_order(t["seed"], n, epochs) for t in trials]
 
     histories: list[list[dict]] = [[] for _ in trials]
