@@ -73,18 +73,33 @@ def run_sweep(sweep: Sweep, out: str | Path, *, fresh: bool = False, dry_run: bo
         console.print(f"dry run: nothing trained, nothing written (results would go to {path})")
         return 0
 
-    from dlbench import devices, store
+    from dlbench import devices
 
     wanted_devices = sorted({t["device"] for t in sweep.trials})
     if wanted_devices != ["cpu"]:  # only then is torch needed in this process before training
         available = devices.available_devices()
         for d in wanted_devices:
             devices.check_device(d, available)
-    if sweep.data_dir is None:
-        _check_files(sweep)
-    else:
-        _check_files(sweep, sweep.data_dir)
+    _check_files(sweep, sweep.data_dir)
 
+    executor = LocalExecutor(workers, sweep.data_dir)
+    if workers > 1 and len(sweep.trials) > 1:
+        executor.start()  # workers import torch while this process reads the results folder
+        # and this process, idle while they train, imports what it needs to write the tables
+        import threading
+
+        threading.Thread(target=lambda: __import__("pyarrow.parquet") and __import__("pandas"), daemon=True).start()
+    try:
+        return _run(sweep, path, fresh, workers, executor, console, err)
+    finally:
+        executor.shutdown()
+
+
+def _run(sweep: Sweep, path: Path, fresh: bool, workers: int, executor, console, err) -> int:
+    from dlbench import store
+    from dlbench.plan import make_units
+
+    wanted_devices = sorted({t["device"] for t in sweep.trials})
     if fresh and path.exists():
         aside = path.with_name(f"{path.name}.old-{time.strftime('%Y%m%d-%H%M%S')}")
         path.rename(aside)
@@ -113,7 +128,6 @@ def run_sweep(sweep: Sweep, out: str | Path, *, fresh: bool = False, dry_run: bo
         units = [u for u in make_units(sweep.trials, sweep.engine, workers) if any(i not in done for i in u.ids)]
         if units:
             print_plan(units, console, workers)
-        executor = LocalExecutor(workers, sweep.data_dir)
         by_id = {t["id"]: t for t in sweep.trials}
         task = _task(sweep)
         _execute(executor, units, by_id, records, results, console, task, done, len(sweep.trials))
