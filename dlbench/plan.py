@@ -58,10 +58,10 @@ def make_units(trials: list[dict], engine: str, workers: int, max_group: int = 5
         else:
             units.append(Unit([t], "reference"))
     for group in fused.values():
-        # enough chunks to keep every worker busy, none larger than max_group
+        # enough chunks to keep every worker busy, none larger than max_group; dealt out in turn
+        # so each chunk gets a share of every optimizer (their updates cost differently)
         chunks = max(math.ceil(len(group) / max_group), min(workers, len(group)))
-        size = math.ceil(len(group) / chunks)
-        units += [Unit(group[i:i + size], "fused") for i in range(0, len(group), size)]
+        units += [Unit(group[i::chunks], "fused") for i in range(chunks)]
     # big units first, so that the last ones to finish are short
     units.sort(key=lambda u: -cost(u))
     return units
