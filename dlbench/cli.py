@@ -37,6 +37,7 @@ Opt = typer.Option
     "--seeds 0,1\n\n"
     "  dlbench sweep experiments/quickstart.toml --set epochs=3 --name quick3 --out results/\n\n"
     "  dlbench sweep experiments/quickstart.toml --dry-run     (print the grid and plan, train nothing)\n\n"
+    "  dlbench sweep experiments/quickstart.toml --executor dask --address tcp://10.0.0.5:8786\n\n"
     "Re-running the same command resumes: finished trials are skipped."
 ))
 def sweep(
@@ -57,6 +58,9 @@ def sweep(
     dtype: Annotated[str | None, Opt(help="float32 or float64.")] = None,
     engine: Annotated[str | None, Opt(help="auto, fused or reference.")] = None,
     workers: Annotated[int | None, Opt(help="Worker processes (default: one per core).", min=1)] = None,
+    executor: Annotated[str | None, Opt(help="local (worker processes here) or dask.")] = None,
+    address: Annotated[str | None, Opt(help="Dask scheduler for --executor dask: tcp://host:8786 or local.")]
+    = None,
     set_: Annotated[list[str] | None, Opt("--set", help="key=value in TOML syntax, e.g. --set epochs=3 "
                                            "--set 'grid.lr=[1e-3, 1e-2]'. Repeatable.")] = None,
     name: Annotated[str | None, Opt(help="Sweep name (the results folder name).")] = None,
@@ -84,8 +88,9 @@ def sweep(
         specs.apply_set(raw, assignment)
     if name is not None:
         raw["name"] = name
-    if data_dir is not None:
-        raw["data_dir"] = data_dir
+    for key, value in (("data_dir", data_dir), ("executor", executor), ("address", address)):
+        if value is not None:
+            raw[key] = value
     sw = specs.build_sweep(raw, default_name=default_name)
 
     from dlbench.runner import run_sweep

@@ -1,41 +1,41 @@
-"""Where units of work run: in this process, or on a pool of long-lived worker processes, each
-with one intra-op thread. Executors know nothing of training: they call plan.run_unit."""
+"""Where units of work run: in this process, on a pool of long-lived local worker processes
+(one intra-op thread each), or on a Dask cluster. Executors know nothing of training: they call
+plan.run_unit and hand its results back to the driver, which alone writes the store."""
 
 from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterator
 
-from dlbench.plan import Unit, run_unit
+from dlbench.errors import UserError
+from dlbench.plan import Unit, failed, run_unit
 
 
 def default_workers() -> int:
     return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
 
 
-def _worker_init(threads: int) -> None:
-    import torch
-
-    torch.set_num_threads(threads)
-
-
 def _warm() -> None:
     """Runs once in each worker as the pool starts: the imports happen while the driver works."""
+    import torch
+
     import dlbench.engine.fused  # noqa: F401
+    from dlbench.plan import TRAIN_THREADS
+
+    torch.set_num_threads(TRAIN_THREADS)
 
 
 class LocalExecutor:
-    """`workers` long-lived processes with one intra-op thread each (forkserver: torch is
+    """`workers` long-lived processes, each training with one intra-op thread (forkserver: torch is
     imported once, in the server, and workers fork from it). With one worker, or one unit,
     everything runs in this process.
 
     `start()` launches the pool early, so that importing torch in the workers overlaps with the
     driver's own start-up (reading the spec and the results folder)."""
 
-    def __init__(self, workers: int, data_dir: str | None = None, threads_per_worker: int = 1):
+    def __init__(self, workers: int, data_dir: str | None = None):
         self.workers = workers
         self.data_dir = data_dir
-        self.threads = threads_per_worker
         self.pool = None
 
     def start(self) -> LocalExecutor:
@@ -45,8 +45,7 @@ class LocalExecutor:
 
             ctx = mp.get_context("forkserver")
             ctx.set_forkserver_preload(["torch", "dlbench.plan", "dlbench.engine.fused"])
-            self.pool = ProcessPoolExecutor(max_workers=self.workers, mp_context=ctx, initializer=_worker_init,
-                                            initargs=(self.threads,))
+            self.pool = ProcessPoolExecutor(max_workers=self.workers, mp_context=ctx)
             for _ in range(self.workers):
                 self.pool.submit(_warm)
         return self
@@ -70,6 +69,72 @@ class LocalExecutor:
         try:
             for fut in as_completed(futures):
                 yield fut.result()
+        finally:
+            for f in futures:
+                f.cancel()
+
+
+class DaskExecutor:
+    """Units of work on a Dask cluster: `address` is a running scheduler (tcp://host:8786, as
+    started by `dask scheduler` / `dask worker`, dask-jobqueue or dask-kubernetes) or "local"
+    (a LocalCluster of `workers` processes on 127.0.0.1).
+
+    A worker that dies mid-unit: the scheduler runs the unit again elsewhere, and only the
+    copy that finishes comes back, so each trial is stored once. A unit that kills every worker
+    it lands on is given up after the scheduler's allowed failures (KilledWorker) and its trials
+    are stored as failed. Datasets are loaded by the workers (from their cache or --data-dir,
+    which must exist on them)."""
+
+    def __init__(self, address: str, workers: int, data_dir: str | None = None, connect_timeout: float = 10.0):
+        self.address = address
+        self.workers = workers
+        self.data_dir = data_dir
+        self.connect_timeout = connect_timeout
+        self.client = None
+        self.cluster = None
+
+    def start(self) -> DaskExecutor:
+        if self.client is not None:
+            return self
+        try:
+            from distributed import Client, LocalCluster
+        except ImportError:
+            raise UserError("--executor dask needs the distributed package; allowed: pip install 'dlbench[dask]'") \
+                from None
+        if self.address == "local":
+            self.cluster = LocalCluster(n_workers=self.workers, threads_per_worker=1, processes=True,
+                                        host="127.0.0.1", dashboard_address=None)
+            self.client = Client(self.cluster)
+            return self
+        try:
+            self.client = Client(self.address, timeout=self.connect_timeout)
+        except (OSError, TimeoutError, ValueError) as e:
+            raise UserError(f"cannot reach the Dask scheduler at address = {self.address!r} ({type(e).__name__}); "
+                            "allowed: the address of a running scheduler, e.g. tcp://127.0.0.1:8786, or local") \
+                from None
+        return self
+
+    def shutdown(self) -> None:
+        if self.client is not None:
+            self.client.close()
+            self.client = None
+        if self.cluster is not None:
+            self.cluster.close()
+            self.cluster = None
+
+    def run(self, units: list[Unit], cancelled: Callable[[], bool] = lambda: False) -> Iterator[list[dict]]:
+        from distributed import as_completed
+        from distributed.scheduler import KilledWorker
+
+        self.start()
+        futures = {self.client.submit(run_unit, u, self.data_dir, pure=False): u for u in units}
+        try:
+            for fut in as_completed(futures):
+                unit = futures[fut]
+                try:
+                    yield fut.result()
+                except KilledWorker as e:
+                    yield [failed(t, e, unit.engine) for t in unit.trials]
         finally:
             for f in futures:
                 f.cancel()

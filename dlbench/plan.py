@@ -72,9 +72,21 @@ def cost(unit: Unit) -> float:
     return len(unit.trials) * t["epochs"] * (1.0 if unit.engine == "fused" else 8.0)
 
 
+TRAIN_THREADS = 1  # intra-op threads for training, wherever it runs
+
+
 def run_unit(unit: Unit, data_dir: str | None = None) -> list[dict]:
-    """Train a unit; errors become `failed` results rather than exceptions. Runs in workers."""
+    """Train a unit; errors become `failed` results rather than exceptions. Runs in workers.
+
+    Always with TRAIN_THREADS intra-op threads: CPU kernels round differently with other thread
+    counts, and chaotic (high-lr) trials amplify that, so a trial's numbers must not depend on
+    --workers or the executor. Parallelism comes from workers, one per core."""
+    import torch
+
     from dlbench import data as datasets
+
+    if torch.get_num_threads() != TRAIN_THREADS:
+        torch.set_num_threads(TRAIN_THREADS)
 
     start = time.perf_counter()
     try:

@@ -58,6 +58,7 @@ def print_plan(units, console: Console, workers: int) -> None:
 
 def run_sweep(sweep: Sweep, out: str | Path, *, fresh: bool = False, dry_run: bool = False,
               workers: int | None = None, console: Console | None = None) -> int:
+    """Run a validated sweep; the exit code: 0, or 1 when a trial failed or an expectation did not hold."""
     from dlbench.executors import LocalExecutor, default_workers
     from dlbench.output import console as make_console
     from dlbench.plan import make_units
@@ -82,6 +83,14 @@ def run_sweep(sweep: Sweep, out: str | Path, *, fresh: bool = False, dry_run: bo
             devices.check_device(d, available)
     _check_files(sweep, sweep.data_dir)
 
+    if sweep.executor == "dask":
+        from dlbench.executors import DaskExecutor
+
+        executor = DaskExecutor(sweep.address, workers, sweep.data_dir).start()
+        try:
+            return _run(sweep, path, fresh, workers, executor, console, err)
+        finally:
+            executor.shutdown()
     executor = LocalExecutor(workers, sweep.data_dir)
     if workers > 1 and len(sweep.trials) > 1:
         executor.start()  # workers import torch while this process reads the results folder
@@ -109,7 +118,9 @@ def _run(sweep: Sweep, path: Path, fresh: bool, workers: int, executor, console,
     results.lock()
     try:
         results.write_spec(sweep.to_toml())
-        results.write_env(store.environment(wanted_devices, workers, threads=1 if workers > 1 else None))
+        from dlbench.plan import TRAIN_THREADS
+
+        results.write_env(store.environment(wanted_devices, workers, threads=TRAIN_THREADS))
         records, damaged = results.load_records()
         for name in damaged:
             err.print(f"[yellow]warning:[/] damaged record {name} in {path / 'trials'}: moved aside as "

@@ -95,6 +95,8 @@ class Sweep:
         if self.description:
             lines.append(f"description = {_toml(self.description)}")
         run = {"engine": self.engine, "executor": self.executor}
+        if self.address:
+            run["address"] = self.address
         if self.workers:
             run["workers"] = self.workers
         for k, v in {**self.fixed, **run}.items():
@@ -207,6 +209,12 @@ def build_sweep(raw: dict, default_name: str = "sweep") -> Sweep:
     engine = _choice(raw.pop("engine", DEFAULTS["engine"]), ENGINES, "engine")
     executor = _choice(raw.pop("executor", "local"), EXECUTORS, "executor")
     address = raw.pop("address", None)
+    if address is not None and (not isinstance(address, str) or not address):
+        raise UserError(f"address = {address!r} is not allowed; allowed: tcp://host:port or local")
+    if address is not None:
+        executor = "dask"  # an address only means something to the dask executor
+    if executor == "dask" and address is None:
+        raise UserError("executor = 'dask' needs an address; allowed: address = \"tcp://host:8786\" or \"local\"")
     workers = raw.pop("workers", None)
     if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 1):
         raise UserError(f"workers = {workers!r} is not allowed; allowed: a whole number >= 1")
