@@ -24,7 +24,7 @@ DESCRIPTIONS = {
 def check_loss(value, task: str, dataset: str) -> str:
     if value is None or value == "auto":
         return LOSSES[task][0]
-    if value not in ALL_LOSSES:
+    if not isinstance(value, str) or value not in ALL_LOSSES:
         raise UserError(f"loss = {value!r} is unknown{did_you_mean(value, ALL_LOSSES)}; allowed: "
                         f"{', '.join(ALL_LOSSES)}")
     if value not in LOSSES[task]:

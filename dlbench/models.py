@@ -38,7 +38,7 @@ def check_model(value: Any, info: DatasetInfo, where: str = "model") -> dict:
     if not isinstance(value, dict):
         raise UserError(f"{where} = {value!r} is not allowed; allowed: a table like {{ kind = \"mlp\" }}")
     kind = value.get("kind")
-    if kind not in MODEL_KEYS:
+    if not isinstance(kind, str) or kind not in MODEL_KEYS:
         raise UserError(
             f"{where}.kind = {kind!r} is unknown{did_you_mean(kind, MODEL_KEYS)}; allowed: {', '.join(MODEL_KEYS)}"
         )
@@ -68,7 +68,7 @@ def check_model(value: Any, info: DatasetInfo, where: str = "model") -> dict:
         elif k == "hidden":
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:
                 raise UserError(f"{where}.hidden = {v!r} is not allowed; allowed: a whole number >= 1")
-        elif k == "activation" and v not in ACTIVATIONS:
+        elif k == "activation" and (not isinstance(v, str) or v not in ACTIVATIONS):
             raise UserError(
                 f"{where}.activation = {v!r} is unknown{did_you_mean(v, ACTIVATIONS)}; "
                 f"allowed: {', '.join(ACTIVATIONS)}"

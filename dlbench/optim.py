@@ -10,7 +10,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from dlbench.errors import UserError
+from dlbench.errors import UserError, did_you_mean
 
 
 @dataclass(frozen=True)
@@ -184,9 +184,7 @@ def check_schedule(value: Any, epochs: int, where: str = "schedule") -> dict[str
     if not isinstance(value, dict):
         raise UserError(f"{where} = {value!r} is not allowed; allowed: a name or a table like {{ kind = \"step\" }}")
     kind = value.get("kind", "constant")
-    if kind not in SCHEDULES:
-        from dlbench.errors import did_you_mean
-
+    if not isinstance(kind, str) or kind not in SCHEDULES:
         raise UserError(
             f"{where}.kind = {kind!r} is unknown{did_you_mean(kind, SCHEDULES)}; allowed: {', '.join(SCHEDULES)}"
         )
@@ -194,7 +192,6 @@ def check_schedule(value: Any, epochs: int, where: str = "schedule") -> dict[str
     allowed_keys = {"kind", *sched.defaults, *SCHEDULE_COMMON}
     for k in value:
         if k not in allowed_keys:
-            from dlbench.errors import did_you_mean
 
             raise UserError(
                 f"{where}.{k} is not a parameter of schedule {kind!r}{did_you_mean(k, allowed_keys)}; "

@@ -288,7 +288,7 @@ def canonical_trial(values: dict) -> dict:
     t["model"] = check_model(values.get("model") or default_model(info), info)
     t["loss"] = check_loss(values.get("loss"), info.task, info.name)
     opt = values["optimizer"]
-    if opt not in OPTIMIZERS:
+    if not isinstance(opt, str) or opt not in OPTIMIZERS:
         raise UserError(f"optimizer = {opt!r} is unknown{did_you_mean(opt, OPTIMIZERS)}; allowed: "
                         f"{', '.join(OPTIMIZERS)}")
     t["optimizer"] = opt
@@ -371,7 +371,7 @@ def _check_expect(expect: Any) -> dict[str, str]:
 
 
 def _choice(v: Any, allowed, key: str) -> str:
-    if v not in allowed:
+    if not isinstance(v, str) or v not in allowed:
         raise UserError(f"{key} = {v!r} is unknown{did_you_mean(v, allowed)}; allowed: {', '.join(allowed)}")
     return v
 
@@ -397,12 +397,25 @@ def _toml(v: Any) -> str:
     if isinstance(v, float):
         return repr(v) if math.isfinite(v) else ("nan" if v != v else ("inf" if v > 0 else "-inf"))
     if isinstance(v, str):
-        return json.dumps(v)
+        return _toml_string(v)
     if isinstance(v, list | tuple):
         return "[" + ", ".join(_toml(x) for x in v) + "]"
     if isinstance(v, dict):
         return "{ " + ", ".join(f"{k} = {_toml(x)}" for k, x in v.items()) + " }"
     raise TypeError(type(v))
+
+
+def _toml_string(text: str) -> str:
+    """A TOML basic string: quotes, backslashes and control characters escaped, the rest as is."""
+    out = []
+    for ch in text:
+        if ch in '"\\':
+            out.append("\\" + ch)
+        elif ord(ch) < 0x20 or ord(ch) == 0x7F:
+            out.append(f"\\u{ord(ch):04x}")
+        else:
+            out.append(ch)
+    return '"' + "".join(out) + '"'
 
 
 def known_datasets() -> list[str]:

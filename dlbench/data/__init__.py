@@ -78,7 +78,7 @@ DATASETS: dict[str, DatasetInfo] = {
 
 
 def dataset_info(name: str) -> DatasetInfo:
-    if name not in DATASETS:
+    if not isinstance(name, str) or name not in DATASETS:
         raise UserError(
             f"dataset = {name!r} is unknown{did_you_mean(name, DATASETS)}; allowed: {', '.join(DATASETS)}"
         )
