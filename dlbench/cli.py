@@ -154,6 +154,31 @@ def plot(
     return 0
 
 
+@app.command("compare-devices", epilog=(
+    "Examples:\n\n"
+    "  dlbench compare-devices --quick\n\n"
+    "  dlbench compare-devices --devices cpu,cuda:0 --batch-sizes 1,8,64,512,4096\n\n"
+    "  dlbench compare-devices --threads 1,2 --include-sweep experiments/smoke.toml"
+))
+def compare_devices(
+    dataset: Annotated[str, Opt(help="Dataset whose shapes the model takes.")] = "digits",
+    model: Annotated[str | None, Opt(help='Model as a TOML table (default: {kind="mlp", hidden=[256, 256]}).')]
+    = None,
+    batch_sizes: Annotated[str | None, Opt(help="Batch sizes (default: 1,2,4,...,4096).")] = None,
+    devices: Annotated[str | None, Opt(help="Devices, e.g. cpu,cuda:0,mps (default: every one present).")] = None,
+    threads: Annotated[str | None, Opt(help="CPU intra-op thread counts to compare, e.g. 1,2.")] = None,
+    include_sweep: Annotated[str | None, Opt(help="Also time this sweep spec with each engine on each device.")]
+    = None,
+    out: Annotated[str, Opt(help="Folder that holds results/<name>/.")] = "results",
+    name: Annotated[str, Opt(help="Report name (its folder).")] = "devices",
+    quick: Annotated[bool, Opt("--quick", help="Fewer batch sizes and repeats (about 30 s on a CPU).")] = False,
+) -> int:
+    """Time training and inference on each device across batch sizes: when does the GPU win?"""
+    from dlbench.compare_devices import run_compare
+
+    return run_compare(dataset, model, batch_sizes, devices, threads, include_sweep, out, name, quick)
+
+
 @app.command(epilog="Examples:\n\n  dlbench optimizers")
 def optimizers() -> int:
     """List optimizers and schedules with their knobs, defaults and allowed ranges."""
