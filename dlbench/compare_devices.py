@@ -81,7 +81,7 @@ def run_compare(dataset: str = "digits", model: str | None = None, batch_sizes: 
     # the baseline label is the first CPU configuration measured
     labels = list(dict.fromkeys(r["device"] for r in rows))
     if sweep_spec is not None:
-        rows += time_sweep(sweep_spec, ["cpu", *accelerators], console)
+        rows += time_sweep(sweep_spec, ["cpu", *accelerators], console, repeats=1 if quick else 3)
     report = dev.summary(rows, labels)
     path = Path(out) / name
     write_report(path, rows, report, dataset, model_spec, accelerators, default_threads)
@@ -94,25 +94,37 @@ def run_compare(dataset: str = "digits", model: str | None = None, batch_sizes: 
     return 0
 
 
-def time_sweep(raw_spec: dict, devices: list[str], console) -> list[dict]:
-    """A whole small sweep, timed with each engine on each device (wall seconds, one process)."""
+def time_sweep(raw_spec: dict, devices: list[str], console, repeats: int = 3) -> list[dict]:
+    """A whole small sweep, timed with each engine on each device: both engines run once untimed
+    first (imports, kernel and allocator warm-up), then `repeats` interleaved timed runs each;
+    the median wall time is reported."""
+    import statistics
+
     from dlbench.runner import run_sweep
     from dlbench.spec import build_sweep
 
     rows = []
     for device in devices:
-        for engine in ("fused", "reference"):
-            raw = {**raw_spec, "device": device, "engine": engine, "name": f"timing-{engine}"}
-            sweep = build_sweep({k: v for k, v in raw.items() if k != "expect"})
-            with tempfile.TemporaryDirectory() as tmp:
-                t0 = time.perf_counter()
-                run_sweep(sweep, tmp, workers=1, console=_quiet())
-                seconds = time.perf_counter() - t0
-            console.print(f"sweep of {len(sweep.trials)} trials on {device} with the {engine} engine: {seconds:.2f} s")
+        sweeps = {engine: build_sweep({**{k: v for k, v in raw_spec.items() if k != "expect"}, "device": device,
+                                       "engine": engine, "name": f"timing-{engine}"})
+                  for engine in ("fused", "reference")}
+        times: dict[str, list[float]] = {e: [] for e in sweeps}
+        for r in range(repeats + 1):
+            for engine, sweep in sweeps.items():
+                with tempfile.TemporaryDirectory() as tmp:
+                    t0 = time.perf_counter()
+                    run_sweep(sweep, tmp, workers=1, console=_quiet())
+                    if r:  # the first round warms up
+                        times[engine].append(time.perf_counter() - t0)
+        for engine, ts in times.items():
+            seconds = statistics.median(ts)
+            n = len(sweeps[engine].trials)
+            console.print(f"sweep of {n} trials on {device} with the {engine} engine: {seconds:.2f} s "
+                          f"(median of {len(ts)})")
             rows.append({"device": device, "threads": None, "batch_size": None, "kind": f"sweep-{engine}",
                          "samples_per_s": None, "q1_samples_per_s": None, "q3_samples_per_s": None,
-                         "seconds_per_call": seconds, "blocks": 1, "calls_per_block": 1, "peak_memory_bytes": None,
-                         "trials": len(sweep.trials)})
+                         "seconds_per_call": seconds, "blocks": len(ts), "calls_per_block": 1,
+                         "peak_memory_bytes": None, "trials": n})
     return rows
 
 
