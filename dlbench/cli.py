@@ -206,6 +206,46 @@ def optimizers() -> int:
     return 0
 
 
+lessons_app = typer.Typer(help="Ready experiments that test textbook claims: list them, or run one.",
+                          epilog="Examples:\n\n  dlbench lessons\n\n  dlbench lessons run learning-rate")
+app.add_typer(lessons_app, name="lessons")
+
+
+@lessons_app.callback(invoke_without_command=True)
+def lessons_list(ctx: typer.Context) -> None:
+    """List the lessons: name, claim, trials."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from rich.table import Table
+
+    from dlbench.lessons import all_lessons, load_lesson
+    from dlbench.output import console as make_console
+
+    t = Table(title="lessons (dlbench lessons run NAME)", header_style="bold")
+    for c in ("name", "claim", "trials"):
+        t.add_column(c)
+    for name in all_lessons():
+        sweep = load_lesson(name)
+        t.add_row(name, sweep.lesson["claim"], str(len(sweep.trials)))
+    make_console().print(t)
+
+
+@lessons_app.command("run", epilog="Examples:\n\n  dlbench lessons run gd-vs-sgd\n\n"
+                                   "  dlbench lessons run learning-rate --set epochs=3 --out /tmp/r")
+def lessons_run(
+    name: Annotated[str, typer.Argument(help="A lesson name from `dlbench lessons`.")],
+    out: Annotated[str, Opt(help="Folder that holds results/<name>/.")] = "results",
+    set_: Annotated[list[str] | None, Opt("--set", help="Override a key, e.g. --set epochs=3.")] = None,
+    format_: Annotated[str, Opt("--format", help="png, svg or pdf.")] = "png",
+    workers: Annotated[int | None, Opt(help="Worker processes (default: one per core).", min=1)] = None,
+) -> int:
+    """Run a lesson's sweep and draw its figures."""
+    from dlbench.lessons import run_lesson
+
+    code, _ = run_lesson(name, out, set_, format_, workers)
+    return code
+
+
 datasets_app = typer.Typer(help="List datasets, or download those that need files.", no_args_is_help=False,
                            epilog="Examples:\n\n  dlbench datasets\n\n  dlbench datasets download mnist")
 app.add_typer(datasets_app, name="datasets")

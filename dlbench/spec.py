@@ -39,7 +39,7 @@ TRIAL_KEYS = ("dataset", "model", "loss", "optimizer", "lr", "batch_size", "epoc
 KNOB_KEYS = tuple(KNOBS)
 # Keys about how or where a sweep runs, not what it computes (not part of trial ids).
 RUN_KEYS = ("name", "description", "engine", "workers", "data_dir", "executor", "address")
-TABLE_KEYS = ("grid", "expect")
+TABLE_KEYS = ("grid", "expect", "lesson")
 ALL_KEYS = (*TRIAL_KEYS, "seeds", *KNOB_KEYS, *RUN_KEYS, *TABLE_KEYS)
 
 DEFAULTS: dict[str, Any] = {
@@ -88,6 +88,7 @@ class Sweep:
     address: str | None = None
     expect: dict[str, str] = field(default_factory=dict)
     description: str = ""
+    lesson: dict[str, Any] = field(default_factory=dict)
 
     def to_toml(self) -> str:
         """The fully expanded spec, as TOML that `dlbench sweep` reads back."""
@@ -105,6 +106,8 @@ class Sweep:
             lines += ["", "[grid]"] + [f"{k} = {_toml(v)}" for k, v in self.axes.items()]
         if self.expect:
             lines += ["", "[expect]"] + [f"{k} = {_toml(v)}" for k, v in self.expect.items()]
+        if self.lesson:
+            lines += ["", "[lesson]"] + [f"{k} = {_toml(v)}" for k, v in self.lesson.items()]
         return "\n".join(lines) + "\n"
 
 
@@ -202,6 +205,7 @@ def build_sweep(raw: dict, default_name: str = "sweep") -> Sweep:
         raise UserError(f"grid = {grid!r} is not allowed; allowed: a table [grid] of lists")
     _check_keys(grid, (*TRIAL_KEYS, "seeds", *KNOB_KEYS), "grid.")
     expect = _check_expect(raw.pop("expect", {}) or {})
+    lesson = _check_lesson(raw.pop("lesson", {}) or {})
 
     name = raw.pop("name", default_name)
     check_name(name)
@@ -271,7 +275,7 @@ def build_sweep(raw: dict, default_name: str = "sweep") -> Sweep:
                         f"{', '.join(users)}")
     return Sweep(name=name, trials=trials, axes={k: axes[k] for k in order}, fixed=fixed, engine=engine,
                  workers=workers, data_dir=data_dir, executor=executor, address=address, expect=expect,
-                 description=description)
+                 description=description, lesson=lesson)
 
 
 def _is_axis(key: str, value: list) -> bool:
@@ -368,6 +372,23 @@ def _check_expect(expect: Any) -> dict[str, str]:
                             f"(operators {', '.join(EXPECT_OPS)})")
         out[k] = f"{m.group(1)} {m.group(2)}"
     return out
+
+
+LESSON_KEYS = {"claim": str, "figures": list, "metric": str, "x": list}
+
+
+def _check_lesson(lesson: Any) -> dict[str, Any]:
+    """[lesson]: the claim a lesson spec tests, and the figures `dlbench lessons run` draws."""
+    if not isinstance(lesson, dict):
+        raise UserError(f"lesson = {lesson!r} is not allowed; allowed: a table [lesson]")
+    for k, v in lesson.items():
+        if k not in LESSON_KEYS:
+            raise UserError(f"unknown key lesson.{k!r}{did_you_mean(k, LESSON_KEYS)}; allowed: "
+                            f"{', '.join(LESSON_KEYS)}")
+        if not isinstance(v, LESSON_KEYS[k]) or (isinstance(v, list) and not all(isinstance(i, str) for i in v)):
+            raise UserError(f"lesson.{k} = {v!r} is not allowed; allowed: "
+                            f"{'a string' if LESSON_KEYS[k] is str else 'a list of strings'}")
+    return lesson
 
 
 def _choice(v: Any, allowed, key: str) -> str:

@@ -169,9 +169,9 @@ def flat_config(trial: dict) -> dict[str, Any]:
 
 def model_label(m: dict) -> str:
     if m["kind"] == "mlp":
-        return f"mlp{m['hidden']} {m['activation']}".replace(" ", "", 1).replace(",", "-")
+        return f"mlp[{'-'.join(map(str, m['hidden']))}] {m['activation']}"
     if m["kind"] == "cnn":
-        return f"cnn{m['channels']}".replace(" ", "")
+        return f"cnn[{'-'.join(map(str, m['channels']))}]"
     return m["kind"]
 
 

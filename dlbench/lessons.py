@@ -1,0 +1,64 @@
+"""`dlbench lessons`: ready experiments that put textbook claims to the test.
+
+Each lesson is a sweep spec under experiments/lessons/ with a [lesson] table: the claim, the
+figures to draw, their metric and x axes. `dlbench lessons` lists them; `dlbench lessons run
+NAME` runs one and draws its figures. docs/lessons.md reports what each one measured."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from dlbench.errors import UserError, did_you_mean
+
+
+def lessons_dir() -> Path:
+    """$DLBENCH_LESSONS, else experiments/lessons in this folder or beside the package."""
+    candidates = [os.environ.get("DLBENCH_LESSONS"), Path.cwd() / "experiments" / "lessons",
+                  Path(__file__).resolve().parents[1] / "experiments" / "lessons"]
+    for c in candidates:
+        if c and Path(c).is_dir():
+            return Path(c)
+    raise UserError("no lessons folder found; allowed: run from the dlbench checkout, or set DLBENCH_LESSONS to "
+                    "a folder of lesson specs")
+
+
+def all_lessons() -> dict[str, Path]:
+    return {p.stem: p for p in sorted(lessons_dir().glob("*.toml"))}
+
+
+def load_lesson(name: str, overrides: list[str] | None = None):
+    from dlbench.spec import apply_set, build_sweep, read_spec_file
+
+    lessons = all_lessons()
+    if name not in lessons:
+        raise UserError(f"lesson {name!r} is unknown{did_you_mean(name, lessons)}; allowed: {', '.join(lessons)}")
+    raw = read_spec_file(lessons[name])
+    for assignment in overrides or []:
+        apply_set(raw, assignment)
+    sweep = build_sweep(raw, default_name=name)
+    if not sweep.lesson.get("claim"):
+        raise UserError(f"{lessons[name]} has no [lesson] claim; allowed: a spec with a [lesson] table")
+    return sweep
+
+
+def run_lesson(name: str, out: str = "results", overrides: list[str] | None = None, fmt: str = "png",
+               workers: int | None = None, console=None) -> tuple[int, list[Path]]:
+    """Run a lesson's sweep and draw its figures; returns (exit code, figure files)."""
+    from dlbench.output import console as make_console
+    from dlbench.plots import make_plots
+    from dlbench.runner import run_sweep
+
+    console = console or make_console()
+    sweep = load_lesson(name, overrides)
+    console.print(f"[bold]{name}[/]: {sweep.lesson['claim']}")
+    code = run_sweep(sweep, out, workers=workers, console=console)
+    folder = str(Path(out) / sweep.name)
+    files: list[Path] = []
+    metric = sweep.lesson.get("metric")
+    for kind in sweep.lesson.get("figures", ["curves"]):
+        for x in (sweep.lesson.get("x", ["epoch"]) if kind == "curves" else ["epoch"]):
+            files += make_plots([folder], kind=kind, metric=metric, x=x, fmt=fmt)
+    for f in files:
+        console.print(f"wrote {f}")
+    return code, files
