@@ -116,13 +116,10 @@ def show(
     if trials.empty:
         console.print(f"{results}: no finished trials yet")
         return 0
-    from dlbench.data import dataset_info
-
-    task = dataset_info(trials["dataset"].iloc[0]).task
     counts = trials["status"].value_counts().to_dict()
     console.print(f"{results}: {len(trials)} trials ({', '.join(f'{v} {k}' for k, v in counts.items())}), "
                   f"{len(history)} history rows")
-    render_summary(trials, task, console)
+    render_summary(trials, console)
     return 0
 
 
@@ -272,7 +269,10 @@ def datasets_list(ctx: typer.Context) -> None:
     make_console().print(t)
 
 
-@datasets_app.command("download")
+@datasets_app.command("download", epilog=(
+    "Examples:\n\n  dlbench datasets download mnist\n\n"
+    "  dlbench datasets download cifar10 --data-dir /data/cifar10\n\n"
+    "  dlbench datasets download fashion_mnist --url https://mirror.example.org/fashion/"))
 def datasets_download(
     name: Annotated[str, typer.Argument(help="mnist, fashion_mnist or cifar10.")],
     data_dir: Annotated[str | None, Opt(help="Where to put the files (default: the user cache).")] = None,

@@ -140,14 +140,13 @@ def _run(sweep: Sweep, path: Path, fresh: bool, workers: int, executor, console,
         if units:
             print_plan(units, console, workers)
         by_id = {t["id"]: t for t in sweep.trials}
-        task = _task(sweep)
-        _execute(executor, units, by_id, records, results, console, task, done, len(sweep.trials))
+        _execute(executor, units, by_id, records, results, console, done, len(sweep.trials))
         results.consolidate(records)
     finally:
         results.unlock()
 
     current = [records[t["id"]] for t in sweep.trials if t["id"] in records]
-    print_summary(current, task, console)
+    print_summary(current, console)
     console.print(f"results: {path}  (trials.parquet, history.parquet; `dlbench plot {path}`)")
     code = 0
     statuses = Counter(r["result"]["status"] for r in current)
@@ -174,16 +173,11 @@ def _check_files(sweep: Sweep, data_dir: str | None = None) -> None:
             files.check_present(name, data_dir)
 
 
-def _task(sweep: Sweep) -> str:
+def _execute(executor, units, by_id, records, results, console, done: set[str], n_total: int) -> None:
+    from dlbench import store
     from dlbench.data import dataset_info
 
-    return dataset_info(sweep.trials[0]["dataset"]).task
-
-
-def _execute(executor, units, by_id, records, results, console, task, done: set[str], n_total: int) -> None:
-    from dlbench import store
-
-    metric, how = primary_metric(task)
+    one_dataset = len({t["dataset"] for t in by_id.values()}) == 1  # "best so far" compares like with like
     best: tuple[float, str] | None = None
     last_write = time.monotonic()
     interactive = console.is_terminal
@@ -207,8 +201,9 @@ def _execute(executor, units, by_id, records, results, console, task, done: set[
                 records[trial["id"]] = {"schema_version": 1, "trial": trial, "result": res}
                 finished += 1
                 s = store.summary(res)
+                metric, how = primary_metric(dataset_info(trial["dataset"]).task)
                 val = s[metric]
-                if isinstance(val, float) and math.isfinite(val):
+                if one_dataset and isinstance(val, float) and math.isfinite(val):
                     score = val if how == "max" else -val
                     if best is None or score > best[0]:
                         best = (score, f"best {metric}={val:.4g} ({_label(trial)})")
@@ -232,38 +227,42 @@ def _label(trial: dict) -> str:
     return f"{trial['optimizer']} lr={trial['lr']:g} bs={bs} seed={trial['seed']}"
 
 
-def print_summary(records: list[dict], task: str, console: Console) -> None:
-
+def print_summary(records: list[dict], console: Console) -> None:
     from dlbench.store import tables
 
     trials, _ = tables(records)
-    if trials.empty:
-        return
-    render_summary(trials, task, console)
+    if not trials.empty:
+        render_summary(trials, console)
 
 
-def render_summary(trials, task: str, console: Console) -> None:
-    """Best config per optimizer, and counts of ok / diverged / failed."""
-    metric, how = primary_metric(task)
-    table = Table(title="best configuration per optimizer", header_style="bold")
-    for c in ("optimizer", "lr", "batch_size", "epochs", metric, "final_test_loss", "trials", "ok", "diverged",
-              "failed"):
-        table.add_column(c, justify="left" if c == "optimizer" else "right")
-    for opt, g in trials.groupby("optimizer", sort=True):
-        # mean over seeds of each config, then the best config
-        keys = [c for c in ("lr", "batch_size", "epochs", "schedule", "model") if c in g]
-        agg = g.groupby(keys, dropna=False)[[metric, "final_test_loss"]].mean().reset_index()
-        agg = agg.dropna(subset=[metric])
-        counts = g["status"].value_counts()
-        if len(agg):
-            row = agg.loc[agg[metric].idxmax() if how == "max" else agg[metric].idxmin()]
-            cells = [f"{row['lr']:g}", str(row["batch_size"]), str(row["epochs"]), f"{row[metric]:.4g}",
-                     f"{row['final_test_loss']:.4g}"]
-        else:
-            cells = ["-"] * 5
-        table.add_row(str(opt), *cells, str(len(g)), str(counts.get("ok", 0)), str(counts.get("diverged", 0)),
-                      str(counts.get("failed", 0)))
-    console.print(table)
+def render_summary(trials, console: Console) -> None:
+    """Best config per dataset and optimizer (ranked by that dataset's metric), with counts of
+    ok / diverged / failed."""
+    from dlbench.data import dataset_info
+
+    several = trials["dataset"].nunique() > 1
+    for dataset, by_dataset in trials.groupby("dataset", sort=True):
+        metric, how = primary_metric(dataset_info(dataset).task)
+        title = "best configuration per optimizer" + (f": {dataset}" if several else "")
+        table = Table(title=title, header_style="bold")
+        for c in ("optimizer", "lr", "batch_size", "epochs", metric, "final_test_loss", "trials", "ok", "diverged",
+                  "failed"):
+            table.add_column(c, justify="left" if c == "optimizer" else "right")
+        for opt, g in by_dataset.groupby("optimizer", sort=True):
+            # mean over seeds of each config, then the best config
+            keys = [c for c in ("lr", "batch_size", "epochs", "schedule", "model") if c in g]
+            agg = g.groupby(keys, dropna=False)[[metric, "final_test_loss"]].mean().reset_index()
+            agg = agg.dropna(subset=[metric])
+            counts = g["status"].value_counts()
+            if len(agg):
+                row = agg.loc[agg[metric].idxmax() if how == "max" else agg[metric].idxmin()]
+                cells = [f"{row['lr']:g}", str(row["batch_size"]), str(row["epochs"]), f"{row[metric]:.4g}",
+                         f"{row['final_test_loss']:.4g}"]
+            else:
+                cells = ["-"] * 5
+            table.add_row(str(opt), *cells, str(len(g)), str(counts.get("ok", 0)), str(counts.get("diverged", 0)),
+                          str(counts.get("failed", 0)))
+        console.print(table)
 
 
 OPS = {">=": operator.ge, "<=": operator.le, "==": operator.eq, ">": operator.gt, "<": operator.lt}

@@ -200,6 +200,9 @@ def build_sweep(raw: dict, default_name: str = "sweep") -> Sweep:
         raise UserError("spec is not a table; allowed: a TOML document of key = value lines")
     raw = {k: v for k, v in raw.items()}
     _check_keys(raw, ALL_KEYS, "")
+    for key, value in raw.items():
+        if _has_none(value):  # TOML has no null; only a spec built in Python can hold one
+            raise UserError(f"{key} = {value!r} holds an empty value (None); allowed: a value TOML can write")
     grid = raw.pop("grid", {}) or {}
     if not isinstance(grid, dict):
         raise UserError(f"grid = {grid!r} is not allowed; allowed: a table [grid] of lists")
@@ -210,6 +213,8 @@ def build_sweep(raw: dict, default_name: str = "sweep") -> Sweep:
     name = raw.pop("name", default_name)
     check_name(name)
     description = raw.pop("description", "")
+    if not isinstance(description, str):
+        raise UserError(f"description = {description!r} is not allowed; allowed: a string")
     engine = _choice(raw.pop("engine", DEFAULTS["engine"]), ENGINES, "engine")
     executor = _choice(raw.pop("executor", "local"), EXECUTORS, "executor")
     address = raw.pop("address", None)
@@ -276,6 +281,16 @@ def build_sweep(raw: dict, default_name: str = "sweep") -> Sweep:
     return Sweep(name=name, trials=trials, axes={k: axes[k] for k in order}, fixed=fixed, engine=engine,
                  workers=workers, data_dir=data_dir, executor=executor, address=address, expect=expect,
                  description=description, lesson=lesson)
+
+
+def _has_none(value: Any) -> bool:
+    if value is None:
+        return True
+    if isinstance(value, list | tuple):
+        return any(_has_none(v) for v in value)
+    if isinstance(value, dict):
+        return any(_has_none(v) for v in value.values())
+    return False
 
 
 def _is_axis(key: str, value: list) -> bool:

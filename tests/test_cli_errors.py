@@ -104,6 +104,7 @@ def test_help_shows_examples_and_does_not_import_torch(tmp_path):
     assert p.returncode == 0 and "Examples" in p.stdout
     imported = {line.rsplit("|", 1)[-1].strip() for line in p.stderr.splitlines()}
     assert "torch" not in imported and "pandas" not in imported
-    for command in ("sweep", "show", "plot", "datasets", "optimizers"):
-        r = run_dlbench(command, "--help")
+    for command in (["sweep"], ["show"], ["plot"], ["datasets"], ["datasets", "download"], ["optimizers"],
+                    ["compare-devices"], ["lessons"], ["lessons", "run"]):
+        r = run_dlbench(*command, "--help")
         assert r.code == 0 and "Examples" in r.out, command

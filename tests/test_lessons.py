@@ -77,7 +77,7 @@ def test_linear_stack_cannot_solve_xor(tmp_path):
 def test_losses_by_task(tmp_path):
     trials, _ = run("losses-by-task", tmp_path, "epochs=10")
     t = trials.set_index("dataset")
-    assert set(zip(trials.dataset, trials.loss)) == {("diabetes", "mse"), ("breast_cancer", "bce"),
+    assert set(zip(trials.dataset, trials.loss, strict=True)) == {("diabetes", "mse"), ("breast_cancer", "bce"),
                                                      ("digits", "cross_entropy")}
     assert (t.loc["breast_cancer"].final_test_acc >= 0.9).all() and (t.loc["digits"].final_test_acc >= 0.9).all()
     assert (t.loc["diabetes"].final_test_r2 >= 0.2).all()
