@@ -179,27 +179,15 @@ def compare_devices(
 @app.command(epilog="Examples:\n\n  dlbench optimizers")
 def optimizers() -> int:
     """List optimizers and schedules with their knobs, defaults and allowed ranges."""
-    from rich.table import Table
-
     from dlbench.optim import KNOBS, OPTIMIZERS, SCHEDULE_COMMON, SCHEDULES
-    from dlbench.output import console as make_console
+    from dlbench.output import print_table
 
-    console = make_console()
-    t = Table(title="optimizers", header_style="bold")
-    for c in ("name", "torch class", "what it is", "knobs (default; allowed)"):
-        t.add_column(c)
-    for o in OPTIMIZERS.values():
-        knobs = "\n".join(f"{k} = {v} ({KNOBS[k].allowed})" for k, v in o.defaults.items())
-        t.add_row(o.name, f"torch.optim.{o.torch_class}" + (" (nesterov=True)" if o.fixed else ""),
-                  o.description, knobs)
-    console.print(t)
-    s = Table(title="schedules (stepped once per epoch)", header_style="bold")
-    for c in ("kind", "what it does", "parameters (default)"):
-        s.add_column(c)
-    for sc in SCHEDULES.values():
-        s.add_row(sc.name, sc.description,
-                  ", ".join(f"{k} = {v}" for k, v in {**sc.defaults, **SCHEDULE_COMMON}.items()))
-    console.print(s)
+    print_table("optimizers", ["name", "torch class", "what it is", "knobs (default; allowed)"], [
+        [o.name, f"torch.optim.{o.torch_class}" + (" (nesterov=True)" if o.fixed else ""), o.description,
+         "\n".join(f"{k} = {v} ({KNOBS[k].allowed})" for k, v in o.defaults.items())] for o in OPTIMIZERS.values()])
+    print_table("schedules (stepped once per epoch)", ["kind", "what it does", "parameters (default)"], [
+        [sc.name, sc.description, ", ".join(f"{k} = {v}" for k, v in {**sc.defaults, **SCHEDULE_COMMON}.items())]
+        for sc in SCHEDULES.values()])
     return 0
 
 
@@ -213,18 +201,14 @@ def lessons_list(ctx: typer.Context) -> None:
     """List the lessons: name, claim, trials."""
     if ctx.invoked_subcommand is not None:
         return
-    from rich.table import Table
-
     from dlbench.lessons import all_lessons, load_lesson
-    from dlbench.output import console as make_console
+    from dlbench.output import print_table
 
-    t = Table(title="lessons (dlbench lessons run NAME)", header_style="bold")
-    for c in ("name", "claim", "trials"):
-        t.add_column(c)
+    rows = []
     for name in all_lessons():
         sweep = load_lesson(name)
-        t.add_row(name, sweep.lesson["claim"], str(len(sweep.trials)))
-    make_console().print(t)
+        rows.append([name, sweep.lesson["claim"], str(len(sweep.trials))])
+    print_table("lessons (dlbench lessons run NAME)", ["name", "claim", "trials"], rows)
 
 
 @lessons_app.command("run", epilog="Examples:\n\n  dlbench lessons run gd-vs-sgd\n\n"
@@ -253,20 +237,13 @@ def datasets_list(ctx: typer.Context) -> None:
     """List datasets: task, sizes, input shape, classes, source."""
     if ctx.invoked_subcommand is not None:
         return
-    from rich.table import Table
-
     from dlbench.data import DATASETS
     from dlbench.losses import LOSSES
-    from dlbench.output import console as make_console
+    from dlbench.output import print_table
 
-    t = Table(title="datasets", header_style="bold")
-    for c in ("name", "task", "train", "test", "input", "classes", "losses", "source"):
-        t.add_column(c)
-    for d in DATASETS.values():
-        t.add_row(d.name, d.task, str(d.n_train), str(d.n_test), "×".join(map(str, d.input_shape)),
-                  str(d.n_classes or "-"), ", ".join(LOSSES[d.task]),
-                  d.source + (" [needs files]" if d.needs_files else ""))
-    make_console().print(t)
+    print_table("datasets", ["name", "task", "train", "test", "input", "classes", "losses", "source"], [
+        [d.name, d.task, str(d.n_train), str(d.n_test), "×".join(map(str, d.input_shape)), str(d.n_classes or "-"),
+         ", ".join(LOSSES[d.task]), d.source + (" [needs files]" if d.needs_files else "")] for d in DATASETS.values()])
 
 
 @datasets_app.command("download", epilog=(

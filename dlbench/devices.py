@@ -72,19 +72,12 @@ class Timing:
     number: int
 
 
-def synchronize(device: str) -> None:
-    import torch
-
-    if device.startswith("cuda"):
-        torch.cuda.synchronize(device)
-    elif device == "mps":
-        torch.mps.synchronize()
-
-
 def time_calls(fn: Callable[[], object], device: str, repeats: int = 7, warmup: int = 3,
                min_block_s: float = 0.02) -> Timing:
     """Per-call time of fn on device: median and IQR over `repeats` synchronized blocks."""
     import torch
+
+    from dlbench.engine.common import sync as synchronize
 
     for _ in range(warmup):
         fn()

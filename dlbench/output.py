@@ -14,3 +14,15 @@ def console(stderr: bool = False) -> Console:
     if stream.isatty():
         return Console(stderr=stderr)
     return Console(file=stream, width=PIPE_WIDTH, no_color=True, highlight=False, soft_wrap=False)
+
+
+def print_table(title: str, columns: list[str], rows: list[list[str]], console_: Console | None = None) -> None:
+    """A titled table of strings, for the listing commands."""
+    from rich.table import Table
+
+    table = Table(title=title, header_style="bold")
+    for c in columns:
+        table.add_column(c)
+    for row in rows:
+        table.add_row(*row)
+    (console_ or console()).print(table)

@@ -12,8 +12,6 @@ import time
 import traceback
 from dataclasses import dataclass
 
-ENGINE_NAMES = ("fused", "reference")
-
 
 @dataclass
 class Unit:

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from dlbench.data import DATASETS, dataset_info
+from dlbench.data import dataset_info
 from dlbench.errors import UserError, did_you_mean
 from dlbench.losses import check_loss
 from dlbench.models import check_model, default_model
@@ -452,7 +452,3 @@ def _toml_string(text: str) -> str:
         else:
             out.append(ch)
     return '"' + "".join(out) + '"'
-
-
-def known_datasets() -> list[str]:
-    return list(DATASETS)
