@@ -46,8 +46,28 @@ def choose_engine(trial: dict, engine: str) -> str:
     return "reference"
 
 
-def make_units(trials: list[dict], engine: str, workers: int, max_group: int = 512) -> list[Unit]:
-    """Group trials, then cut fused groups so that every worker gets a share of the work."""
+# Parameters per fused unit on a CPU: units whose stacked weights, gradients and optimizer state
+# stay near the caches train faster per trial (measured, MLP 64-128-128-10 on digits, 64 trials on
+# one core: units of 64 6.3 s, of 32 5.8 s, of 16 5.0 s, of 8 4.9 s).
+CPU_UNIT_PARAMETERS = 1 << 18
+MAX_GROUP = 512
+
+
+def max_unit_size(trial: dict) -> int:
+    """How many trials one fused unit may stack: a cache budget on the CPU, MAX_GROUP elsewhere."""
+    if trial["device"] != "cpu":
+        return MAX_GROUP
+    from dlbench.data import dataset_info
+    from dlbench.models import layer_sizes
+
+    sizes = layer_sizes(trial["model"], dataset_info(trial["dataset"]))
+    params = sum(a * b + b for a, b in zip(sizes[:-1], sizes[1:], strict=True))
+    return max(1, min(MAX_GROUP, CPU_UNIT_PARAMETERS // params))
+
+
+def make_units(trials: list[dict], engine: str, workers: int) -> list[Unit]:
+    """Group trials, then cut fused groups into units small enough to train fast and numerous
+    enough to keep every worker busy."""
     fused: dict[str, list[dict]] = {}
     units: list[Unit] = []
     for t in trials:
@@ -56,9 +76,9 @@ def make_units(trials: list[dict], engine: str, workers: int, max_group: int = 5
         else:
             units.append(Unit([t], "reference"))
     for group in fused.values():
-        # enough chunks to keep every worker busy, none larger than max_group; dealt out in turn
+        # enough chunks to keep every worker busy, none larger than the cap; dealt out in turn
         # so each chunk gets a share of every optimizer (their updates cost differently)
-        chunks = max(math.ceil(len(group) / max_group), min(workers, len(group)))
+        chunks = max(math.ceil(len(group) / max_unit_size(group[0])), min(workers, len(group)))
         units += [Unit(group[i::chunks], "fused") for i in range(chunks)]
     # big units first, so that the last ones to finish are short
     units.sort(key=lambda u: -cost(u))
