@@ -88,7 +88,7 @@ def run_sweep(sweep: Sweep, out: str | Path, *, fresh: bool = False, dry_run: bo
 
         executor = DaskExecutor(sweep.address, workers, sweep.data_dir).start()
         try:
-            return _run(sweep, path, fresh, workers, executor, console, err)
+            return _run(sweep, path, fresh, workers, wanted_devices, executor, console, err)
         finally:
             executor.shutdown()
     executor = LocalExecutor(workers, sweep.data_dir)
@@ -99,19 +99,24 @@ def run_sweep(sweep: Sweep, out: str | Path, *, fresh: bool = False, dry_run: bo
 
         threading.Thread(target=lambda: __import__("pyarrow.parquet") and __import__("pandas"), daemon=True).start()
     try:
-        return _run(sweep, path, fresh, workers, executor, console, err)
+        return _run(sweep, path, fresh, workers, wanted_devices, executor, console, err)
     finally:
         executor.shutdown()
 
 
-def _run(sweep: Sweep, path: Path, fresh: bool, workers: int, executor, console, err) -> int:
+def _run(sweep: Sweep, path: Path, fresh: bool, workers: int, wanted_devices: list[str], executor, console,
+         err) -> int:
     from dlbench import store
     from dlbench.plan import make_units
 
-    wanted_devices = sorted({t["device"] for t in sweep.trials})
     if fresh and path.exists():
+        old = ResultsDir(path)
+        old.lock()  # never move a folder another sweep is writing to
         aside = path.with_name(f"{path.name}.old-{time.strftime('%Y%m%d-%H%M%S')}")
-        path.rename(aside)
+        try:
+            path.rename(aside)
+        finally:
+            old.unlock()
         console.print(f"--fresh: moved the earlier results to {aside}")
     results = ResultsDir(path)
     results.create()

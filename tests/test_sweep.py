@@ -172,3 +172,16 @@ def test_damaged_record_is_detected_and_its_trial_runs_again(cli, spec, tmp_path
     r = cli("sweep", spec, "--out", out, "--workers", "1")
     assert r.code == 0 and "7 done, 1 to run" in r.out and "damaged record" in r.err
     assert len(pd.read_parquet(out / "t" / "trials.parquet")) == 8
+
+
+def test_fresh_refuses_to_move_a_folder_in_use(cli, spec, tmp_path):
+    out = tmp_path / "r"
+    assert cli("sweep", spec, "--out", out, "--workers", "1", "--set", "epochs=1").code == 0
+    holder = store.ResultsDir(out / "t")
+    holder.lock()
+    try:
+        r = cli("sweep", spec, "--out", out, "--workers", "1", "--set", "epochs=1", "--fresh")
+        assert r.code == 2 and "in use by another dlbench sweep" in r.err
+    finally:
+        holder.unlock()
+    assert [p.name for p in out.iterdir()] == ["t"] and (out / "t" / "trials.parquet").exists()
