@@ -46,23 +46,24 @@ def choose_engine(trial: dict, engine: str) -> str:
     return "reference"
 
 
-# Parameters per fused unit on a CPU: units whose stacked weights, gradients and optimizer state
-# stay near the caches train faster per trial (measured, MLP 64-128-128-10 on digits, 64 trials on
-# one core: units of 64 6.3 s, of 32 5.8 s, of 16 5.0 s, of 8 4.9 s).
-CPU_UNIT_PARAMETERS = 1 << 18
 MAX_GROUP = 512
 
 
 def max_unit_size(trial: dict) -> int:
-    """How many trials one fused unit may stack: a cache budget on the CPU, MAX_GROUP elsewhere."""
+    """How many trials one fused unit may stack: a cache budget on the CPU, MAX_GROUP elsewhere.
+
+    Units whose stacked weights, gradients and optimizer state stay near the caches train faster
+    per trial (measured, MLP 64-128-128-10 on digits, 64 trials on one core: as one unit 6.3 s,
+    units of 32 5.8 s, of 16 5.0 s, of 8 4.9 s)."""
     if trial["device"] != "cpu":
         return MAX_GROUP
     from dlbench.data import dataset_info
+    from dlbench.engine import CPU_CACHE_PARAMETERS
     from dlbench.models import layer_sizes
 
     sizes = layer_sizes(trial["model"], dataset_info(trial["dataset"]))
     params = sum(a * b + b for a, b in zip(sizes[:-1], sizes[1:], strict=True))
-    return max(1, min(MAX_GROUP, CPU_UNIT_PARAMETERS // params))
+    return max(1, min(MAX_GROUP, CPU_CACHE_PARAMETERS // params))
 
 
 def make_units(trials: list[dict], engine: str, workers: int) -> list[Unit]:

@@ -4,6 +4,9 @@
 This module imports no torch: the planner asks it what the fused engine supports."""
 
 FUSED_MODELS = ("linear", "mlp")
+# A CPU cache budget, in parameters (1 MiB of float32): the planner keeps a fused unit's stacked
+# weights near it, and the fused engine updates optimizer state in row blocks of about this size.
+CPU_CACHE_PARAMETERS = 1 << 18
 
 
 def fused_supports(trial: dict) -> str | None:
