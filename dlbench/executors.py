@@ -62,16 +62,55 @@ class LocalExecutor:
                     return
                 yield run_unit(u, self.data_dir)
             return
-        from concurrent.futures import as_completed
+        yield from self._run_pool(units)
 
+    def _run_pool(self, units: list[Unit]) -> Iterator[list[dict]]:
+        """At most one unit per worker in flight, so that when a worker process dies (killed,
+        out of memory) the units it may have held are known: each gets a strike and runs again
+        in a fresh pool; a unit with MAX_STRIKES strikes runs alone, and a unit that kills a
+        worker while running alone is stored as failed instead of being retried forever."""
+        from concurrent.futures import FIRST_COMPLETED, wait
+        from concurrent.futures.process import BrokenProcessPool
+
+        queue = list(units)
+        strikes: dict[int, int] = {}
+        in_flight: dict = {}  # future -> (unit, running alone)
         self.start()
-        futures = [self.pool.submit(run_unit, u, self.data_dir) for u in units]
-        try:
-            for fut in as_completed(futures):
-                yield fut.result()
-        finally:
-            for f in futures:
-                f.cancel()
+        while queue or in_flight:
+            while queue and len(in_flight) < self.workers:
+                alone = strikes.get(id(queue[0]), 0) >= MAX_STRIKES
+                if alone and in_flight:
+                    break  # wait until the pool is empty, then run it by itself
+                unit = queue.pop(0)
+                in_flight[self.pool.submit(run_unit, unit, self.data_dir)] = (unit, alone)
+                if alone:
+                    break
+            done, _ = wait(in_flight, return_when=FIRST_COMPLETED)
+            lost: list[tuple[Unit, bool]] = []
+            for fut in done:
+                unit, alone = in_flight.pop(fut)
+                try:
+                    yield fut.result()
+                except BrokenProcessPool:
+                    lost.append((unit, alone))
+            if not lost:
+                continue
+            # the pool is gone, and with it every unit still in flight
+            lost += list(in_flight.values())
+            in_flight.clear()
+            for unit, alone in reversed(lost):
+                strikes[id(unit)] = strikes.get(id(unit), 0) + 1
+                if alone:
+                    error = RuntimeError("a worker process died while training this unit, also when it ran alone")
+                    yield [failed(t, error, unit.engine) for t in unit.trials]
+                else:
+                    queue.insert(0, unit)
+            self.pool.shutdown(wait=False, cancel_futures=True)
+            self.pool = None
+            self.start()
+
+
+MAX_STRIKES = 2  # pool breaks a unit may be caught in before it runs alone
 
 
 class DaskExecutor:

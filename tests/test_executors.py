@@ -1,0 +1,94 @@
+"""The local executor when worker processes die."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from concurrent.futures import Future
+from concurrent.futures.process import BrokenProcessPool
+
+import pandas as pd
+
+from dlbench.executors import LocalExecutor
+from dlbench.plan import Unit
+from tests.conftest import ROOT, write
+
+
+class FakePool:
+    """Runs units at once; a unit named 'bad' kills its worker, breaking the whole pool."""
+
+    def __init__(self, log):
+        self.log = log
+        self.futures = []
+
+    def submit(self, fn, unit, data_dir):
+        f = Future()
+        self.futures.append(f)
+        self.log.append(unit.trials[0]["id"])
+        if unit.trials[0]["id"] == "bad":
+            for other in self.futures:
+                if not other.done():
+                    other.set_exception(BrokenProcessPool("a worker died"))
+        else:
+            f.set_result([{"trial_id": t["id"], "status": "ok"} for t in unit.trials])
+        return f
+
+    def shutdown(self, wait=True, cancel_futures=False):
+        pass
+
+
+class FakeExecutor(LocalExecutor):
+    def __init__(self):
+        super().__init__(workers=2)
+        self.pools = 0
+        self.log = []
+
+    def start(self):
+        if self.pool is None:
+            self.pools += 1
+            self.pool = FakePool(self.log)
+        return self
+
+
+def unit(name, n=1):
+    return Unit([{"id": name if n == 1 else f"{name}{i}"} for i in range(n)], "fused")
+
+
+def test_a_unit_that_kills_every_worker_is_failed_and_the_others_finish_once():
+    ex = FakeExecutor()
+    units = [unit("a"), unit("bad"), unit("b"), unit("c")]
+    results = [r for batch in ex._run_pool(units) for r in batch]
+    by_id = {}
+    for r in results:
+        by_id.setdefault(r["trial_id"], []).append(r)
+    assert {k: len(v) for k, v in by_id.items()} == {"a": 1, "b": 1, "c": 1, "bad": 1}
+    assert by_id["bad"][0]["status"] == "failed" and "also when it ran alone" in by_id["bad"][0]["error"]
+    assert ex.pools == 4  # the first pool and one fresh pool after each of the three breaks
+    assert ex.log.count("bad") == 3  # twice alongside others, then once alone
+
+
+def test_killed_local_worker_the_sweep_still_stores_every_trial_once(tmp_path):
+    import psutil
+
+    spec = write(tmp_path / "w.toml", 'name = "w"\ndataset = "digits"\nepochs = 3\nbatch_size = 8\n'
+                 'engine = "reference"\nseeds = [0, 1]\n[grid]\nlr = [0.001, 0.01, 0.1]\n')
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    p = subprocess.Popen([sys.executable, "-m", "dlbench", "sweep", str(spec), "--out", str(tmp_path / "o"),
+                          "--workers", "2"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    records = tmp_path / "o" / "w" / "trials"
+    killed = None
+    deadline = time.monotonic() + 120
+    while killed is None and time.monotonic() < deadline and p.poll() is None:
+        if records.is_dir() and len(list(records.glob("*.json"))) >= 1:
+            servers = [c for c in psutil.Process(p.pid).children() if "forkserver" in " ".join(c.cmdline())]
+            workers = [w for s in servers for w in s.children()]
+            if workers:
+                killed = workers[0].pid
+                os.kill(killed, signal.SIGKILL)
+        time.sleep(0.01)
+    out, err = p.communicate(timeout=300)
+    assert killed is not None, "no worker process was found to kill"
+    assert p.returncode == 0, err
+    trials = pd.read_parquet(tmp_path / "o" / "w" / "trials.parquet")
+    assert len(trials) == 6 and trials.trial_id.is_unique and set(trials.status) == {"ok"}
