@@ -58,6 +58,8 @@ def test_resume_after_kill_equals_uninterrupted(tmp_path, engine, workers):
     assert clean.code == 0, clean.err
     stored = kill_when(tmp_path / "killed", args, records_at_least=1 if workers > 1 else 3)
     assert 0 < stored < 12, f"the kill should land mid-sweep, found {stored} records"
+    partial = run_dlbench("show", tmp_path / "killed" / "k")  # a partial sweep reads as far as it got
+    assert partial.code == 0 and f"{stored} trials ({stored} ok)" in partial.out
     resumed = run_dlbench("sweep", *args, "--out", tmp_path / "killed")
     assert resumed.code == 0, resumed.err
     assert f"{stored} done, {12 - stored} to run" in resumed.out
