@@ -97,11 +97,16 @@ def run_sweep(sweep: Sweep, out: str | Path, *, fresh: bool = False, dry_run: bo
         # and this process, idle while they train, imports what it needs to write the tables
         import threading
 
-        threading.Thread(target=lambda: __import__("pyarrow.parquet") and __import__("pandas"), daemon=True).start()
+        threading.Thread(target=_import_table_writers, daemon=True).start()
     try:
         return _run(sweep, path, fresh, workers, wanted_devices, executor, console, err)
     finally:
         executor.shutdown()
+
+
+def _import_table_writers() -> None:
+    import pandas  # noqa: F401
+    import pyarrow.parquet  # noqa: F401
 
 
 def _run(sweep: Sweep, path: Path, fresh: bool, workers: int, wanted_devices: list[str], executor, console,

@@ -1,6 +1,8 @@
 import os
 import subprocess
 import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -31,12 +33,39 @@ def cli(capsys):
     return run
 
 
+def dlbench_env() -> dict:
+    return {**os.environ, "PYTHONPATH": str(ROOT)}
+
+
 def run_dlbench(*args, cwd=None, timeout=300, env=None):
     """Run `python -m dlbench ARGS` as a real process."""
-    full_env = {**os.environ, "PYTHONPATH": str(ROOT), **(env or {})}
     p = subprocess.run([sys.executable, "-m", "dlbench", *map(str, args)], capture_output=True, text=True,
-                       cwd=cwd, timeout=timeout, env=full_env)
+                       cwd=cwd, timeout=timeout, env={**dlbench_env(), **(env or {})})
     return Result(p.returncode, p.stdout, p.stderr)
+
+
+def start_dlbench(*args, **popen) -> subprocess.Popen:
+    """Start `python -m dlbench ARGS` in the background (output captured as text unless redirected)."""
+    popen.setdefault("stdout", subprocess.PIPE)
+    popen.setdefault("stderr", subprocess.PIPE)
+    return subprocess.Popen([sys.executable, "-m", "dlbench", *map(str, args)], env=dlbench_env(), text=True,
+                            **popen)
+
+
+def count_records(folder: Path) -> int:
+    """Finished-trial records in a results folder (trials/*.json)."""
+    records = folder / "trials"
+    return len(list(records.glob("*.json"))) if records.is_dir() else 0
+
+
+def wait_until(done: Callable[[], bool], proc: subprocess.Popen, timeout: float = 120) -> bool:
+    """Poll until done() holds; False if the process ended or the time ran out first."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and proc.poll() is None:
+        if done():
+            return True
+        time.sleep(0.01)
+    return False
 
 
 def write(path: Path, text: str) -> Path:

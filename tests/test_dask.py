@@ -12,7 +12,7 @@ import time
 import pandas as pd
 import pytest
 
-from tests.conftest import ROOT, run_dlbench, write
+from tests.conftest import ROOT, count_records, run_dlbench, start_dlbench, wait_until, write
 
 pytest.importorskip("distributed")
 
@@ -68,16 +68,9 @@ def cluster(tmp_path):
 def test_worker_killed_mid_sweep_every_trial_stored_once(cluster, tmp_path):
     address, workers = cluster
     spec = write(tmp_path / "d.toml", SPEC)
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    sweep = subprocess.Popen([sys.executable, "-m", "dlbench", "sweep", str(spec), "--out", str(tmp_path / "out"),
-                              "--executor", "dask", "--address", address], env=env, stdout=subprocess.PIPE,
-                             stderr=subprocess.PIPE, text=True)
+    sweep = start_dlbench("sweep", spec, "--out", tmp_path / "out", "--executor", "dask", "--address", address)
     records = tmp_path / "out" / "d" / "trials"
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and sweep.poll() is None:
-        if records.is_dir() and len(list(records.glob("*.json"))) >= 2:
-            break
-        time.sleep(0.02)
+    wait_until(lambda: count_records(tmp_path / "out" / "d") >= 2, sweep)
     stop(workers[0])  # a worker dies with units in flight
     out, err = sweep.communicate(timeout=300)
     assert sweep.returncode == 0, err

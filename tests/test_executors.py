@@ -2,9 +2,6 @@
 
 import os
 import signal
-import subprocess
-import sys
-import time
 from concurrent.futures import Future
 from concurrent.futures.process import BrokenProcessPool
 
@@ -12,7 +9,7 @@ import pandas as pd
 
 from dlbench.executors import LocalExecutor
 from dlbench.plan import Unit
-from tests.conftest import ROOT, write
+from tests.conftest import count_records, start_dlbench, wait_until, write
 
 
 class FakePool:
@@ -73,22 +70,22 @@ def test_killed_local_worker_the_sweep_still_stores_every_trial_once(tmp_path):
 
     spec = write(tmp_path / "w.toml", 'name = "w"\ndataset = "digits"\nepochs = 3\nbatch_size = 8\n'
                  'engine = "reference"\nseeds = [0, 1]\n[grid]\nlr = [0.001, 0.01, 0.1]\n')
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    p = subprocess.Popen([sys.executable, "-m", "dlbench", "sweep", str(spec), "--out", str(tmp_path / "o"),
-                          "--workers", "2"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    records = tmp_path / "o" / "w" / "trials"
-    killed = None
-    deadline = time.monotonic() + 120
-    while killed is None and time.monotonic() < deadline and p.poll() is None:
-        if records.is_dir() and len(list(records.glob("*.json"))) >= 1:
-            servers = [c for c in psutil.Process(p.pid).children() if "forkserver" in " ".join(c.cmdline())]
-            workers = [w for s in servers for w in s.children()]
-            if workers:
-                killed = workers[0].pid
-                os.kill(killed, signal.SIGKILL)
-        time.sleep(0.01)
+    p = start_dlbench("sweep", spec, "--out", tmp_path / "o", "--workers", "2")
+    killed = []
+
+    def kill_a_worker() -> bool:
+        if count_records(tmp_path / "o" / "w") < 1:
+            return False
+        servers = [c for c in psutil.Process(p.pid).children() if "forkserver" in " ".join(c.cmdline())]
+        workers = [w for s in servers for w in s.children()]
+        if workers:
+            os.kill(workers[0].pid, signal.SIGKILL)
+            killed.append(workers[0].pid)
+        return bool(workers)
+
+    wait_until(kill_a_worker, p)
     out, err = p.communicate(timeout=300)
-    assert killed is not None, "no worker process was found to kill"
+    assert killed, "no worker process was found to kill"
     assert p.returncode == 0, err
     trials = pd.read_parquet(tmp_path / "o" / "w" / "trials.parquet")
     assert len(trials) == 6 and trials.trial_id.is_unique and set(trials.status) == {"ok"}

@@ -4,13 +4,11 @@ uninterrupted run's (same ids, same numbers), with no duplicates and no half row
 import os
 import signal
 import subprocess
-import sys
-import time
 
 import pandas as pd
 import pytest
 
-from tests.conftest import ROOT, run_dlbench, write
+from tests.conftest import count_records, run_dlbench, start_dlbench, wait_until, write
 
 TIMING = ["train_time", "eval_time", "wall_time"]
 SPEC = """
@@ -34,20 +32,14 @@ def tables(folder):
 
 def kill_when(out, args, records_at_least, timeout=120):
     """Start a sweep in its own process group and SIGKILL the group once enough records exist."""
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    p = subprocess.Popen([sys.executable, "-m", "dlbench", "sweep", *map(str, args), "--out", str(out)],
-                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env, start_new_session=True)
-    deadline = time.monotonic() + timeout
-    records = out / "k" / "trials"
+    p = start_dlbench("sweep", *args, "--out", out, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                      start_new_session=True)
     try:
-        while time.monotonic() < deadline and p.poll() is None:
-            if records.is_dir() and len(list(records.glob("*.json"))) >= records_at_least:
-                break
-            time.sleep(0.01)
+        wait_until(lambda: count_records(out / "k") >= records_at_least, p, timeout)
     finally:
         os.killpg(p.pid, signal.SIGKILL)
         p.wait()
-    return len(list(records.glob("*.json"))) if records.is_dir() else 0
+    return count_records(out / "k")
 
 
 @pytest.mark.parametrize("engine,workers", [("reference", 1), ("auto", 2)])

@@ -83,20 +83,14 @@ def test_full_disk_mid_sweep_is_a_clear_error_and_leaves_no_half_file(cli, tmp_p
 def test_two_sweeps_at_once_on_one_folder(tmp_path):
     """A real second process is refused while the first holds the lock; nothing is corrupted."""
     import subprocess
-    import sys
-    import time
 
-    from tests.conftest import ROOT, run_dlbench
+    from tests.conftest import run_dlbench, start_dlbench, wait_until
 
     spec = write(tmp_path / "s.toml", 'name = "s"\ndataset = "digits"\nepochs = 8\nbatch_size = 4\n'
                  'engine = "reference"\n[grid]\nlr = [0.01, 0.02]\n')
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    first = subprocess.Popen([sys.executable, "-m", "dlbench", "sweep", str(spec), "--out", str(tmp_path / "o"),
-                              "--workers", "1"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    first = start_dlbench("sweep", spec, "--out", tmp_path / "o", "--workers", "1", stdout=subprocess.DEVNULL)
     lock = tmp_path / "o" / "s" / ".lock"
-    deadline = time.monotonic() + 60
-    while not (lock.exists() and lock.read_text().strip()) and time.monotonic() < deadline:
-        time.sleep(0.02)
+    wait_until(lambda: lock.exists() and bool(lock.read_text().strip()), first, timeout=60)
     second = run_dlbench("sweep", spec, "--out", tmp_path / "o", "--workers", "1")
     assert second.code == 2 and "in use by another dlbench sweep" in second.err
     assert first.wait(timeout=300) == 0, first.stderr.read()
