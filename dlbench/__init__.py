@@ -2,5 +2,10 @@
 
 __version__ = "0.1.0"
 
-# Bump when the on-disk layout of results/<sweep>/ changes; readers refuse newer versions.
-SCHEMA_VERSION = 1
+# Bump when the on-disk layout of results/<sweep>/ changes; readers refuse newer versions and
+# read older ones (dlbench.store.read_results).
+#   1: the first layout.
+#   2: a validation split (val_* history columns; validation, best_val_*, best_epoch,
+#      test_*_at_best_val, final_train_* trial columns); stage (tune / confirm) and
+#      fallback_reason per trial; spec.toml may hold [[grid]], [search] points and [protocol].
+SCHEMA_VERSION = 2

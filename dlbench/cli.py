@@ -106,7 +106,7 @@ def show(
     """Summary table of a finished or partial sweep."""
     from dlbench import store
     from dlbench.output import console as make_console
-    from dlbench.runner import render_summary
+    from dlbench.summary import render_summary
 
     trials, history, env = store.read_results(results)
     if json_:
@@ -119,7 +119,7 @@ def show(
     counts = trials["status"].value_counts().to_dict()
     console.print(f"{results}: {len(trials)} trials ({', '.join(f'{v} {k}' for k, v in counts.items())}), "
                   f"{len(history)} history rows")
-    render_summary(trials, console)
+    render_summary(trials, console, env)
     return 0
 
 

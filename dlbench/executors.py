@@ -77,15 +77,20 @@ class LocalExecutor:
         in_flight: dict = {}  # future -> (unit, running alone)
         self.start()
         while queue or in_flight:
+            broken = False  # the pool broke while a unit was being handed to it
             while queue and len(in_flight) < self.workers:
                 alone = strikes.get(id(queue[0]), 0) >= MAX_STRIKES
                 if alone and in_flight:
                     break  # wait until the pool is empty, then run it by itself
-                unit = queue.pop(0)
-                in_flight[self.pool.submit(run_unit, unit, self.data_dir)] = (unit, alone)
+                try:
+                    fut = self.pool.submit(run_unit, queue[0], self.data_dir)
+                except BrokenProcessPool:
+                    broken = True  # a worker died since the last wait; this unit never ran
+                    break
+                in_flight[fut] = (queue.pop(0), alone)
                 if alone:
                     break
-            done, _ = wait(in_flight, return_when=FIRST_COMPLETED)
+            done, _ = wait(in_flight, return_when=FIRST_COMPLETED) if in_flight else (set(), set())
             lost: list[tuple[Unit, bool]] = []
             for fut in done:
                 unit, alone = in_flight.pop(fut)
@@ -93,7 +98,7 @@ class LocalExecutor:
                     yield fut.result()
                 except BrokenProcessPool:
                     lost.append((unit, alone))
-            if not lost:
+            if not lost and not broken:
                 continue
             # the pool is gone, and with it every unit still in flight
             lost += list(in_flight.values())

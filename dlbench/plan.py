@@ -12,6 +12,8 @@ import time
 import traceback
 from dataclasses import dataclass
 
+from dlbench.data import validation_of
+
 
 @dataclass
 class Unit:
@@ -26,7 +28,7 @@ class Unit:
 def group_key(trial: dict) -> str:
     """Trials with the same key share data shapes, step counts and schedule form."""
     keys = ("dataset", "model", "loss", "batch_size", "epochs", "device", "dtype")
-    return json.dumps([trial[k] for k in keys] + [trial["schedule"]["kind"]], sort_keys=True)
+    return json.dumps([trial[k] for k in keys] + [trial["schedule"]["kind"], validation_of(trial)], sort_keys=True)
 
 
 def choose_engine(trial: dict, engine: str) -> str:
@@ -109,7 +111,7 @@ def run_unit(unit: Unit, data_dir: str | None = None) -> list[dict]:
 
     start = time.perf_counter()
     try:
-        ds = datasets.load(unit.trials[0]["dataset"], data_dir)
+        ds = datasets.load(unit.trials[0]["dataset"], data_dir, datasets.validation_of(unit.trials[0]))
     except Exception as e:  # noqa: BLE001 - reported per trial, the sweep goes on
         return [failed(t, e, unit.engine) for t in unit.trials]
     if unit.engine == "fused":

@@ -99,9 +99,11 @@ class ResultsDir:
     def write_env(self, env: dict) -> None:
         atomic_write(self.path / "env.json", json.dumps(env, indent=2, sort_keys=True).encode())
 
-    def save_trial(self, trial: dict, result: dict) -> None:
-        record = {"schema_version": SCHEMA_VERSION, "trial": trial, "result": result}
+    def save_trial(self, trial: dict, result: dict, stage: str = "tune") -> dict:
+        """Store one finished trial durably; returns its record."""
+        record = {"schema_version": SCHEMA_VERSION, "trial": trial, "result": result, "stage": stage}
         atomic_write(self.records / f"{trial['id']}.json", json.dumps(record).encode())
+        return record
 
     def load_records(self) -> tuple[dict[str, dict], list[str]]:
         """Finished records by trial id, and the names of damaged record files (moved aside)."""
@@ -186,53 +188,99 @@ def _best(values, pick) -> float:
     return pick(vals) if vals else float("nan")
 
 
+def _finite(v) -> bool:
+    return isinstance(v, float | int) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def best_val_epoch(history: list[dict]) -> dict | None:
+    """The history row of the epoch chosen on validation (early stopping), or None without a
+    validation split. Classification: the highest val_acc, ties to the lower val_loss, then the
+    earlier epoch. Otherwise: the lowest val_loss, ties to the earlier epoch. Epoch 0 (before any
+    step) is a candidate too: a trial that only got worse is honestly stopped there. The test
+    set plays no part."""
+    nan = float("nan")
+    rows = [r for r in history if _finite(r.get("val_loss", nan))]
+    if not rows:
+        return None
+    if any(_finite(r.get("val_acc", nan)) for r in rows):
+        rows = [r for r in rows if _finite(r.get("val_acc", nan))]
+        return min(rows, key=lambda r: (-r["val_acc"], r["val_loss"], r["epoch"]))
+    return min(rows, key=lambda r: (r["val_loss"], r["epoch"]))
+
+
 def summary(result: dict) -> dict[str, Any]:
+    """A trial's row in trials.parquet. Selection columns come from the validation split:
+    best_val_* (best over epochs), best_epoch (best_val_epoch) and test_*_at_best_val (the test
+    numbers at that epoch: what is reported). best_test_* are the best test values over epochs,
+    kept for reference only: nothing in dlbench ranks or chooses by them."""
+    nan = float("nan")
     h = result["history"]
     last = h[-1] if h else {}
-    col = lambda k: [r[k] for r in h]  # noqa: E731
+    col = lambda k: [r.get(k, nan) for r in h]  # noqa: E731 - older records have no val_* keys
+    chosen = best_val_epoch(h) or {}
     return {
         "status": result["status"],
         "diverged_epoch": result.get("diverged_epoch"),
         "error": result.get("error"),
         "engine": result.get("engine"),
+        "fallback_reason": result.get("fallback_reason"),
         "epochs_run": last.get("epoch", 0),
         "steps": last.get("steps", 0),
-        "final_train_loss": last.get("train_loss", float("nan")),
-        "final_test_loss": last.get("test_loss", float("nan")),
-        "final_test_acc": last.get("test_acc", float("nan")),
-        "final_test_r2": last.get("test_r2", float("nan")),
-        "best_train_loss": _best(col("train_eval_loss"), min) if h else float("nan"),
-        "best_test_loss": _best(col("test_loss"), min) if h else float("nan"),
-        "best_test_acc": _best(col("test_acc"), max) if h else float("nan"),
-        "best_test_r2": _best(col("test_r2"), max) if h else float("nan"),
+        "best_epoch": chosen.get("epoch"),
+        "best_val_loss": _best(col("val_loss"), min) if h else nan,
+        "best_val_acc": _best(col("val_acc"), max) if h else nan,
+        "best_val_r2": _best(col("val_r2"), max) if h else nan,
+        "test_loss_at_best_val": chosen.get("test_loss", nan),
+        "test_acc_at_best_val": chosen.get("test_acc", nan),
+        "test_r2_at_best_val": chosen.get("test_r2", nan),
+        "final_train_loss": last.get("train_loss", nan),
+        "final_train_eval_loss": last.get("train_eval_loss", nan),
+        "final_train_acc": last.get("train_acc", nan),
+        "final_val_loss": last.get("val_loss", nan),
+        "final_val_acc": last.get("val_acc", nan),
+        "final_test_loss": last.get("test_loss", nan),
+        "final_test_acc": last.get("test_acc", nan),
+        "final_test_r2": last.get("test_r2", nan),
+        "best_train_loss": _best(col("train_eval_loss"), min) if h else nan,
+        "best_test_loss": _best(col("test_loss"), min) if h else nan,
+        "best_test_acc": _best(col("test_acc"), max) if h else nan,
+        "best_test_r2": _best(col("test_r2"), max) if h else nan,
         "train_time": sum(r["train_time"] for r in h),
         "eval_time": sum(r["eval_time"] for r in h),
-        "wall_time": result.get("wall_time", float("nan")),
+        "wall_time": result.get("wall_time", nan),
     }
 
 
 HISTORY_CONFIG = ("dataset", "optimizer", "lr", "batch_size", "epochs", "seed")
+HISTORY_METRICS = ("train_loss", "train_eval_loss", "train_acc", "val_loss", "val_acc", "val_r2", "val_rmse",
+                   "test_loss", "test_acc", "test_r2", "test_rmse")
+STAGES = ("tune", "confirm")  # a sweep's own trials, and the re-runs of a [protocol] on fresh seeds
 
 
 def tables(records) -> tuple[Any, Any]:
-    """(trials, history) DataFrames from per-trial records, ordered by trial id."""
+    """(trials, history) DataFrames from per-trial records, ordered by trial id. Records of any
+    schema version give the current columns (what an older record lacks is NaN)."""
     import pandas as pd
 
     trial_rows, history_rows = [], []
     for rec in sorted(records, key=lambda r: r["trial"]["id"]):
         trial, result = rec["trial"], rec["result"]
         row = flat_config(trial)
+        row.setdefault("validation", 0.0)  # no split: trials of schema 1, or validation = 0
+        row["stage"] = rec.get("stage", "tune")
         row.update(summary(result))
         row["config"] = json.dumps({k: v for k, v in trial.items() if k != "id"}, sort_keys=True)
         trial_rows.append(row)
         for h in result["history"]:
-            history_rows.append({"trial_id": trial["id"], **{k: trial[k] for k in HISTORY_CONFIG}, **h})
+            history_rows.append({"trial_id": trial["id"], **{k: trial[k] for k in HISTORY_CONFIG},
+                                 **dict.fromkeys(HISTORY_METRICS, float("nan")), **h})
     trials = pd.DataFrame(trial_rows)
     history = pd.DataFrame(history_rows)
     if len(trials):
-        for c in ("diverged_epoch",):
+        for c in ("diverged_epoch", "best_epoch"):
             trials[c] = trials[c].astype("Int64")
-        trials["error"] = trials["error"].astype("string")
+        for c in ("error", "fallback_reason"):
+            trials[c] = trials[c].astype("string")
     return trials, history
 
 
@@ -241,7 +289,9 @@ def tables(records) -> tuple[Any, Any]:
 
 
 def read_results(path: str | Path):
-    """(trials, history, env) for a finished or partial sweep; refuses newer schemas."""
+    """(trials, history, env) for a finished or partial sweep, in the current schema's columns;
+    refuses newer schemas. A folder of an older schema is read from its per-trial records, which
+    give every current column (NaN where the old version measured nothing, e.g. validation)."""
     import pandas as pd
 
     p = Path(path)
@@ -260,11 +310,12 @@ def read_results(path: str | Path):
     records_dir = p / RECORDS_DIR
     n_records = len(list(records_dir.glob("*.json"))) if records_dir.is_dir() else 0
     trials_path = p / TRIALS_FILE
-    if trials_path.exists():
+    current = env.get("schema_version", 0) == SCHEMA_VERSION
+    if trials_path.exists() and (current or not n_records):
         trials = pd.read_parquet(trials_path)
         if len(trials) >= n_records:
-            return trials, pd.read_parquet(p / HISTORY_FILE), env
-    # a partial sweep (killed before its tables were rebuilt): read the records themselves
+            return *_complete(trials, pd.read_parquet(p / HISTORY_FILE)), env
+    # a partial sweep (killed before its tables were rebuilt), or an older schema: the records
     records = []
     for f in sorted(records_dir.glob("*.json")) if records_dir.is_dir() else []:
         try:
@@ -273,6 +324,25 @@ def read_results(path: str | Path):
             continue
     trials, history = tables(records)
     return trials, history, env
+
+
+def _complete(trials, history):
+    """Tables of an older schema with no records beside them: the current columns, NaN where the
+    old version measured nothing."""
+    import numpy as np
+
+    if len(trials):
+        for c, fill in (("validation", 0.0), ("stage", "tune"), ("fallback_reason", None), ("best_epoch", None)):
+            if c not in trials:
+                trials[c] = fill
+        template = summary({"status": "ok", "history": []})
+        for c in template:
+            if c not in trials:
+                trials[c] = np.nan
+    for c in HISTORY_METRICS:
+        if c not in history:
+            history[c] = np.nan
+    return trials, history
 
 
 # --------------------------------------------------------------------------------------------

@@ -92,15 +92,28 @@ def test_missing_files_name_the_command_that_gets_them(cli, tmp_path):
 
 
 def test_sweep_on_tiny_mnist_files_with_the_cnn(cli, tmp_path):
-    make_idx_set(tmp_path / "m", n_train=40, n_test=10)
+    make_idx_set(tmp_path / "m", n_train=40, n_test=10)  # 4 images per class
     r = cli("sweep", "--dataset", "mnist", "--data-dir", tmp_path / "m", "--model", '{kind="cnn", channels=[4]}',
-            "--optimizer", "sgd,adam", "--epochs", "1", "--batch-size", "8", "--out", tmp_path / "o", "--workers", "1")
+            "--optimizer", "sgd,adam", "--epochs", "1", "--batch-size", "8", "--out", tmp_path / "o", "--workers", "1",
+            "--set", "validation=0.25")
     assert r.code == 0, r.err
     from dlbench import store
 
     trials, history, _ = store.read_results(tmp_path / "o" / "sweep")
     assert set(trials.status) == {"ok"} and (trials.engine == "reference").all()
-    assert history[history.epoch == 1].steps.tolist() == [5, 5]
+    assert history[history.epoch == 1].steps.tolist() == [4, 4]  # 30 training images left, one per class to val
+    assert history.val_acc.notna().all()
+
+
+def test_a_split_the_files_cannot_give_fails_the_trials_with_the_reason(cli, tmp_path):
+    make_idx_set(tmp_path / "m", n_train=40, n_test=10)  # 4 per class: 0.1 × 4 rounds to 0
+    r = cli("sweep", "--dataset", "mnist", "--data-dir", tmp_path / "m", "--model", "linear", "--epochs", "1",
+            "--out", tmp_path / "o", "--workers", "1")
+    assert r.code == 1
+    from dlbench import store
+
+    trials, _, _ = store.read_results(tmp_path / "o" / "sweep")
+    assert "leaves class 0 of mnist with no validation sample" in trials.error.iloc[0]
 
 
 def test_download_with_good_checksums_from_a_local_server(server, tmp_path):

@@ -29,7 +29,10 @@ def test_top_level_list_is_an_axis_and_betas_pair_is_a_value():
 
 def test_batch_size_full_is_the_training_set_size():
     s = sweep(grid={"batch_size": [1, 32, "full"]})
-    assert [t["batch_size"] for t in s.trials] == [1, 32, 1437]
+    # digits: 1437 training samples, 145 of them (round(0.1 × each class)) carved out for validation
+    assert [t["batch_size"] for t in s.trials] == [1, 32, 1292]
+    s = sweep(grid={"batch_size": ["full"]}, validation=0)
+    assert [t["batch_size"] for t in s.trials] == [1437]
 
 
 def test_knob_axes_apply_only_where_they_mean_something():
@@ -45,7 +48,9 @@ def test_trial_id_is_independent_of_key_order_and_stable():
     shuffled = dict(reversed(list(t.items())))
     assert trial_id(shuffled) == t["id"]
     # pinned: a change here silently breaks resume of every existing results folder
-    assert t["id"] == "55221254832c"
+    assert t["id"] == "9ff02d178e7f"
+    # without a validation split a trial is what it was before splits existed: the same id as in schema 1
+    assert canonical_trial({**t, "validation": 0})["id"] == "55221254832c"
     # a different value gives a different id; 1e-3 written either way is the same trial
     assert canonical_trial({**t, "lr": 1e-3})["id"] == t["id"]
     assert canonical_trial({**t, "lr": 2e-3})["id"] != t["id"]
@@ -90,7 +95,7 @@ BAD = [
     ({"lr": float("nan")}, "lr = nan"),
     ({"lr": float("inf")}, "lr = inf"),
     ({"batch_size": 0}, "batch_size = 0"),
-    ({"batch_size": 5000}, "from 1 to 1437"),
+    ({"batch_size": 5000}, "from 1 to 1292"),
     ({"batch_size": "half"}, "batch_size = 'half'"),
     ({"epochs": 0}, "epochs = 0"),
     ({"epochs": 2.5}, "epochs = 2.5"),

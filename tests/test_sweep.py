@@ -34,16 +34,16 @@ def test_sweep_writes_the_contract(cli, spec, tmp_path):
     d = tmp_path / "r" / "t"
     assert {"spec.toml", "env.json", "trials.parquet", "history.parquet"} <= set(tree(d))
     env = json.loads((d / "env.json").read_text())
-    assert env["schema_version"] == 1 and env["torch"] and env["cpu"]
+    assert env["schema_version"] == 2 and env["torch"] and env["cpu"]
     trials, history, _ = store.read_results(d)
     assert len(trials) == 8 and set(trials["status"]) == {"ok"}
     assert len(history) == 8 * 4  # epochs 0..3
     h = history[history.trial_id == trials.trial_id[0]].sort_values("epoch")
     assert list(h.epoch) == [0, 1, 2, 3]
-    assert list(h.steps) == [0, 8, 16, 24]  # ceil(119 / 16) = 8 steps per epoch
-    assert list(h.samples) == [0, 119, 238, 357]
+    assert list(h.steps) == [0, 7, 14, 21]  # iris: 119 - 12 for validation = 107; ceil(107 / 16) = 7 steps
+    assert list(h.samples) == [0, 107, 214, 321]
     assert h.train_time.iloc[0] == 0 and (h.train_time.iloc[1:] > 0).all() and (h.eval_time > 0).all()
-    for col in ("train_loss", "train_eval_loss", "test_loss", "test_acc", "lr"):
+    for col in ("train_loss", "train_eval_loss", "val_loss", "val_acc", "test_loss", "test_acc", "lr"):
         assert h[col].notna().all(), col
     assert "results:" in r.out and str(d) in r.out
 

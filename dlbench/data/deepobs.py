@@ -13,6 +13,9 @@ two_d_beale.py, datasets/two_d.py).
 - beale: (1.5 - u + uv)² + (2.25 - u + uv²)² + (2.625 - u + uv³)² + u·x + v·y, start (-4.5, 4.5).
   Data (x, y): 10000 train draws of N(0, 1) each from RandomState(42) (all x, then all y); the
   test set is zeros, so the test loss is the deterministic function.
+- Validation (DeepOBS 1.2, deepobs/pytorch/datasets/quadratic.py, tensorflow/datasets/two_d.py):
+  a separate set as large as the training set, drawn the same way from RandomState(44). The
+  training set itself stays whole.
 
 "Features" here are the noise samples; the model is the problem's own parameter vector.
 """
@@ -66,6 +69,18 @@ def _two_d():
     test = np.zeros((TWO_D_SIZE, 2), dtype=np.float32)
     zeros = np.zeros(TWO_D_SIZE, dtype=np.float32)
     return train, zeros, test, zeros.copy()
+
+
+def validation(name: str):
+    """The problem's own validation set (noise rows and zero targets), as DeepOBS 1.2 draws it."""
+    rng = np.random.RandomState(44)
+    if name == "quadratic_deep":
+        x = np.float32(rng.normal(0.0, QUADRATIC_NOISE, (1000, QUADRATIC_DIM)))
+    else:
+        x = np.float32(rng.normal(0.0, 1.0, TWO_D_SIZE))
+        y = np.float32(rng.normal(0.0, 1.0, TWO_D_SIZE))
+        x = np.stack([x, y], axis=1)
+    return x, np.zeros(len(x), dtype=np.float32)
 
 
 def load_rosenbrock():

@@ -31,15 +31,20 @@ def dtype_of(trial: dict) -> torch.dtype:
     return torch.float64 if trial["dtype"] == "float64" else torch.float32
 
 
-def tensors(data: Dataset, device: str, dtype: torch.dtype):
-    """Train and test tensors on `device`; targets are class indices or float values."""
-    def conv(a, target=False):
+def tensors(data: Dataset, device: str, dtype: torch.dtype) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+    """{"train", "val" (when there is a validation split), "test"} -> (inputs, targets) on
+    `device`; targets are class indices or float values. Evaluation runs over them in this order."""
+    def conv(a):
         t = torch.from_numpy(a)
         if t.is_floating_point():
             t = t.to(dtype)
         return t.to(device)
 
-    return conv(data.x_train), conv(data.y_train), conv(data.x_test), conv(data.y_test)
+    splits = {"train": (conv(data.x_train), conv(data.y_train))}
+    if data.x_val is not None:
+        splits["val"] = (conv(data.x_val), conv(data.y_val))
+    splits["test"] = (conv(data.x_test), conv(data.y_test))
+    return splits
 
 
 def data_order(seed: int, n: int, epochs: int) -> list[torch.Tensor]:
@@ -123,17 +128,25 @@ def evaluate(forward, loss_fn, x, y, task: str) -> dict:
     return row
 
 
-def history_row(epoch: int, train_loss: float, train_eval: dict, test: dict, lr: float, steps: int,
+def history_row(epoch: int, train_loss: float, evals: dict[str, dict], lr: float, steps: int,
                 samples: int, train_time: float, eval_time: float) -> dict:
+    """One epoch of a trial's history. `evals` holds evaluate()'s numbers per split ("train",
+    "test", and "val" when the trial has a validation split; without one the val_* are NaN)."""
+    nan = float("nan")
+    train, val, test = evals["train"], evals.get("val", {}), evals["test"]
     return {
         "epoch": epoch,
         "train_loss": train_loss,
-        "train_eval_loss": train_eval["loss"],
-        "train_acc": train_eval.get("acc", float("nan")),
+        "train_eval_loss": train["loss"],
+        "train_acc": train.get("acc", nan),
+        "val_loss": val.get("loss", nan),
+        "val_acc": val.get("acc", nan),
+        "val_r2": val.get("r2", nan),
+        "val_rmse": val.get("rmse", nan),
         "test_loss": test["loss"],
-        "test_acc": test.get("acc", float("nan")),
-        "test_r2": test.get("r2", float("nan")),
-        "test_rmse": test.get("rmse", float("nan")),
+        "test_acc": test.get("acc", nan),
+        "test_r2": test.get("r2", nan),
+        "test_rmse": test.get("rmse", nan),
         "lr": lr,
         "steps": steps,
         "samples": samples,

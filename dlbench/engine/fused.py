@@ -332,7 +332,8 @@ def train(trials: list[dict], data: Dataset) -> list[TrialResult]:
     order_idx = sorted(range(len(trials)), key=lambda i: (trials[i]["optimizer"], i))
     trials = [trials[i] for i in order_idx]
     device, dtype, task = first["device"], dtype_of(first), data.task
-    x_train, y_train, x_test, y_test = tensors(data, device, dtype)
+    splits = tensors(data, device, dtype)
+    x_train, y_train = splits["train"]
     x_train_flat = x_train.flatten(1)
     n, bs, epochs, K = len(x_train), first["batch_size"], first["epochs"], len(trials)
 
@@ -359,17 +360,16 @@ def train(trials: list[dict], data: Dataset) -> list[TrialResult]:
     alive = torch.ones(K, 1, dtype=torch.bool, device=device)
     frozen = False
 
-    def evaluate_epoch():
+    def evaluate_epoch():  # per split, per metric: a list over the K trials
         with Timer(device) as timer:
-            tr = evaluate_all(net, first["loss"], x_train, y_train, task)
-            te = evaluate_all(net, first["loss"], x_test, y_test, task)
-        return {k: v.tolist() for k, v in tr.items()}, {k: v.tolist() for k, v in te.items()}, timer.seconds
+            evals = {name: {m: v.tolist() for m, v in evaluate_all(net, first["loss"], x, y, task).items()}
+                     for name, (x, y) in splits.items()}
+        return evals, timer.seconds
 
-    tr, te, eval_time = evaluate_epoch()
-    loss0 = tr["loss"]
+    evals, eval_time = evaluate_epoch()
+    loss0 = evals["train"]["loss"]
     for k in range(K):
-        histories[k].append(history_row(0, loss0[k], _at(tr, k), _at(te, k), float(lrs[0, k]), 0, 0, 0.0,
-                                        eval_time / K))
+        histories[k].append(history_row(0, loss0[k], _at(evals, k), float(lrs[0, k]), 0, 0, 0.0, eval_time / K))
     steps = 0
     for epoch in range(1, epochs + 1):
         perm = torch.stack([o[epoch - 1] for o in orders]).to(device)  # [K, n]
@@ -398,14 +398,14 @@ def train(trials: list[dict], data: Dataset) -> list[TrialResult]:
                     loss_sum += losses.detach().double()
                 n_batches += 1
             train_loss = (loss_sum / n_batches).tolist()
-        tr, te, eval_time = evaluate_epoch()
+        evals, eval_time = evaluate_epoch()
         samples = epoch * n
         for k in range(K):
             if status[k] != "ok":
                 continue
-            histories[k].append(history_row(epoch, train_loss[k], _at(tr, k), _at(te, k), float(lrs[epoch - 1, k]),
+            histories[k].append(history_row(epoch, train_loss[k], _at(evals, k), float(lrs[epoch - 1, k]),
                                             steps, samples, timer.seconds / K, eval_time / K))
-            if is_diverged(train_loss[k], loss0[k]) or is_diverged(tr["loss"][k], loss0[k]):
+            if is_diverged(train_loss[k], loss0[k]) or is_diverged(evals["train"]["loss"][k], loss0[k]):
                 status[k], diverged_at[k] = "diverged", epoch
                 alive[k] = False
                 frozen = True  # its row is held at zero and its lr at 0 from now on
@@ -420,7 +420,8 @@ def train(trials: list[dict], data: Dataset) -> list[TrialResult]:
     return out
 
 
-def _at(row: dict[str, list], k: int) -> dict[str, float]:
-    return {key: vals[k] for key, vals in row.items()}
+def _at(evals: dict[str, dict[str, list]], k: int) -> dict[str, dict[str, float]]:
+    """Trial k's numbers out of per-split, per-metric lists over the unit."""
+    return {name: {m: vals[k] for m, vals in row.items()} for name, row in evals.items()}
 
 

@@ -25,7 +25,8 @@ from dlbench.engine.common import (
 
 def train(trial: dict, data: Dataset) -> TrialResult:
     device, dtype, task = trial["device"], dtype_of(trial), data.task
-    x_train, y_train, x_test, y_test = tensors(data, device, dtype)
+    splits = tensors(data, device, dtype)
+    x_train, y_train = splits["train"]
     n, batch_size = len(x_train), trial["batch_size"]
 
     init_seed(trial["seed"])
@@ -35,16 +36,15 @@ def train(trial: dict, data: Dataset) -> TrialResult:
     loss_fn = losses.loss_fn(trial["loss"])
     orders = data_order(trial["seed"], n, trial["epochs"])
 
-    def eval_all():
+    def eval_all():  # the training, validation and test sets, each whole
         model.eval()
         with Timer(device) as t:
-            train_eval = evaluate(model, loss_fn, x_train, y_train, task)
-            test = evaluate(model, loss_fn, x_test, y_test, task)
-        return train_eval, test, t.seconds
+            evals = {name: evaluate(model, loss_fn, x, y, task) for name, (x, y) in splits.items()}
+        return evals, t.seconds
 
-    train_eval, test, eval_time = eval_all()
-    loss0 = train_eval["loss"]
-    history = [history_row(0, loss0, train_eval, test, optimizer.param_groups[0]["lr"], 0, 0, 0.0, eval_time)]
+    evals, eval_time = eval_all()
+    loss0 = evals["train"]["loss"]
+    history = [history_row(0, loss0, evals, optimizer.param_groups[0]["lr"], 0, 0, 0.0, eval_time)]
     steps = samples = 0
     for epoch in range(1, trial["epochs"] + 1):
         lr = optimizer.param_groups[0]["lr"]
@@ -63,8 +63,8 @@ def train(trial: dict, data: Dataset) -> TrialResult:
             train_loss = float(torch.stack(batch_losses).mean())
         if scheduler is not None:
             scheduler.step()
-        train_eval, test, eval_time = eval_all()
-        history.append(history_row(epoch, train_loss, train_eval, test, lr, steps, samples, t.seconds, eval_time))
-        if is_diverged(train_loss, loss0) or is_diverged(train_eval["loss"], loss0):
+        evals, eval_time = eval_all()
+        history.append(history_row(epoch, train_loss, evals, lr, steps, samples, t.seconds, eval_time))
+        if is_diverged(train_loss, loss0) or is_diverged(evals["train"]["loss"], loss0):
             return TrialResult(trial["id"], "diverged", history, diverged_epoch=epoch)
     return TrialResult(trial["id"], "ok", history)
