@@ -10,15 +10,16 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from dlbench.data import load
+from dlbench.data import load, validation_of
 from dlbench.engine import fused, reference
 from dlbench.spec import build_sweep
 
-KEYS = ("train_loss", "train_eval_loss", "test_loss", "test_acc", "test_r2", "lr")
+KEYS = ("train_loss", "train_eval_loss", "val_loss", "val_acc", "val_r2", "test_loss", "test_acc", "test_r2", "lr")
 
 
 def compare(trials, dataset, rtol):
-    data = load(dataset)
+    data = load(dataset, None, validation_of(trials[0]))
+    assert data.x_val is not None and len(data.x_val) > 0  # the validation metrics are compared too
     got = fused.train(trials, data)
     worst = 0.0
     for trial, f in zip(trials, got, strict=True):
@@ -152,7 +153,7 @@ def test_random_hyperparameters_and_seeds_match_reference(case):
 def test_a_diverging_trial_leaves_the_others_untouched():
     s = build_sweep({"dataset": "digits", "epochs": 4, "batch_size": 64, "optimizer": "sgd",
                      "grid": {"lr": [0.01, 1e4]}})
-    data = load("digits")
+    data = load("digits", None, 0.1)
     both = fused.train(s.trials, data)
     alone = fused.train([s.trials[0]], data)[0]
     assert both[1].status == "diverged" and both[1].diverged_epoch is not None
