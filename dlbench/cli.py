@@ -128,25 +128,31 @@ def show(
     "  dlbench plot results/quickstart                      (every kind the sweep supports)\n\n"
     "  dlbench plot results/quickstart --kind curves --metric test_loss --x step\n\n"
     "  dlbench plot results/bs-sweep --kind target --target 0.95\n\n"
-    "  dlbench plot results/a results/b --kind lr --format pdf   (compare sweeps)"
+    "  dlbench plot results/a results/b --kind lr --format pdf   (compare sweeps)\n\n"
+    "  dlbench plot results/small-suite --kind profile          (optimizers across problems)\n\n"
+    "  dlbench plot results/quickstart --kind curves --band std"
 ))
 def plot(
     results: Annotated[list[str], typer.Argument(help="One or more results folders.")],
-    kind: Annotated[str, Opt(help="curves, lr, heatmap, target, timing or all.")] = "all",
-    metric: Annotated[str | None, Opt(help="test_acc, test_loss, train_loss, ... (default: test_acc or "
-                                           "test_loss).")] = None,
+    kind: Annotated[str, Opt(help="curves, lr, heatmap, target, profile, timing or all.")] = "all",
+    metric: Annotated[str | None, Opt(help="test_acc, val_acc, test_loss, val_loss, train_loss, ... (default: "
+                                           "test_acc or test_loss; target: val_acc or val_loss).")] = None,
     x: Annotated[str, Opt("--x", help="x axis of curves: epoch, step, samples or time.")] = "epoch",
     target: Annotated[float | None, Opt(help="Target value for --kind target (default: 95% of the best).")]
     = None,
     axes: Annotated[str | None, Opt(help="Two axes for the heatmap, e.g. lr,batch_size.")] = None,
-    stat: Annotated[str, Opt(help="final or best value per trial (lr and heatmap).")] = "final",
+    stat: Annotated[str, Opt(help="final, or best: the value at the epoch chosen on validation (lr, heatmap).")]
+    = "final",
+    band: Annotated[str, Opt(help="Band over seeds (curves, lr): ci (95% bootstrap CI of the mean), std, minmax "
+                                  "or none.")] = "ci",
     format_: Annotated[str, Opt("--format", help="png, svg or pdf.")] = "png",
     out: Annotated[str | None, Opt(help="Folder for the figures (default: <first folder>/plots).")] = None,
 ) -> int:
-    """Draw figures from results folders: curves, lr sensitivity, heatmap, steps-to-target, timing."""
+    """Draw figures from results folders: curves, lr sensitivity, heatmap, steps-to-target, performance
+    profile, timing."""
     from dlbench.plots import make_plots
 
-    for path in make_plots(results, kind, metric, x, target, axes, format_, out, stat):
+    for path in make_plots(results, kind, metric, x, target, axes, format_, out, stat, band):
         typer.echo(f"wrote {path}")
     return 0
 

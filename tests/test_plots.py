@@ -7,21 +7,29 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from dlbench.plots import curves, heatmap, lr, target, timing
+from dlbench import stats
+from dlbench.errors import UserError
+from dlbench.plots import curves, heatmap, lr, profile, target, timing
 from dlbench.plots._common import Results
 
 
-def hand_made(rows):
-    """rows: (trial_id, optimizer, lr, batch_size, seed, status, [test_acc per epoch 0..E])"""
+def hand_made(rows, val=None):
+    """rows: (trial_id, optimizer, lr, batch_size, seed, status, [test_acc per epoch 0..E]); the
+    validation accuracy per epoch is the test accuracy unless `val` maps a trial id to its own."""
     trials, history = [], []
     for tid, opt, rate, bs, seed, status, accs in rows:
         div = len(accs) - 1 if status == "diverged" else None
+        vals = (val or {}).get(tid, accs)
+        finite = [v if np.isfinite(v) else -1 for v in vals]
+        best_epoch = int(np.argmax(finite))
         trials.append(dict(trial_id=tid, sweep="s", optimizer=opt, lr=rate, batch_size=bs, seed=seed, status=status,
-                           diverged_epoch=div, engine="fused", dataset="digits"))
-        for e, a in enumerate(accs):
+                           diverged_epoch=div, engine="fused", dataset="digits", best_epoch=best_epoch,
+                           best_val_acc=max(finite), best_val_loss=1 - max(finite)))
+        for e, (a, v) in enumerate(zip(accs, vals, strict=True)):
             history.append(dict(trial_id=tid, sweep="s", optimizer=opt, lr=rate, batch_size=bs, seed=seed,
                                 status=status, diverged_epoch=div, dataset="digits", epoch=e, steps=e * 1000 // bs,
                                 samples=e * 1000, test_acc=a, test_loss=1 - a if np.isfinite(a) else np.nan,
+                                val_acc=v, val_loss=1 - v if np.isfinite(v) else np.nan, best_epoch=best_epoch,
                                 train_time=0.0 if e == 0 else 0.5, eval_time=0.1, time=0.5 * e))
     return Results(pd.DataFrame(trials), pd.DataFrame(history))
 
@@ -39,8 +47,8 @@ ROWS = [
 
 
 def test_curves_band_is_min_max_over_seeds_and_diverged_is_marked():
-    info = curves.curves_info(hand_made(ROWS), "test_acc")
-    assert info.band == "min–max over seeds"
+    info = curves.curves_info(hand_made(ROWS), "test_acc", band="minmax")
+    assert info.band_label == "band: min–max over seeds (N = 2 seeds)"
     c = next(c for c in info.curves if c.lr == 0.1 and c.style_key == "batch_size=10")
     assert c.x == [0, 1, 2] and c.mean == pytest.approx([0.1, 0.4, 0.8])
     assert c.lo == pytest.approx([0.1, 0.3, 0.7]) and c.hi == pytest.approx([0.1, 0.5, 0.9])
@@ -50,14 +58,30 @@ def test_curves_band_is_min_max_over_seeds_and_diverged_is_marked():
     assert info.style_keys == ["batch_size=10", "batch_size=100"]
 
 
+def test_curves_band_by_default_is_a_bootstrap_ci_and_says_so():
+    rows = [(f"t{s}", "adam", 0.1, 10, s, "ok", [0.1, 0.5 + s / 100, 0.8 + s / 50]) for s in range(4)]
+    info = curves.curves_info(hand_made(rows), "test_acc")
+    (c,) = info.curves
+    expected = stats.intervals([np.array([0.8 + s / 50 for s in range(4)])])
+    assert (c.lo[2], c.hi[2]) == (expected[0][0], expected[1][0])
+    assert info.band_label == "band: 95% bootstrap CI of the mean (N = 4 seeds)"
+    few = curves.curves_info(hand_made(ROWS), "test_acc")
+    assert "none below 3" in few.band_label and all(math.isnan(v) for c in few.curves for v in c.lo)
+    std = curves.curves_info(hand_made(rows), "test_acc", band="std").curves[0]
+    vals = np.array([0.8 + s / 50 for s in range(4)])
+    assert std.hi[2] == pytest.approx(vals.mean() + vals.std(ddof=1))
+
 def test_lr_sensitivity_puts_diverged_lrs_on_the_edge():
-    info = lr.lr_info(hand_made(ROWS), "test_acc", "final")
+    info = lr.lr_info(hand_made(ROWS), "test_acc", "final", band="minmax")
     line = next(ln for ln in info.lines if "10" in ln.name.split())
     assert line.lr == [0.1, 1.0]
     assert line.mean == pytest.approx([0.8, 0.4])  # lr 1.0: only the seed that did not diverge
     assert line.diverged_lr == [1.0]
-    best = lr.lr_info(hand_made(ROWS), "test_acc", "best")
+    best = lr.lr_info(hand_made(ROWS), "test_acc", "best", band="minmax")
     assert next(ln for ln in best.lines if "10" in ln.name.split()).hi[1] == pytest.approx(0.4)
+    # "best" is the test value at the epoch validation chose, not the best test value over epochs
+    chosen = lr.lr_info(hand_made(ROWS, val={"a1": [0.1, 0.9, 0.2]}), "test_acc", "best", band="minmax")
+    assert next(ln for ln in chosen.lines if "10" in ln.name.split()).hi[0] == pytest.approx(0.7)  # a0 final, a1 @ 1
 
 
 def test_heatmap_cells_hatches_and_best_cell():
@@ -69,10 +93,17 @@ def test_heatmap_cells_hatches_and_best_cell():
     assert p.best == (1, 1)
     loss = heatmap.heatmap_info(hand_made(ROWS), "test_loss", ("lr", "batch_size"))
     assert loss.panels[0].best == (1, 1)  # lowest loss is the same cell
+    assert info.chosen_by == "best_val_acc"
+
+
+def test_heatmap_outlines_the_cell_validation_chose_not_the_best_test_cell():
+    val = {"a0": [0.1, 0.99, 0.99], "a1": [0.1, 0.99, 0.99]}  # lr 0.1, bs 10 is best on validation
+    info = heatmap.heatmap_info(hand_made(ROWS, val=val), "test_acc", ("lr", "batch_size"))
+    assert info.panels[0].best == (0, 0) and info.panels[0].values[1, 1] > info.panels[0].values[0, 0]
 
 
 def test_steps_to_target_takes_the_best_lr_and_keeps_not_reached():
-    info = target.target_info(hand_made(ROWS), "test_acc", target=0.85)
+    info = target.target_info(hand_made(ROWS), "val_acc", target=0.85)
     (line,) = info.lines
     assert line.batch_size == [10, 100]
     # bs 10: lr 0.1 reaches 0.85 with one seed at epoch 2 (200 steps), the other never: median is inf,
@@ -80,12 +111,14 @@ def test_steps_to_target_takes_the_best_lr_and_keeps_not_reached():
     # epoch 2 (20 steps) with seed 1: the median is 15 steps, 1.5 epochs, 0.75 s.
     assert math.isnan(line.steps[0]) and math.isnan(line.best_lr[0])
     assert line.steps[1] == 15 and line.epochs[1] == 1.5 and line.best_lr[1] == 1.0 and line.seconds[1] == 0.75
-    easy = target.target_info(hand_made(ROWS), "test_acc", target=0.3)
+    easy = target.target_info(hand_made(ROWS), "val_acc", target=0.3)
     assert easy.lines[0].steps == [100.0, 10.0]
+    with pytest.raises(UserError, match="test numbers never choose"):
+        target.target_info(hand_made(ROWS), "test_acc", target=0.3)
 
 
 def test_default_target_and_timing_records():
-    info = target.target_info(hand_made(ROWS), "test_acc")
+    info = target.target_info(hand_made(ROWS), "val_acc")
     assert info.default_target and info.target == pytest.approx(round(0.95 * 0.95, 3))
     t = timing.timing_info(hand_made(ROWS))
     assert t.configs == ["sgd bs 10", "sgd bs 100"] and t.train_s == [0.5, 0.5] and t.eval_s == [0.1, 0.1]
@@ -138,6 +171,10 @@ def test_curves_by_other_x_and_two_sweeps_compared(cli, sweep_dir, tmp_path):
     (["--x", "wallclock"], "--x 'wallclock'"),
     (["--axes", "lr"], "is not two names"),
     (["--axes", "lr,colour"], "--axes 'colour'"),
+    (["--band", "iqr"], "--band 'iqr' is unknown; allowed: ci, std, minmax, none"),
+    (["--stat", "max"], "--stat 'max' is unknown; allowed: final, best"),
+    (["--kind", "target", "--metric", "test_acc"], "test numbers never choose"),
+    (["--kind", "profile"], "at least 2 problems"),
 ])
 def test_bad_plot_input(cli, sweep_dir, tmp_path, args, message):
     r = cli("plot", sweep_dir, *args, "--out", tmp_path / "x")
@@ -158,3 +195,28 @@ def test_a_kind_the_data_cannot_support(cli, tmp_path):
         assert r.code == 2 and message in r.err, (kind, r.err)
     r = cli("plot", tmp_path)
     assert r.code == 2 and "not a dlbench results folder" in r.err
+
+
+def test_performance_profile_over_problems_from_one_folder_or_several(cli, tmp_path):
+    from dlbench.cli import main
+    from dlbench.plots import _common
+
+    for name, datasets in (("two", "iris,wine"), ("third", "breast_cancer")):
+        try:
+            main(["sweep", "--dataset", datasets, "--optimizer", "sgd,adam", "--lr", "0.01,0.1", "--epochs", "3",
+                  "--seeds", "0,1", "--name", name, "--out", str(tmp_path), "--workers", "1"])
+        except SystemExit as e:
+            assert e.code == 0
+    r = cli("plot", tmp_path / "two", "--kind", "profile", "--out", tmp_path / "p")
+    assert r.code == 0, r.err
+    assert (tmp_path / "p" / "profile.png").exists()
+    info = profile.profile_info(_common.load([str(tmp_path / "two")]))
+    assert info.problems == ["iris mlp[128] relu", "wine mlp[128] relu"] and info.solvers == ["adam", "sgd"]
+    costs = info.costs.costs.to_numpy()
+    # on each problem the cheapest optimizer has ratio 1: ρ(1) summed over optimizers covers every problem
+    assert sum(info.rhos[s][0] for s in info.solvers) * len(info.problems) >= len(info.problems)
+    assert (costs > 0).all() and set(info.costs.metrics.values()) == {"val_acc"}
+    both = profile.profile_info(_common.load([str(tmp_path / "two"), str(tmp_path / "third")]))
+    assert len(both.problems) == 3 and both.problems[0].startswith("third breast_cancer")
+    r = cli("plot", tmp_path / "two", "--out", tmp_path / "all")  # 'all' draws it when there are 2+ problems
+    assert r.code == 0 and (tmp_path / "all" / "profile.png").exists()

@@ -2,10 +2,13 @@
 record that tests check without pixels) and a drawing step (`draw`) that only draws it.
 
     curves   metric vs epoch/step/samples/time per optimizer and lr (curves.py)
-    lr       final or best metric vs lr, one line per optimizer (lr.py)
+    lr       final metric (or at the validation-chosen epoch) vs lr, one line per optimizer (lr.py)
     heatmap  metric over two grid axes, default lr × batch size (heatmap.py)
-    target   steps to reach a target vs batch size, with perfect scaling (target.py)
+    target   steps to reach a validation target vs batch size, with perfect scaling (target.py)
+    profile  performance profile of the optimizers across problems (profile.py)
     timing   train and eval seconds per epoch by configuration (timing.py)
+
+Bands over seeds (curves, lr) come from dlbench.stats: a 95% bootstrap CI of the mean by default.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ from pathlib import Path
 
 from dlbench.errors import UserError
 
-KINDS = ("curves", "lr", "heatmap", "target", "timing")
+KINDS = ("curves", "lr", "heatmap", "target", "profile", "timing")
 FORMATS = ("png", "svg", "pdf")
 
 
@@ -27,8 +30,16 @@ def supported_kinds(results) -> list[str]:
         kinds.append("heatmap")
     if results.trials["batch_size"].nunique() > 1:
         kinds.append("target")
+    if n_problems(results) > 1:
+        kinds.append("profile")
     kinds.append("timing")
     return kinds
+
+
+def n_problems(results) -> int:
+    """Problems for a performance profile: (dataset, model) per results folder."""
+    keys = [c for c in ("sweep", "dataset", "model") if c in results.trials]
+    return len(results.trials[keys].drop_duplicates())
 
 
 def heatmap_axes(results, wanted: tuple[str, str] | None = None) -> tuple[str, ...]:
@@ -41,12 +52,10 @@ def heatmap_axes(results, wanted: tuple[str, str] | None = None) -> tuple[str, .
     return tuple(two) if len(two) == 2 else ()
 
 
-def make_plots(folders: list[str], kind: str = "all", metric: str | None = None, x: str = "epoch",
-               target: float | None = None, axes: str | None = None, fmt: str = "png", out: str | None = None,
-               stat: str = "final") -> list[Path]:
-    """Draw the figures and return the files written."""
-    from dlbench.plots import _common, curves, heatmap, lr, timing
-    from dlbench.plots import target as target_plot
+def check_options(kind: str, x: str, stat: str, fmt: str, band: str) -> None:
+    """Every flag of `dlbench plot` that can be checked without reading results."""
+    from dlbench.plots import _common
+    from dlbench.stats import BANDS
 
     if fmt not in FORMATS:
         raise UserError(f"--format {fmt!r} is unknown; allowed: {', '.join(FORMATS)}")
@@ -54,9 +63,31 @@ def make_plots(folders: list[str], kind: str = "all", metric: str | None = None,
         raise UserError(f"--kind {kind!r} is unknown; allowed: {', '.join(KINDS)}, all")
     if x not in _common.XS:
         raise UserError(f"--x {x!r} is unknown; allowed: {', '.join(_common.XS)}")
-    if stat not in ("final", "best"):
-        raise UserError(f"--stat {stat!r} is unknown; allowed: final, best")
+    if stat not in _common.STATS:
+        raise UserError(f"--stat {stat!r} is unknown; allowed: {', '.join(_common.STATS)}")
+    if band not in BANDS:
+        raise UserError(f"--band {band!r} is unknown; allowed: {', '.join(BANDS)}")
+
+
+def target_default_metric(results) -> str:
+    """The validation metric of the first dataset (the training set's without a split)."""
+    from dlbench import stats
+
+    t = results.trials
+    first = t[t["dataset"] == t["dataset"].iloc[0]]
+    return stats.target_metric(stats.task_of(str(first["dataset"].iloc[0])), stats.has_validation(first))[0]
+
+
+def make_plots(folders: list[str], kind: str = "all", metric: str | None = None, x: str = "epoch",
+               target: float | None = None, axes: str | None = None, fmt: str = "png", out: str | None = None,
+               stat: str = "final", band: str = "ci") -> list[Path]:
+    """Draw the figures and return the files written."""
+    from dlbench.plots import _common, curves, heatmap, lr, profile, timing
+    from dlbench.plots import target as target_plot
+
+    check_options(kind, x, stat, fmt, band)
     results = _common.load(folders)
+    asked = metric
     metric = _common.check_metric(metric or _common.default_metric(results), results)
     axes_pair = None
     if axes:
@@ -73,15 +104,20 @@ def make_plots(folders: list[str], kind: str = "all", metric: str | None = None,
     jobs = []
     for k in kinds:
         if k == "curves":
-            jobs.append((curves.draw, curves.curves_info(results, metric, x), f"curves-{metric}-by-{x}"))
+            jobs.append((curves.draw, curves.curves_info(results, metric, x, band), f"curves-{metric}-by-{x}"))
         elif k == "lr":
-            jobs.append((lr.draw, lr.lr_info(results, metric, stat), f"lr-{metric}"))
+            jobs.append((lr.draw, lr.lr_info(results, metric, stat, band), f"lr-{metric}"))
         elif k == "heatmap":
             pair = heatmap_axes(results, axes_pair) or ("lr", "batch_size")
             jobs.append((heatmap.draw, heatmap.heatmap_info(results, metric, pair, stat),
                          f"heatmap-{metric}-{pair[0]}-{pair[1]}"))
         elif k == "target":
-            jobs.append((target_plot.draw, target_plot.target_info(results, metric, target), f"target-{metric}"))
+            # the target chooses an lr per batch size: a validation metric unless one was asked for
+            m = asked if kind == "target" and asked else target_default_metric(results)
+            m = _common.check_metric(m, results)
+            jobs.append((target_plot.draw, target_plot.target_info(results, m, target), f"target-{m}"))
+        elif k == "profile":
+            jobs.append((profile.draw, profile.profile_info(results), "profile"))
         else:
             jobs.append((timing.draw, timing.timing_info(results), "timing"))
     return [_common.save(draw(info), outdir, stem + tag, fmt) for draw, info, stem in jobs]

@@ -16,12 +16,14 @@ MARKERS = ["o", "s", "^", "D", "v", "P", "X", "*"]
 LINESTYLES = ["-", "--", ":", "-."]
 COLUMN_IN = 3.5  # one column of a two-column paper
 PAGE_IN = 7.2  # the full text width
-METRICS = ("train_loss", "train_eval_loss", "train_acc", "test_loss", "test_acc", "test_r2", "test_rmse", "lr")
+METRICS = ("train_loss", "train_eval_loss", "train_acc", "val_loss", "val_acc", "val_r2", "val_rmse", "test_loss",
+           "test_acc", "test_r2", "test_rmse", "lr")
 XS = {"epoch": "epoch", "step": "steps", "samples": "samples", "time": "time"}
 X_LABELS = {"epoch": "epoch", "step": "optimizer steps", "samples": "training samples seen",
             "time": "training time (s)"}
 # axes a grid can vary over, and that figures may split by
-CONFIG_AXES = ("dataset", "model", "loss", "optimizer", "lr", "batch_size", "epochs", "schedule", "device", "dtype",
+CONFIG_AXES = ("dataset", "validation", "stage", "model", "loss", "optimizer", "lr", "batch_size", "epochs", "schedule",
+               "device", "dtype",
                "momentum", "dampening", "eps", "weight_decay", "alpha", "centered", "amsgrad", "beta1", "beta2",
                "lr_decay", "initial_accumulator_value")
 KNOB_AXES = CONFIG_AXES[CONFIG_AXES.index("momentum"):]
@@ -63,7 +65,8 @@ def load(folders: list[str]) -> Results:
         if trials.empty:
             raise UserError(f"{folder!r} has no finished trials yet; allowed: a results folder with at least one trial")
         trials = trials.assign(sweep=name)
-        cols = ["trial_id", "sweep", "status", "diverged_epoch", *[c for c in CONFIG_AXES if c in trials], "seed"]
+        cols = ["trial_id", "sweep", "status", "diverged_epoch", "best_epoch", *[c for c in CONFIG_AXES if c in trials],
+                "seed"]
         cols = list(dict.fromkeys(c for c in cols if c in trials))
         hist = history.drop(columns=[c for c in cols if c in history and c != "trial_id"])
         hist = hist.merge(trials[cols], on="trial_id", how="inner")
@@ -88,22 +91,33 @@ def default_metric(results: Results) -> str:
 
 
 def higher_is_better(metric: str) -> bool:
-    return metric.endswith("_acc") or metric.endswith("_r2")
+    from dlbench.stats import higher_is_better as direction
+
+    return bool(direction(metric))
 
 
 def label(metric: str) -> str:
     words = {"train_loss": "training loss (mean over the epoch's batches)", "train_eval_loss": "training loss",
-             "train_acc": "training accuracy", "test_loss": "test loss", "test_acc": "test accuracy",
-             "test_r2": "test R²", "test_rmse": "test RMSE", "lr": "learning rate"}
+             "train_acc": "training accuracy", "val_loss": "validation loss", "val_acc": "validation accuracy",
+             "val_r2": "validation R²", "val_rmse": "validation RMSE", "test_loss": "test loss",
+             "test_acc": "test accuracy", "test_r2": "test R²", "test_rmse": "test RMSE", "lr": "learning rate"}
     return words.get(metric, metric)
 
 
+STATS = ("final", "best")
+STAT_WORDS = {"final": "final", "best": "at the validation-chosen epoch"}
+
+
 def final_or_best(trials_hist: pd.DataFrame, metric: str, stat: str) -> pd.Series:
-    """Per trial: the metric at its last epoch ('final') or its best over epochs ('best')."""
-    g = trials_hist.sort_values("epoch").groupby("trial_id")[metric]
-    if stat == "final":
-        return g.last()
-    return g.max() if higher_is_better(metric) else g.min()
+    """Per trial: the metric at its last epoch ('final') or at the epoch chosen on validation
+    ('best', the trial's best_epoch; the last epoch for trials without a validation split). The
+    best of the plotted metric over epochs would pick the epoch on that metric, test included."""
+    h = trials_hist.sort_values("epoch")
+    last = h.groupby("trial_id")[metric].last()
+    if stat == "final" or "best_epoch" not in h:
+        return last
+    chosen = h[h["epoch"] == h["best_epoch"]].groupby("trial_id")[metric].last()
+    return chosen.combine_first(last)
 
 
 def fmt_value(v) -> str:

@@ -1,6 +1,7 @@
 """Learning curves: metric vs epoch/step/samples/time, one panel per optimizer, one colour per
-lr, the mean over seeds with a min-max band; diverged trials drawn up to the epoch they
-diverged and marked there with an x."""
+lr, the mean over seeds with a band (a 95% bootstrap CI of the mean by default; std, min-max or
+none on request: dlbench.stats.band); diverged trials drawn up to the epoch they diverged and
+marked there with an x."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from dlbench import stats
 from dlbench.plots._common import (
     LINESTYLES,
     PAGE_IN,
@@ -28,7 +30,7 @@ class Curve:
     style_key: str  # the other varying axes (and the sweep when several are compared)
     x: list[float]
     mean: list[float]
-    lo: list[float]
+    lo: list[float]  # the band (NaN where it has no value, e.g. a CI from fewer than 3 seeds)
     hi: list[float]
     n_seeds: int
     diverged: list[tuple[float, float]] = field(default_factory=list)  # (x, last finite y) per diverged seed
@@ -42,10 +44,18 @@ class CurvesInfo:
     panels: list[str]
     lrs: list[float]
     style_keys: list[str]
-    band: str = "min–max over seeds"
+    band: str = "ci"
+
+    @property
+    def band_label(self) -> str:
+        """What the band is and over how many seeds, for the legend."""
+        ns = sorted({c.n_seeds for c in self.curves})
+        n = f"N = {ns[0]}" if len(ns) == 1 else f"N = {ns[0]}–{ns[-1]}"
+        few = self.band == "ci" and ns[0] < stats.MIN_N_FOR_CI
+        return f"band: {stats.BAND_WORDS[self.band]} ({n} seeds{'; none below 3' if few else ''})"
 
 
-def curves_info(results: Results, metric: str, x: str = "epoch") -> CurvesInfo:
+def curves_info(results: Results, metric: str, x: str = "epoch", band: str = "ci") -> CurvesInfo:
     h = results.history
     others = [c for c in results.varying() if c not in ("optimizer", "lr")]
     if results.trials["sweep"].nunique() > 1:
@@ -59,6 +69,7 @@ def curves_info(results: Results, metric: str, x: str = "epoch") -> CurvesInfo:
         vals = by_epoch[metric].apply(lambda s: s[np.isfinite(s)].to_numpy())
         xs = by_epoch[xcol].mean()
         keep = [e for e in vals.index if len(vals[e])]
+        lo, hi = stats.band([vals[e] for e in keep], band)
         diverged = []
         for _, t in g[g.status == "diverged"].groupby("trial_id"):
             finite = t[np.isfinite(t[metric])]
@@ -69,11 +80,10 @@ def curves_info(results: Results, metric: str, x: str = "epoch") -> CurvesInfo:
             panel=str(key["optimizer"]), lr=float(key["lr"]),
             style_key=", ".join(f"{k}={fmt_value(key[k])}" if k != "sweep" else str(key[k]) for k in others),
             x=[float(xs[e]) for e in keep], mean=[float(np.mean(vals[e])) for e in keep],
-            lo=[float(np.min(vals[e])) for e in keep], hi=[float(np.max(vals[e])) for e in keep],
-            n_seeds=int(g.trial_id.nunique()), diverged=diverged))
+            lo=lo.tolist(), hi=hi.tolist(), n_seeds=int(g.trial_id.nunique()), diverged=diverged))
     # style keys in the groupby's (numeric) order of first appearance: bs 8, 32, 128, not "128" < "8"
     return CurvesInfo(metric, x, curves, sorted({c.panel for c in curves}), sorted({c.lr for c in curves}),
-                      list(dict.fromkeys(c.style_key for c in curves)))
+                      list(dict.fromkeys(c.style_key for c in curves)), band)
 
 
 def draw(info: CurvesInfo):
@@ -90,7 +100,7 @@ def draw(info: CurvesInfo):
     for ax, panel in zip(axes.flat, info.panels, strict=False):
         for c in (c for c in info.curves if c.panel == panel):
             ax.plot(c.x, c.mean, color=colour[c.lr], ls=dash[c.style_key])
-            if c.n_seeds > 1:
+            if info.band != "none" and c.n_seeds > 1:
                 ax.fill_between(c.x, c.lo, c.hi, color=colour[c.lr], alpha=0.2, lw=0)
             for dx, dy in c.diverged:
                 ax.plot([dx], [dy], marker="x", color="#D55E00", ms=6, mew=1.5, ls="none")
@@ -108,6 +118,8 @@ def draw(info: CurvesInfo):
         handles += [mpl.lines.Line2D([], [], color="0.3", ls=dash[k], label=k) for k in info.style_keys]
     if any(c.diverged for c in info.curves):
         handles.append(mpl.lines.Line2D([], [], color="#D55E00", marker="x", ls="none", label="diverged"))
+    if info.band != "none":
+        handles.append(mpl.patches.Patch(color="0.5", alpha=0.3, lw=0, label=info.band_label.replace(" (", "\n(")))
     fig.legend(handles=handles, loc="outside right center", frameon=False)
-    fig.suptitle(f"{label(info.metric)} vs {X_LABELS[info.x]}: mean over seeds, band = {info.band}")
+    fig.suptitle(f"{label(info.metric)} vs {X_LABELS[info.x]}: mean over seeds; {info.band_label}")
     return fig

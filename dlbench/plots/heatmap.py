@@ -1,6 +1,8 @@
-"""Heatmap over two grid axes (default lr × batch size): colour = final (or best) metric, mean
-over seeds; cells where a seed diverged are hatched; the best cell is outlined; values are
-written in the cells. One panel per remaining configuration (e.g. per optimizer)."""
+"""Heatmap over two grid axes (default lr × batch size): colour = the final metric (or its value
+at the epoch chosen on validation), mean over seeds; cells where a seed diverged are hatched; the
+cell chosen on validation (dlbench.stats.selection_of: the best mean of best_val_acc, or
+best_val_loss, over seeds) is outlined, whatever metric is drawn; values are written in the
+cells. One panel per remaining configuration (e.g. per optimizer)."""
 
 from __future__ import annotations
 
@@ -9,8 +11,18 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from dlbench import stats
 from dlbench.errors import UserError
-from dlbench.plots._common import PAGE_IN, Results, final_or_best, fmt_value, higher_is_better, label, style
+from dlbench.plots._common import (
+    PAGE_IN,
+    STAT_WORDS,
+    Results,
+    final_or_best,
+    fmt_value,
+    higher_is_better,
+    label,
+    style,
+)
 
 
 @dataclass
@@ -20,7 +32,7 @@ class Panel:
     cols: list  # values of the first axis
     values: np.ndarray  # [rows, cols], NaN where no seed finished
     diverged: np.ndarray  # [rows, cols] bool: at least one seed diverged
-    best: tuple[int, int] | None
+    best: tuple[int, int] | None  # the cell chosen on validation (selection column), not on what is drawn
 
 
 @dataclass
@@ -29,6 +41,7 @@ class HeatmapInfo:
     stat: str
     axes: tuple[str, str]
     panels: list[Panel]
+    chosen_by: str = "best_val_acc"  # the column whose mean over seeds picked the outlined cell
 
 
 def heatmap_info(results: Results, metric: str, axes: tuple[str, str] = ("lr", "batch_size"),
@@ -45,27 +58,35 @@ def heatmap_info(results: Results, metric: str, axes: tuple[str, str] = ("lr", "
     others = [c for c in results.varying() if c not in axes]
     if t["sweep"].nunique() > 1:
         others = ["sweep", *others]
-    better = np.nanargmax if higher_is_better(metric) else np.nanargmin
     panels = []
+    chosen_by = metric
     groups = t.groupby(others, sort=True, dropna=False) if others else [((), t)]
     for key, g in groups:
         key = key if isinstance(key, tuple) else (key,)
+        sel = stats.selection_of(g)  # each panel by its own dataset's rule
+        chosen_by = sel.select
+        better = np.nanargmax if sel.select_higher else np.nanargmin
         cols = sorted(g[axes[0]].unique())
         rows = sorted(g[axes[1]].unique())
         vals = np.full((len(rows), len(cols)), np.nan)
+        chooser = np.full((len(rows), len(cols)), np.nan)
         div = np.zeros((len(rows), len(cols)), dtype=bool)
         for (c, r), cell in g.groupby([axes[0], axes[1]]):
             i, j = rows.index(r), cols.index(c)
             ok = cell[(cell.status == "ok") & np.isfinite(cell.value)].value
             vals[i, j] = ok.mean() if len(ok) else np.nan
             div[i, j] = (cell.status == "diverged").any()
+            if sel.select in cell:
+                pick = stats.usable(cell)[sel.select].to_numpy(dtype=float)
+                pick = pick[np.isfinite(pick)]
+                chooser[i, j] = pick.mean() if len(pick) else np.nan
         best = None
-        if np.isfinite(vals).any():
-            flat = better(np.where(np.isfinite(vals), vals, np.nan))
+        if np.isfinite(chooser).any():
+            flat = better(chooser)
             best = (int(flat // len(cols)), int(flat % len(cols)))
         name = " ".join(f"{fmt_value(k)}" for k in key) or "all trials"
         panels.append(Panel(name, rows, cols, vals, div, best))
-    return HeatmapInfo(metric, stat, axes, panels)
+    return HeatmapInfo(metric, stat, axes, panels, chosen_by)
 
 
 def draw(info: HeatmapInfo):
@@ -107,6 +128,9 @@ def draw(info: HeatmapInfo):
         ax.grid(False)
     for ax in axes.flat[n:]:
         ax.set_visible(False)
-    fig.colorbar(image, ax=axes, label=f"{info.stat} {label(info.metric)} (mean over seeds)", shrink=0.9)
-    fig.suptitle("hatched: a seed diverged; outlined: best cell")
+    fig.colorbar(image, ax=axes, label=f"{label(info.metric)}, {STAT_WORDS[info.stat]}\n(mean over seeds)",
+                 shrink=0.9)
+    chooser = {"best_val_acc": "validation accuracy", "best_val_loss": "validation loss"}.get(
+        info.chosen_by, info.chosen_by.replace("_", " "))
+    fig.suptitle(f"hatched: a seed diverged; outlined: the cell chosen by mean {chooser}")
     return fig

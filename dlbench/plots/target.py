@@ -1,7 +1,9 @@
 """Steps to reach a target vs batch size, log-log, with the perfect-scaling line (doubling the
 batch halves the steps): Shallue et al. (2019), "Measuring the effects of data parallelism on
-neural network training". For each batch size the best lr is taken (the fewest steps, median
-over seeds); batch sizes where no configuration reaches the target are drawn as "not reached"."""
+neural network training", who set the target on held-out (validation) error. For each batch size
+the best lr is taken (the fewest steps, median over seeds); since that is a choice, the metric is a
+validation (or training) one, never test. Batch sizes where no configuration reaches the target
+are drawn as "not reached"."""
 
 from __future__ import annotations
 
@@ -48,7 +50,13 @@ def default_target(results: Results, metric: str) -> float:
     return float(np.round(1.05 * last.min(), 4))
 
 
+CHOOSING_METRICS = ("val_acc", "val_loss", "val_r2", "val_rmse", "train_acc", "train_eval_loss", "train_loss")
+
+
 def target_info(results: Results, metric: str, target: float | None = None) -> TargetInfo:
+    if metric not in CHOOSING_METRICS:
+        raise UserError(f"--metric {metric!r} cannot set a target: the target plot chooses the best lr per batch "
+                        f"size by it, and test numbers never choose; allowed: {', '.join(CHOOSING_METRICS)}")
     if results.trials["batch_size"].nunique() < 2:
         raise UserError("--kind target needs several batch sizes; this sweep has one; allowed: a sweep with a "
                         "batch_size axis")

@@ -1,0 +1,54 @@
+"""The results folder is a contract: folders written by earlier versions still load and show,
+with a notice of what they lack; newer ones are refused."""
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+
+from dlbench import SCHEMA_VERSION, store
+
+SCHEMA1 = Path(__file__).parent / "data" / "schema1"  # written by dlbench e2cd1ad (schema 1), committed as is
+
+
+def test_a_schema_1_folder_loads_in_the_current_columns():
+    trials, history, env = store.read_results(SCHEMA1)
+    assert env["schema_version"] == 1 and SCHEMA_VERSION > 1
+    assert len(trials) == 12 and set(trials.status) == {"ok"}
+    # what schema 1 never measured is there, and empty
+    assert (trials.validation == 0).all() and (trials.stage == "tune").all()
+    assert trials.best_val_acc.isna().all() and trials.best_epoch.isna().all() and history.val_loss.isna().all()
+    # what it did measure is read back unchanged
+    old = __import__("pandas").read_parquet(SCHEMA1 / "trials.parquet").set_index("trial_id")
+    new = trials.set_index("trial_id").loc[old.index]
+    for c in ("best_test_acc", "final_test_loss", "final_train_loss", "steps"):
+        np.testing.assert_array_equal(new[c].to_numpy(), old[c].to_numpy())
+    assert np.isfinite(trials.final_train_acc).all()  # derived from schema 1's history
+
+
+def test_show_on_a_schema_1_folder_says_it_has_no_validation_split(cli):
+    r = cli("show", SCHEMA1)
+    assert r.code == 0, r.err
+    out = " ".join(r.out.split())
+    assert "no validation split (written by dlbench schema 1, before validation splits existed)" in out
+    assert "configurations are chosen on the training set" in out
+    assert "95% CI" in out and "adam vs sgd:" in out
+
+
+def test_plot_on_a_schema_1_folder(cli, tmp_path):
+    folder = tmp_path / "old"
+    shutil.copytree(SCHEMA1, folder)
+    r = cli("plot", folder, "--out", tmp_path / "p")
+    assert r.code == 0, r.err
+    assert (tmp_path / "p" / "curves-test_acc-by-epoch.png").exists()
+
+
+def test_a_newer_schema_is_refused_in_one_line(cli, tmp_path):
+    folder = tmp_path / "new"
+    shutil.copytree(SCHEMA1, folder)
+    env = json.loads((folder / "env.json").read_text())
+    env["schema_version"] = SCHEMA_VERSION + 1
+    (folder / "env.json").write_text(json.dumps(env))
+    r = cli("show", folder)
+    assert r.code == 2 and f"schema version {SCHEMA_VERSION + 1}" in r.err and len(r.err.strip().splitlines()) == 1
