@@ -303,6 +303,13 @@ def main(argv: list[str] | None = None) -> None:
     except aborts:
         _error("interrupted; finished trials are saved, run the same command again to resume")
         sys.exit(130)
+    except Exception as e:
+        from dlbench.interrupt import Interrupted
+
+        if not isinstance(e, Interrupted):
+            raise
+        _error("interrupted; finished trials are saved, run the same command again to resume")
+        sys.exit(e.exit_code)
     sys.exit(rv if isinstance(rv, int) else 0)
 
 

@@ -5,7 +5,7 @@ plan.run_unit and hand its results back to the driver, which alone writes the st
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 from dlbench.errors import UserError
 from dlbench.plan import Unit, failed, run_unit
@@ -16,7 +16,11 @@ def default_workers() -> int:
 
 
 def _warm() -> None:
-    """Runs once in each worker as the pool starts: the imports happen while the driver works."""
+    """Each worker's initializer: tie it to its parent (dlbench.lifeline), then import what
+    training needs while the driver works."""
+    from dlbench.lifeline import tie_to_parent
+
+    tie_to_parent()
     import torch
 
     import dlbench.engine.fused  # noqa: F401
@@ -43,11 +47,12 @@ class LocalExecutor:
             import multiprocessing as mp
             from concurrent.futures import ProcessPoolExecutor
 
+            from dlbench.lifeline import DRIVER_ENV
+
+            os.environ[DRIVER_ENV] = str(os.getpid())  # read by the forkserver and the workers it forks
             ctx = mp.get_context("forkserver")
-            ctx.set_forkserver_preload(["torch", "dlbench.plan", "dlbench.engine.fused"])
-            self.pool = ProcessPoolExecutor(max_workers=self.workers, mp_context=ctx)
-            for _ in range(self.workers):
-                self.pool.submit(_warm)
+            ctx.set_forkserver_preload(["dlbench.lifeline", "torch", "dlbench.plan", "dlbench.engine.fused"])
+            self.pool = ProcessPoolExecutor(max_workers=self.workers, mp_context=ctx, initializer=_warm)
         return self
 
     def shutdown(self) -> None:
@@ -55,11 +60,17 @@ class LocalExecutor:
             self.pool.shutdown(wait=True, cancel_futures=True)
             self.pool = None
 
-    def run(self, units: list[Unit], cancelled: Callable[[], bool] = lambda: False) -> Iterator[list[dict]]:
+    def kill(self) -> None:
+        """End every worker now (an interrupted sweep): units in flight are lost, stored ones kept."""
+        if self.pool is not None:
+            for proc in list(getattr(self.pool, "_processes", {}).values()):
+                proc.kill()
+            self.pool.shutdown(wait=False, cancel_futures=True)
+            self.pool = None
+
+    def run(self, units: list[Unit]) -> Iterator[list[dict]]:
         if self.pool is None and (self.workers <= 1 or len(units) <= 1):
             for u in units:
-                if cancelled():
-                    return
                 yield run_unit(u, self.data_dir)
             return
         yield from self._run_pool(units)
@@ -136,6 +147,7 @@ class DaskExecutor:
         self.connect_timeout = connect_timeout
         self.client = None
         self.cluster = None
+        self.futures: list = []
 
     def start(self) -> DaskExecutor:
         if self.client is not None:
@@ -159,19 +171,27 @@ class DaskExecutor:
         return self
 
     def shutdown(self) -> None:
+        """Cancel this driver's futures and disconnect; a cluster given by address keeps running
+        (a LocalCluster this executor started is closed)."""
         if self.client is not None:
+            for f in self.futures:
+                f.cancel()
+            self.futures = []
             self.client.close()
             self.client = None
         if self.cluster is not None:
             self.cluster.close()
             self.cluster = None
 
-    def run(self, units: list[Unit], cancelled: Callable[[], bool] = lambda: False) -> Iterator[list[dict]]:
+    kill = shutdown
+
+    def run(self, units: list[Unit]) -> Iterator[list[dict]]:
         from distributed import as_completed
         from distributed.scheduler import KilledWorker
 
         self.start()
         futures = {self.client.submit(run_unit, u, self.data_dir, pure=False): u for u in units}
+        self.futures = list(futures)
         try:
             for fut in as_completed(futures):
                 unit = futures[fut]

@@ -2,6 +2,13 @@
 
 A unit is what an executor runs: a list of trials and the engine for them. The fused engine
 trains a whole unit as one stacked model; the reference engine trains its trials one by one.
+
+The fused engine hands trials to the reference engine for a named reason only, stored per
+trial (`engine`, `fallback_reason`) and printed once per sweep:
+- the fused engine does not support the trial (decided when planning, with --engine auto);
+- the unit ran out of memory: it is split in halves and each half retried on the fused engine;
+  only a single trial that still does not fit falls back.
+Any other exception in the fused engine fails the unit's trials with its message.
 """
 
 from __future__ import annotations
@@ -19,6 +26,7 @@ from dlbench.data import validation_of
 class Unit:
     trials: list[dict]
     engine: str  # "fused" or "reference"
+    reason: str | None = None  # why a trial --engine auto would fuse runs on the reference engine
 
     @property
     def ids(self) -> list[str]:
@@ -31,21 +39,22 @@ def group_key(trial: dict) -> str:
     return json.dumps([trial[k] for k in keys] + [trial["schedule"]["kind"], validation_of(trial)], sort_keys=True)
 
 
-def choose_engine(trial: dict, engine: str) -> str:
-    """'auto' takes the fused engine wherever it supports the trial."""
+def choose_engine(trial: dict, engine: str) -> tuple[str, str | None]:
+    """(engine, reason): 'auto' takes the fused engine wherever it supports the trial, and says
+    why not elsewhere."""
     if engine == "reference":
-        return "reference"
+        return "reference", None
     from dlbench.engine import fused_supports
 
     why_not = fused_supports(trial)
     if why_not is None:
-        return "fused"
+        return "fused", None
     if engine == "fused":
         from dlbench.errors import UserError
 
         raise UserError(f"engine = 'fused' cannot train trial {trial['id']} ({why_not}); allowed: "
                         "engine = auto or reference")
-    return "reference"
+    return "reference", f"not supported by the fused engine: {why_not}"
 
 
 MAX_GROUP = 512
@@ -74,10 +83,11 @@ def make_units(trials: list[dict], engine: str, workers: int) -> list[Unit]:
     fused: dict[str, list[dict]] = {}
     units: list[Unit] = []
     for t in trials:
-        if choose_engine(t, engine) == "fused":
+        chosen, reason = choose_engine(t, engine)
+        if chosen == "fused":
             fused.setdefault(group_key(t), []).append(t)
         else:
-            units.append(Unit([t], "reference"))
+            units.append(Unit([t], "reference", reason))
     for group in fused.values():
         # enough chunks to keep every worker busy, none larger than the cap; dealt out in turn
         # so each chunk gets a share of every optimizer (their updates cost differently)
@@ -108,41 +118,86 @@ def run_unit(unit: Unit, data_dir: str | None = None) -> list[dict]:
 
     if torch.get_num_threads() != TRAIN_THREADS:
         torch.set_num_threads(TRAIN_THREADS)
-
-    start = time.perf_counter()
     try:
         ds = datasets.load(unit.trials[0]["dataset"], data_dir, datasets.validation_of(unit.trials[0]))
     except Exception as e:  # noqa: BLE001 - reported per trial, the sweep goes on
         return [failed(t, e, unit.engine) for t in unit.trials]
     if unit.engine == "fused":
-        try:
-            from dlbench.engine import fused
+        return _run_fused(unit.trials, ds)
+    return _run_reference(unit.trials, ds, unit.reason)
 
-            results = fused.train(unit.trials, ds)
-            per_trial = (time.perf_counter() - start) / len(unit.trials)
-            return [as_dict(r, per_trial, len(unit.trials)) for r in results]
-        except Exception:  # noqa: BLE001 - fall back to the reference engine trial by trial
-            pass
+
+def _run_fused(trials: list[dict], ds) -> list[dict]:
+    """The fused engine on `trials`; out of memory: halves, down to single trials, then the
+    reference engine for a single trial that still does not fit."""
+    from dlbench.engine import fused
+
+    start = time.perf_counter()
+    try:
+        results = fused.train(trials, ds)
+    except Exception as e:  # noqa: BLE001 - sorted below: out of memory, or the unit fails
+        if not is_out_of_memory(e):
+            return [failed(t, e, "fused") for t in trials]
+        _release_memory(trials[0]["device"])
+        if len(trials) == 1:
+            return _run_reference(trials, ds, f"out of memory on the fused engine even alone ({_short(e)})")
+        half = len(trials) // 2
+        return _run_fused(trials[:half], ds) + _run_fused(trials[half:], ds)
+    per_trial = (time.perf_counter() - start) / len(trials)
+    return [as_dict(r, per_trial, len(trials)) for r in results]
+
+
+def _run_reference(trials: list[dict], ds, reason: str | None = None) -> list[dict]:
+    from dlbench.engine import reference
+
     out = []
-    for t in unit.trials:
+    for t in trials:
         t0 = time.perf_counter()
         try:
-            from dlbench.engine import reference
-
-            out.append(as_dict(reference.train(t, ds), time.perf_counter() - t0, 1))
+            out.append(as_dict(reference.train(t, ds), time.perf_counter() - t0, 1, reason))
         except Exception as e:  # noqa: BLE001
-            out.append(failed(t, e, "reference"))
+            out.append(failed(t, e, "reference", reason))
     return out
 
 
-def as_dict(result, wall_time: float, unit_size: int) -> dict:
+OOM_MESSAGES = ("out of memory", "can't allocate memory", "cannot allocate memory", "not enough memory")
+
+
+def is_out_of_memory(e: BaseException) -> bool:
+    """An allocation failure: torch.OutOfMemoryError (CUDA and others), MemoryError, or a CPU
+    allocator RuntimeError ("DefaultCPUAllocator: can't allocate memory")."""
+    import torch
+
+    oom = getattr(torch, "OutOfMemoryError", None) or getattr(torch.cuda, "OutOfMemoryError", None)
+    if isinstance(e, MemoryError) or (oom is not None and isinstance(e, oom)):
+        return True
+    return isinstance(e, RuntimeError) and any(m in str(e).lower() for m in OOM_MESSAGES)
+
+
+def _release_memory(device: str) -> None:
+    import gc
+
+    gc.collect()
+    if device.startswith("cuda"):
+        import torch
+
+        torch.cuda.empty_cache()
+
+
+def _short(e: BaseException) -> str:
+    text = str(e).splitlines()[0] if str(e) else type(e).__name__
+    return text[:120]
+
+
+def as_dict(result, wall_time: float, unit_size: int, fallback_reason: str | None = None) -> dict:
     return {"trial_id": result.trial_id, "status": result.status, "history": result.history,
             "diverged_epoch": result.diverged_epoch, "error": result.error, "engine": result.engine,
-            "wall_time": wall_time, "unit_size": unit_size}
+            "fallback_reason": fallback_reason, "wall_time": wall_time, "unit_size": unit_size}
 
 
-def failed(trial: dict, exc: BaseException, engine: str) -> dict:
+def failed(trial: dict, exc: BaseException, engine: str, fallback_reason: str | None = None) -> dict:
     tb = traceback.extract_tb(exc.__traceback__)
     where = f" at {tb[-1].filename.rsplit('/', 1)[-1]}:{tb[-1].lineno}" if tb else ""
     return {"trial_id": trial["id"], "status": "failed", "history": [], "diverged_epoch": None,
-            "error": f"{type(exc).__name__}: {exc}{where}", "engine": engine, "wall_time": 0.0, "unit_size": 1}
+            "error": f"{type(exc).__name__}: {exc}{where}", "engine": engine, "fallback_reason": fallback_reason,
+            "wall_time": 0.0, "unit_size": 1}

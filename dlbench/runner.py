@@ -29,26 +29,85 @@ def progress_metric(trial: dict) -> tuple[str, bool]:
     return sel.select, sel.select_higher
 
 
-def print_grid(sweep: Sweep, console: Console) -> None:
+def print_grid(sweep: Sweep, console: Console, dry_run: bool = False) -> None:
+    """What the sweep trains: fixed keys, axes (each sub-grid's, with its ranges resolved), the
+    search's points (all of them on a dry run), the stages of a protocol, and expansion notes."""
     n = len(sweep.trials)
-    factors = " × ".join(f"{k} {len(v)}" for k, v in sweep.axes.items()) or "no grid axes"
+    if sweep.sub_grids:
+        parts = [" × ".join(f"{k} {len(v) if isinstance(v, list) else 'range'}" for k, v in g.values.items())
+                 or "defaults" for g in sweep.grids]
+        factors = " + ".join(f"({p})" for p in parts) if len(parts) > 1 else parts[0]
+        if sweep.search:
+            factors = f"{sweep.search['kind']} search, {sweep.search['budget']} points per sub-grid"
+        factors += "".join(f" × {k} {len(v)}" for k, v in sweep.top_axes.items())
+    else:
+        factors = " × ".join(f"{k} {len(v)}" for k, v in sweep.axes.items()) or "no grid axes"
     console.print(f"[bold]{sweep.name}[/]: {n} trial{'s' * (n != 1)} ({factors})")
     table = Table(box=None, show_header=True, header_style="bold", pad_edge=False)
     table.add_column("key")
     table.add_column("values")
     first = sweep.trials[0]
-    shown = {"model": model_label(first["model"]), "schedule": schedule_label(first["schedule"])}
-    for k in ("dataset", "model", "loss", "epochs", "batch_size", "schedule", "device", "dtype"):
-        if k not in sweep.axes:
-            table.add_row(k, str(shown.get(k, first[k])))
-    for k, values in sweep.axes.items():
-        table.add_row(f"{k} (grid)", ", ".join(_short(v) for v in values))
+    shown = {"model": model_label(first["model"]), "schedule": schedule_label(first["schedule"]),
+             "validation": first.get("validation", 0.0)}
+    varying = set(sweep.axes) | {k for g in sweep.grids for k in g.values}
+    for k in ("dataset", "validation", "model", "loss", "epochs", "batch_size", "schedule", "device", "dtype"):
+        if k not in varying:
+            table.add_row(k, str(shown.get(k, first.get(k))))
+    if not sweep.sub_grids:
+        for k, values in sweep.axes.items():
+            table.add_row(f"{k} (grid)", ", ".join(_short(v) for v in values))
+    else:
+        for k, values in sweep.top_axes.items():
+            table.add_row(f"{k} (every sub-grid)", ", ".join(_short(v) for v in values))
+        for i, g in enumerate(sweep.grids, 1):
+            for k, values in g.values.items():
+                label = f"grid {i}: {k}" if len(sweep.grids) > 1 else f"{k} (search space)"
+                table.add_row(label, _range_text(g.ranges.get(k), values))
     console.print(table)
+    if sweep.search:
+        pts = sweep.search["points"]
+        console.print(f"search: {sweep.search['kind']}, seed {sweep.search['seed']}, {len(pts)} points"
+                      + (" (Sobol points balance best when the budget is a power of 2)"
+                         if sweep.search["kind"] == "sobol" and sweep.search["budget"] & (sweep.search["budget"] - 1)
+                         else ""))
+        for i, p in enumerate(pts if dry_run else pts[:4], 1):
+            console.print(f"  point {i}: " + " ".join(f"{k}={_short(v)}" for k, v in p.items()), markup=False)
+        if not dry_run and len(pts) > 4:
+            console.print(f"  ... {len(pts) - 4} more (all of them in spec.toml; --dry-run lists them)")
+    if sweep.protocol:
+        console.print(stage_sizes(sweep))
+    for note in sweep.notes:
+        console.print(f"[yellow]note:[/] {note}")
+
+
+def stage_sizes(sweep: Sweep) -> str:
+    from dlbench import design
+
+    pr = sweep.protocol
+    groups = design.groups_of(sweep.trials, pr["per"])
+    seeds = design.confirm_seeds({t["seed"] for t in sweep.trials}, pr["confirm_seeds"])
+    per = ", ".join(["dataset", *pr["per"]])
+    return (f"stage 1 (tune): {len(sweep.trials)} trials; stage 2 (confirm): the best configuration of each "
+            f"({per}) by {pr['direction']} mean {pr['select']}: {len(groups)} × {pr['confirm_seeds']} fresh seeds "
+            f"({seeds[0]}-{seeds[-1]}) = {len(groups) * pr['confirm_seeds']} trials")
+
+
+def _range_text(spec: dict | None, values) -> str:
+    if spec is None:
+        return ", ".join(_short(v) for v in values)
+    kind = "log" if "log" in spec else "lin"
+    a, b = spec[kind]
+    head = f"{kind} {a:g}..{b:g}"
+    if "num" not in spec:
+        return f"{head} (continuous)"
+    return f"{head} ({spec['num']}): " + ", ".join(_short(v) for v in values)
 
 
 def _short(v) -> str:
     if isinstance(v, dict):
         return model_label(v) if "hidden" in v or v.get("kind") in ("linear", "cnn", "problem") else str(v)
+    if isinstance(v, float):
+        return f"{v:.4g}"
     return str(v)
 
 
@@ -60,54 +119,64 @@ def print_plan(units, console: Console, workers: int) -> None:
     parts = [f"{trials[e]} trials on the {e} engine in {counts[e]} unit{'s' * (counts[e] != 1)}"
              for e in ("fused", "reference") if counts[e]]
     console.print(f"plan: {'; '.join(parts) or 'nothing to run'}; {workers} worker{'s' * (workers != 1)}")
+    reasons = Counter(u.reason for u in units if u.reason for _ in u.trials)
+    for reason, k in reasons.items():  # once per sweep: why trials do not run fused
+        console.print(f"[yellow]note:[/] {k} trial{'s' * (k != 1)} on the reference engine, {reason}")
 
 
 def run_sweep(sweep: Sweep, out: str | Path, *, fresh: bool = False, dry_run: bool = False,
               workers: int | None = None, console: Console | None = None) -> int:
-    """Run a validated sweep; the exit code: 0, or 1 when a trial failed or an expectation did not hold."""
+    """Run a validated sweep; the exit code: 0; 1 when a trial failed or an expectation did not
+    hold; 128 + N when signal N ended it (130 Ctrl-C, 143 SIGTERM, 129 SIGHUP).
+
+    Every check that can refuse the sweep (devices, dataset files, the Dask scheduler, the
+    results folder) runs before anything is printed."""
     from dlbench.executors import LocalExecutor, default_workers
     from dlbench.output import console as make_console
     from dlbench.plan import make_units
 
     console = console or make_console()
     err = make_console(stderr=True)
-    print_grid(sweep, console)
     workers = workers or sweep.workers or default_workers()
     path = Path(out) / sweep.name
-    if dry_run:
-        units = make_units(sweep.trials, sweep.engine, workers)
-        print_plan(units, console, workers)
-        console.print(f"dry run: nothing trained, nothing written (results would go to {path})")
-        return 0
-
-    from dlbench import devices
-
+    units = make_units(sweep.trials, sweep.engine, workers)  # refuses trials --engine fused cannot train
     wanted_devices = sorted({t["device"] for t in sweep.trials})
     if wanted_devices != ["cpu"]:  # only then is torch needed in this process before training
+        from dlbench import devices
+
         available = devices.available_devices()
         for d in wanted_devices:
             devices.check_device(d, available)
     _check_files(sweep, sweep.data_dir)
+    if dry_run:
+        print_grid(sweep, console, dry_run=True)
+        print_plan(units, console, workers)
+        console.print(f"dry run: nothing trained, nothing written (results would go to {path})")
+        return 0
+
+    from dlbench.interrupt import StopOnSignal
 
     if sweep.executor == "dask":
         from dlbench.executors import DaskExecutor
 
-        executor = DaskExecutor(sweep.address, workers, sweep.data_dir).start()
+        executor = DaskExecutor(sweep.address, workers, sweep.data_dir)
+    else:
+        executor = LocalExecutor(workers, sweep.data_dir)
+    with StopOnSignal(on_second=executor.kill) as stop:
+        results = _open_results(path, fresh, console)  # may refuse (locked, unwritable): nothing printed yet
         try:
-            return _run(sweep, path, fresh, workers, wanted_devices, executor, console, err)
-        finally:
-            executor.shutdown()
-    executor = LocalExecutor(workers, sweep.data_dir)
-    if workers > 1 and len(sweep.trials) > 1:
-        executor.start()  # workers import torch while this process reads the results folder
-        # and this process, idle while they train, imports what it needs to write the tables
-        import threading
+            if sweep.executor == "dask":
+                executor.start()  # may refuse (unreachable scheduler)
+            elif workers > 1 and len(sweep.trials) > 1:
+                executor.start()  # workers import torch while this process reads the results folder
+                # and this process, idle while they train, imports what it needs to write the tables
+                import threading
 
-        threading.Thread(target=_import_table_writers, daemon=True).start()
-    try:
-        return _run(sweep, path, fresh, workers, wanted_devices, executor, console, err)
-    finally:
-        executor.shutdown()
+                threading.Thread(target=_import_table_writers, daemon=True).start()
+            return _run(sweep, results, workers, wanted_devices, executor, console, err, stop)
+        finally:
+            executor.kill() if stop.signum is not None else executor.shutdown()
+            results.unlock()
 
 
 def _import_table_writers() -> None:
@@ -115,11 +184,8 @@ def _import_table_writers() -> None:
     import pyarrow.parquet  # noqa: F401
 
 
-def _run(sweep: Sweep, path: Path, fresh: bool, workers: int, wanted_devices: list[str], executor, console,
-         err) -> int:
-    from dlbench import store
-    from dlbench.plan import make_units
-
+def _open_results(path: Path, fresh: bool, console) -> ResultsDir:
+    """The locked results folder (an earlier one moved aside first with --fresh)."""
     if fresh and path.exists():
         old = ResultsDir(path)
         old.lock()  # never move a folder another sweep is writing to
@@ -132,49 +198,124 @@ def _run(sweep: Sweep, path: Path, fresh: bool, workers: int, wanted_devices: li
     results = ResultsDir(path)
     results.create()
     results.lock()
-    try:
-        results.write_spec(sweep.to_toml())
-        from dlbench.plan import TRAIN_THREADS
+    return results
 
-        results.write_env(store.environment(wanted_devices, workers, threads=TRAIN_THREADS))
-        records, damaged = results.load_records()
+
+def _run(sweep: Sweep, results: ResultsDir, workers: int, wanted_devices: list[str], executor, console, err,
+         stop) -> int:
+    from dlbench import store
+    from dlbench.interrupt import Interrupted
+    from dlbench.plan import TRAIN_THREADS
+
+    path = results.path
+    all_trials = list(sweep.trials)
+    records: dict[str, dict] = {}
+    code = 0
+    try:
+        print_grid(sweep, console)
+        with stop.critical():
+            results.write_spec(sweep.to_toml())
+            results.write_env(store.environment(wanted_devices, workers, threads=TRAIN_THREADS))
+            records, damaged = results.load_records()
         for name in damaged:
             err.print(f"[yellow]warning:[/] damaged record {name} in {path / 'trials'}: moved aside as "
                       f"{Path(name).with_suffix('.damaged')}, its trial runs again")
-        wanted = {t["id"] for t in sweep.trials}
-        done = {i for i, r in records.items() if i in wanted and r["result"]["status"] in ("ok", "diverged")}
-        retry = {i for i, r in records.items() if i in wanted and r["result"]["status"] == "failed"}
-        todo = [t for t in sweep.trials if t["id"] not in done]
-        msg = f"{len(done)} done, {len(todo)} to run"
-        if retry:
-            msg += f" ({len(retry)} failed earlier, retried)"
-        console.print(f"{msg}; results in {path}")
-        # Units are cut from the whole sweep, not from what is left: a trial is always trained
-        # in the same group, so a resumed sweep reproduces an uninterrupted one bit for bit.
-        # A unit with any trial left runs whole; only its missing trials are stored.
-        units = [u for u in make_units(sweep.trials, sweep.engine, workers) if any(i not in done for i in u.ids)]
-        if units:
-            print_plan(units, console, workers)
-        by_id = {t["id"]: t for t in sweep.trials}
-        _execute(executor, units, by_id, records, results, console, done, len(sweep.trials))
+        _run_stage(sweep.trials, "tune", sweep, executor, records, results, console, workers, stop)
+        if sweep.protocol:
+            confirm, why_not = confirm_stage(sweep, records)
+            if confirm is None:
+                err.print(f"[red]stage 2 (confirm) not started:[/] {why_not}")
+                code = 1
+            else:
+                all_trials += confirm
+                _run_stage(confirm, "confirm", sweep, executor, records, results, console, workers, stop)
+    except Interrupted as e:
+        executor.kill()
+        if records:
+            with stop.critical():
+                results.consolidate(records)
+        stored = sum(1 for t in all_trials if t["id"] in records)
+        total = len(all_trials) + (_confirm_size(sweep) if sweep.protocol and len(all_trials) == len(sweep.trials)
+                                   else 0)
+        err.print(f"interrupted: {stored} of {total} trials stored in {path}; run the same command to resume",
+                  markup=False, highlight=False)
+        return e.exit_code
+    with stop.critical():
         results.consolidate(records)
-    finally:
-        results.unlock()
 
-    current = [records[t["id"]] for t in sweep.trials if t["id"] in records]
+    current = [records[t["id"]] for t in all_trials if t["id"] in records]
     print_summary(current, console, {"schema_version": SCHEMA_VERSION})
     console.print(f"results: {path}  (trials.parquet, history.parquet; `dlbench plot {path}`)")
-    code = 0
     statuses = Counter(r["result"]["status"] for r in current)
     if statuses["failed"]:
         err.print(f"[red]{statuses['failed']} trial(s) failed[/]; their errors are in trials.parquet (column error)")
         code = 1
+    fell_back = Counter(r["result"].get("fallback_reason") for r in current
+                        if (r["result"].get("fallback_reason") or "").startswith("out of memory"))
+    for reason, k in fell_back.items():
+        err.print(f"[yellow]note:[/] {k} trial{'s' * (k != 1)} fell back to the reference engine: {reason}")
     failures = check_expectations(sweep.expect, current)
     for f in failures:
         err.print(f"[red]expectation failed:[/] {f}")
     if sweep.expect and not failures:
         console.print(f"expectations met: {', '.join(f'{k} {v}' for k, v in sweep.expect.items())}")
     return 1 if failures else code
+
+
+def _run_stage(trials: list[dict], stage: str, sweep: Sweep, executor, records, results, console, workers,
+               stop) -> None:
+    """Train what is left of one stage's trials, storing each as it finishes."""
+    from dlbench.plan import make_units
+
+    wanted = {t["id"] for t in trials}
+    done = {i for i, r in records.items() if i in wanted and r["result"]["status"] in ("ok", "diverged")}
+    retry = {i for i, r in records.items() if i in wanted and r["result"]["status"] == "failed"}
+    todo = [t for t in trials if t["id"] not in done]
+    msg = f"{len(done)} done, {len(todo)} to run"
+    if retry:
+        msg += f" ({len(retry)} failed earlier, retried)"
+    prefix = "" if not sweep.protocol else ("stage 1 (tune): " if stage == "tune" else "stage 2 (confirm): ")
+    console.print(f"{prefix}{msg}; results in {results.path}")
+    # Units are cut from the whole stage, not from what is left: a trial is always trained in
+    # the same group, so a resumed sweep reproduces an uninterrupted one bit for bit. A unit
+    # with any trial left runs whole; only its missing trials are stored.
+    units = [u for u in make_units(trials, sweep.engine, workers) if any(i not in done for i in u.ids)]
+    if units:
+        print_plan(units, console, workers)
+    by_id = {t["id"]: t for t in trials}
+    _execute(executor, units, by_id, records, results, console, done, len(trials), stage, stop)
+
+
+def confirm_stage(sweep: Sweep, records: dict) -> tuple[list[dict] | None, str]:
+    """Stage 2's trials, chosen from the stored stage-1 results (so a resume chooses the same), or
+    None and why it cannot start yet."""
+    from dlbench import design, store
+    from dlbench.spec import canonical_trial
+
+    pr = sweep.protocol
+    missing = [t for t in sweep.trials if t["id"] not in records]
+    failed = [t for t in sweep.trials if t["id"] in records and records[t["id"]]["result"]["status"] == "failed"]
+    if missing or failed:
+        return None, (f"{len(failed)} stage-1 trial(s) failed and {len(missing)} are missing; the choice would "
+                      "rest on an incomplete stage 1. Fix the cause and run the same command again")
+    summaries = {t["id"]: store.summary(records[t["id"]]["result"]) for t in sweep.trials}
+    chosen = design.choose(sweep.trials, summaries, pr)
+    seeds = design.confirm_seeds({t["seed"] for t in sweep.trials}, pr["confirm_seeds"])
+    confirm = []
+    for group in design.groups_of(sweep.trials, pr["per"]):
+        if group not in chosen:
+            continue  # no configuration of the group has a finite value of select
+        base = {k: v for k, v in chosen[group].items() if k != "id"}
+        confirm += [canonical_trial({**base, "seed": s}) for s in seeds]
+    if not confirm:
+        return None, f"no stage-1 trial has a finite {pr['select']}; nothing to confirm"
+    return confirm, ""
+
+
+def _confirm_size(sweep: Sweep) -> int:
+    from dlbench import design
+
+    return len(design.groups_of(sweep.trials, sweep.protocol["per"])) * sweep.protocol["confirm_seeds"]
 
 
 def _check_files(sweep: Sweep, data_dir: str | None = None) -> None:
@@ -189,7 +330,8 @@ def _check_files(sweep: Sweep, data_dir: str | None = None) -> None:
             files.check_present(name, data_dir)
 
 
-def _execute(executor, units, by_id, records, results, console, done: set[str], n_total: int) -> None:
+def _execute(executor, units, by_id, records, results, console, done: set[str], n_total: int, stage: str,
+             stop) -> None:
     from dlbench import store
 
     one_dataset = len({t["dataset"] for t in by_id.values()}) == 1  # "best so far" compares like with like
@@ -203,7 +345,7 @@ def _execute(executor, units, by_id, records, results, console, done: set[str], 
         progress = Progress(TextColumn("[bold]training"), BarColumn(), MofNCompleteColumn(),
                             TextColumn("eta"), TimeRemainingColumn(), TextColumn("{task.fields[best]}"),
                             console=console, transient=False)
-        bar = progress.add_task("sweep", total=n_total, completed=len(done), best="")
+        bar = progress.add_task(stage, total=n_total, completed=len(done), best="")
         progress.start()
     finished = len(done)
     try:
@@ -212,7 +354,8 @@ def _execute(executor, units, by_id, records, results, console, done: set[str], 
                 trial = by_id[res.pop("trial_id")]
                 if trial["id"] in done:
                     continue  # trained again only because its unit had others left; already stored
-                records[trial["id"]] = results.save_trial(trial, res)  # durable before it is reported done
+                with stop.critical():  # durable before it is reported done; a signal waits for it
+                    records[trial["id"]] = results.save_trial(trial, res, stage)
                 finished += 1
                 s = store.summary(res)
                 metric, higher = progress_metric(trial)
@@ -229,7 +372,8 @@ def _execute(executor, units, by_id, records, results, console, done: set[str], 
                 else:
                     console.print(line, markup=False, highlight=False)
             if time.monotonic() - last_write > CONSOLIDATE_EVERY_S:
-                results.consolidate(records)
+                with stop.critical():
+                    results.consolidate(records)
                 last_write = time.monotonic()
     finally:
         if progress is not None:

@@ -39,7 +39,7 @@ TRIAL_KEYS = ("dataset", "validation", "model", "loss", "optimizer", "lr", "batc
 KNOB_KEYS = tuple(KNOBS)
 # Keys about how or where a sweep runs, not what it computes (not part of trial ids).
 RUN_KEYS = ("name", "description", "engine", "workers", "data_dir", "executor", "address")
-TABLE_KEYS = ("grid", "expect", "lesson")
+TABLE_KEYS = ("grid", "search", "protocol", "expect", "lesson")
 ALL_KEYS = (*TRIAL_KEYS, "seeds", *KNOB_KEYS, *RUN_KEYS, *TABLE_KEYS)
 
 DEFAULTS: dict[str, Any] = {
@@ -79,6 +79,22 @@ EXPECT_METRICS = {
 EXPECT_OPS = (">=", "<=", "==", ">", "<")
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 MAX_TRIALS = 100_000
+# numeric columns of trials.parquet that a [protocol] may select on (dlbench.store.summary)
+SUMMARY_COLUMNS = ("best_val_acc", "best_val_loss", "best_val_r2", "test_acc_at_best_val", "test_loss_at_best_val",
+                   "test_r2_at_best_val", "final_train_loss", "final_train_eval_loss", "final_train_acc",
+                   "final_val_loss", "final_val_acc", "final_test_loss", "final_test_acc", "final_test_r2",
+                   "best_train_loss", "best_test_loss", "best_test_acc", "best_test_r2", "best_epoch", "steps",
+                   "epochs_run", "train_time", "eval_time", "wall_time")
+
+
+@dataclass
+class SubGrid:
+    """One [grid] or [[grid]] table: its values as written (ranges kept as range tables), and the
+    values each key resolves to (a range with num becomes its list)."""
+
+    given: dict[str, Any]
+    values: dict[str, list]  # key -> the values it takes (for a search: the lists and fixed values)
+    ranges: dict[str, dict] = field(default_factory=dict)  # key -> range table, as given
 
 
 @dataclass
@@ -86,8 +102,8 @@ class Sweep:
     """A validated sweep: its name, the trials it expands to, and how to run them."""
 
     name: str
-    trials: list[dict]  # canonical trial configs, each with "id"
-    axes: dict[str, list]  # the grid axes as given (for printing and spec.toml)
+    trials: list[dict]  # canonical trial configs of stage 1, each with "id"
+    axes: dict[str, list]  # every axis (top level and one [grid]) with its values, for printing
     fixed: dict[str, Any]  # fixed keys as given
     engine: str = "auto"
     workers: int | None = None
@@ -97,10 +113,21 @@ class Sweep:
     expect: dict[str, str] = field(default_factory=dict)
     description: str = ""
     lesson: dict[str, Any] = field(default_factory=dict)
+    grids: list[SubGrid] = field(default_factory=list)  # several: [[grid]] tables
+    top_axes: dict[str, list] = field(default_factory=dict)  # top-level lists, crossed with every sub-grid
+    search: dict | None = None  # [search] with its sampled points
+    protocol: dict | None = None  # [protocol]
+    notes: list[str] = field(default_factory=list)  # what expansion rounded or merged, said once
+
+    @property
+    def sub_grids(self) -> bool:
+        return len(self.grids) > 1 or self.search is not None
 
     def to_toml(self) -> str:
-        """The fully expanded spec, as TOML that `dlbench sweep` reads back."""
-        lines = [f"# {len(self.trials)} trials", f"name = {_toml(self.name)}"]
+        """The fully expanded spec, as TOML that `dlbench sweep` reads back to the same trials
+        (a search's sampled points included)."""
+        lines = [f"# {len(self.trials)} trials" + (" in stage 1 (tune)" if self.protocol else ""),
+                 f"name = {_toml(self.name)}"]
         if self.description:
             lines.append(f"description = {_toml(self.description)}")
         run = {"engine": self.engine, "executor": self.executor}
@@ -110,8 +137,20 @@ class Sweep:
             run["workers"] = self.workers
         for k, v in {**self.fixed, **run}.items():
             lines.append(f"{k} = {_toml(v)}")
-        if self.axes:
-            lines += ["", "[grid]"] + [f"{k} = {_toml(v)}" for k, v in self.axes.items()]
+        if not self.sub_grids:
+            if self.axes:
+                lines += ["", "[grid]"] + [f"{k} = {_toml(v)}" for k, v in self.axes.items()]
+        else:
+            for k, v in self.top_axes.items():
+                lines.append(f"{k} = {_toml(v)}")
+            for g in self.grids:
+                lines += ["", "[[grid]]"] + [f"{k} = {_toml(v)}" for k, v in g.given.items()]
+        if self.search:
+            lines += ["", "[search]"] + [f"{k} = {_toml(self.search[k])}" for k in ("kind", "budget", "seed")]
+            lines.append("# the sampled points: a rerun of this file trains exactly these")
+            lines.append("points = [\n" + "".join(f"  {_toml(p)},\n" for p in self.search["points"]) + "]")
+        if self.protocol:
+            lines += ["", "[protocol]"] + [f"{k} = {_toml(v)}" for k, v in self.protocol.items()]
         if self.expect:
             lines += ["", "[expect]"] + [f"{k} = {_toml(v)}" for k, v in self.expect.items()]
         if self.lesson:
@@ -140,6 +179,9 @@ def read_spec_file(path: str | Path) -> dict:
     try:
         return tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
+        if re.search(r"^\s*\[grid\]", text, re.M) and re.search(r"^\s*\[\[grid\]\]", text, re.M):
+            raise UserError(f"spec file {str(p)!r} has both [grid] and [[grid]]; allowed: one [grid] table, or "
+                            "several [[grid]] sub-grids") from None
         raise UserError(f"spec file {str(p)!r} is not valid TOML: {e}") from None
 
 
@@ -163,6 +205,9 @@ def apply_set(raw: dict, assignment: str) -> None:
         raise UserError(f"--set {assignment!r}: empty key; allowed: key=value, e.g. --set epochs=3")
     value = parse_value(text.strip())
     target = raw
+    if parts[0] == "grid" and isinstance(raw.get("grid"), list) and len(parts) > 1:
+        raise UserError(f"--set {assignment!r}: this spec has several [[grid]] tables, so grid.{'.'.join(parts[1:])} "
+                        f"names none of them; allowed: --set {'.'.join(parts[1:])}=... (replaces it everywhere)")
     for k in parts[:-1]:
         if k == "schedule" and isinstance(target.get(k), str):
             target[k] = {"kind": target[k]}
@@ -177,12 +222,13 @@ def apply_set(raw: dict, assignment: str) -> None:
 
 
 def override(raw: dict, key: str, value: Any) -> None:
-    """A flag replaces a key wherever the file had it (top level or [grid])."""
+    """A flag replaces a key wherever the file had it (top level, [grid] or every [[grid]])."""
     grid = raw.get("grid")
-    if isinstance(grid, dict):
-        grid.pop(key, None)
-        if key == "seed":
-            grid.pop("seeds", None)
+    for table in (grid if isinstance(grid, list) else [grid]):
+        if isinstance(table, dict):
+            table.pop(key, None)
+            if key == "seed":
+                table.pop("seeds", None)
     if key == "seed":
         raw.pop("seeds", None)
     if value is not None:
@@ -190,7 +236,13 @@ def override(raw: dict, key: str, value: Any) -> None:
 
 
 def flag_list(text: str, key: str) -> Any:
-    """`--lr 1e-3,1e-2` -> [0.001, 0.01] (a grid axis); `--lr 1e-3` -> 0.001."""
+    """`--lr 1e-3,1e-2` -> [0.001, 0.01] (a grid axis); `--lr 1e-3` -> 0.001;
+    `--lr log:1e-4:1e-1:16` -> a range (design.parse_flag_range)."""
+    from dlbench import design
+
+    as_range = design.parse_flag_range(text)
+    if as_range is not None:
+        return as_range
     items = [t.strip() for t in text.split(",")]
     if any(not t for t in items):
         raise UserError(f"--{key.replace('_', '-')} {text!r} has an empty item; allowed: comma-separated values")
@@ -204,6 +256,8 @@ def flag_list(text: str, key: str) -> Any:
 
 def build_sweep(raw: dict, default_name: str = "sweep") -> Sweep:
     """Validate a raw spec (file + overrides) and expand it. Raises UserError on any bad input."""
+    from dlbench import design
+
     if not isinstance(raw, dict):
         raise UserError("spec is not a table; allowed: a TOML document of key = value lines")
     raw = {k: v for k, v in raw.items()}
@@ -211,10 +265,11 @@ def build_sweep(raw: dict, default_name: str = "sweep") -> Sweep:
     for key, value in raw.items():
         if _has_none(value):  # TOML has no null; only a spec built in Python can hold one
             raise UserError(f"{key} = {value!r} holds an empty value (None); allowed: a value TOML can write")
-    grid = raw.pop("grid", {}) or {}
-    if not isinstance(grid, dict):
-        raise UserError(f"grid = {grid!r} is not allowed; allowed: a table [grid] of lists")
-    _check_keys(grid, (*TRIAL_KEYS, "seeds", *KNOB_KEYS), "grid.")
+    raw_grid = raw.pop("grid", None)
+    grid_tables = _grid_tables(raw_grid)
+    search = design.check_search(raw.pop("search", None))
+    protocol = design.check_protocol(raw.pop("protocol", None), SUMMARY_COLUMNS,
+                                     tuple(k for k in (*TRIAL_KEYS, *KNOB_KEYS) if k != "seed"))
     expect = _check_expect(raw.pop("expect", {}) or {})
     lesson = _check_lesson(raw.pop("lesson", {}) or {})
 
@@ -239,56 +294,147 @@ def build_sweep(raw: dict, default_name: str = "sweep") -> Sweep:
     if data_dir is not None and not isinstance(data_dir, str):
         raise UserError(f"data_dir = {data_dir!r} is not allowed; allowed: a folder path")
 
-    # seeds: a list at top level or in [grid] is the seed axis
+    # seeds: a list at top level or in a grid table is the seed axis
     if "seeds" in raw:
         raw["seed"] = raw.pop("seeds")
-        if not isinstance(raw["seed"], list):
+        if not isinstance(raw["seed"], list | dict):
             raw["seed"] = [raw["seed"]]
-    if "seeds" in grid:
-        grid["seed"] = grid.pop("seeds")
+    notes: list[str] = []
 
-    axes: dict[str, list] = {}
+    # top level: lists and ranges are axes crossed with every sub-grid; the rest is fixed
+    top_axes: dict[str, list] = {}
     fixed: dict[str, Any] = {}
-    for key, values in grid.items():
-        if not isinstance(values, list):
-            raise UserError(f"grid.{key} = {values!r} is not allowed; allowed: a list of values, e.g. [1, 2]")
-        if not values:
-            raise UserError(f"grid.{key} = [] is empty; allowed: a list with at least one value")
-        if key in raw:
-            raise UserError(f"{key} is set both at top level and in [grid]; allowed: one of the two")
-        axes[key] = values
     for key, value in raw.items():
+        if design.is_range(value) and key not in ("model", "schedule"):
+            spec = design.check_range(key, value, key, continuous_ok=False)
+            value, note = design.range_values(key, spec)
+            notes += [note] if note else []
         if isinstance(value, list) and _is_axis(key, value):
             if not value:
                 raise UserError(f"{key} = [] is empty; allowed: a list with at least one value")
-            axes[key] = value
+            top_axes[key] = value
         else:
             fixed[key] = value
 
-    order = [k for k in (*TRIAL_KEYS, *KNOB_KEYS) if k in axes]
-    n = math.prod(len(axes[k]) for k in order)
+    grids: list[SubGrid] = []
+    array = isinstance(raw_grid, list)  # [[grid]] tables may also fix a key (optimizer = "adam")
+    for i, table in enumerate(grid_tables):
+        where = f"grid[{i + 1}]" if array else "grid"
+        grids.append(_sub_grid(table, where, raw, search is not None, array, notes))
+
+    # each sub-grid's combinations (or sampled points), crossed with the top-level axes
+    top_order = [k for k in (*TRIAL_KEYS, *KNOB_KEYS) if k in top_axes]
+    if search is not None:
+        combos_per_grid = _search_points(grids, search, notes)
+    else:
+        combos_per_grid = []
+        for g in grids:
+            order = [k for k in (*TRIAL_KEYS, *KNOB_KEYS) if k in g.values]
+            combos_per_grid.append([dict(zip(order, c, strict=True))
+                                    for c in itertools.product(*(g.values[k] for k in order))])
+    n = sum(len(c) for c in combos_per_grid) * math.prod(len(top_axes[k]) for k in top_order)
     if n > MAX_TRIALS:
         raise UserError(f"the grid has {n} combinations; allowed: at most {MAX_TRIALS}")
 
     trials: list[dict] = []
     seen: set[str] = set()
     used_knobs: set[str] = set()
-    for combo in itertools.product(*(axes[k] for k in order)):
-        values = {**DEFAULTS, **fixed, **dict(zip(order, combo, strict=True))}
-        trial = canonical_trial(values)
-        used_knobs |= {k for k in KNOB_KEYS if k in trial}
-        if trial["id"] not in seen:
-            seen.add(trial["id"])
-            trials.append(trial)
-    given_knobs = {k for k in KNOB_KEYS if k in axes or k in fixed}
+    for combos in combos_per_grid:
+        for combo in combos:
+            for top in itertools.product(*(top_axes[k] for k in top_order)):
+                values = {**DEFAULTS, **fixed, **dict(zip(top_order, top, strict=True)), **combo}
+                trial = canonical_trial(values)
+                used_knobs |= {k for k in KNOB_KEYS if k in trial}
+                if trial["id"] not in seen:  # a trial in several sub-grids is one trial
+                    seen.add(trial["id"])
+                    trials.append(trial)
+    given_knobs = {k for k in KNOB_KEYS if k in top_axes or k in fixed or any(k in g.values for g in grids)}
     for k in sorted(given_knobs - used_knobs):
         users = [o for o, spec in OPTIMIZERS.items() if k in spec.defaults]
         opts = sorted({t["optimizer"] for t in trials})
         raise UserError(f"{k} does not apply to optimizer {', '.join(opts)}; allowed: {k} with "
                         f"{', '.join(users)}")
-    return Sweep(name=name, trials=trials, axes={k: axes[k] for k in order}, fixed=fixed, engine=engine,
-                 workers=workers, data_dir=data_dir, executor=executor, address=address, expect=expect,
-                 description=description, lesson=lesson)
+    axes = dict(top_axes)
+    if len(grids) == 1 and search is None:
+        axes.update(grids[0].values)
+    axes = {k: axes[k] for k in (*TRIAL_KEYS, *KNOB_KEYS) if k in axes}
+    return Sweep(name=name, trials=trials, axes=axes, fixed=fixed, engine=engine, workers=workers, data_dir=data_dir,
+                 executor=executor, address=address, expect=expect, description=description, lesson=lesson,
+                 grids=grids, top_axes={k: top_axes[k] for k in top_order}, search=search, protocol=protocol,
+                 notes=notes)
+
+
+def _grid_tables(grid: Any) -> list[dict]:
+    """[grid] (one table) or [[grid]] (a list of tables) as a list of tables; none: one empty."""
+    if grid is None or grid == {}:
+        return [{}]
+    if isinstance(grid, dict):
+        return [grid]
+    if isinstance(grid, list) and grid and all(isinstance(g, dict) for g in grid):
+        return grid
+    raise UserError(f"grid = {grid!r} is not allowed; allowed: a table [grid] of lists, or several [[grid]] tables")
+
+
+def _sub_grid(table: dict, where: str, top: dict, search: bool, array: bool, notes: list[str]) -> SubGrid:
+    from dlbench import design
+
+    table = dict(table)
+    _check_keys(table, (*TRIAL_KEYS, "seeds", *KNOB_KEYS), f"{where}.")
+    if "seeds" in table:
+        table["seed"] = table.pop("seeds")
+    if search and "seed" in table:
+        raise UserError(f"{where}.seeds: a [search] samples the grid and crosses the seeds; allowed: seeds at top "
+                        "level")
+    given, values, ranges = {}, {}, {}
+    for key, value in table.items():
+        if key in top:
+            raise UserError(f"{key} is set both at top level and in [{where.split('[')[0]}]; allowed: one of the two")
+        if design.is_range(value) and key not in ("model", "schedule"):
+            spec = design.check_range(key, value, f"{where}.{key}", continuous_ok=search)
+            given[key] = ranges[key] = spec
+            if "num" in spec:
+                resolved, note = design.range_values(key, spec)
+                notes += [note] if note else []
+                values[key] = resolved
+            else:
+                values[key] = spec  # continuous: sampled by the search
+            continue
+        if isinstance(value, list) and _is_axis(key, value):
+            if not value:
+                raise UserError(f"{where}.{key} = [] is empty; allowed: a list with at least one value")
+            given[key] = values[key] = value
+        elif array or search:
+            given[key], values[key] = value, [value]  # a sub-grid may fix a key: optimizer = "adam"
+        else:
+            raise UserError(f"{where}.{key} = {value!r} is not allowed; allowed: a list of values, e.g. [1, 2]")
+    return SubGrid(given, values, ranges)
+
+
+def _search_points(grids: list[SubGrid], search: dict, notes: list[str]) -> list[list[dict]]:
+    """Each sub-grid's sampled points: read back from spec.toml when stored, else sampled."""
+    from dlbench import design
+
+    stored = search.get("points")
+    if stored is not None:
+        if len(stored) > search["budget"] * len(grids):
+            raise UserError(f"search.points holds {len(stored)} points, more than budget = {search['budget']} × "
+                            f"{len(grids)} sub-grid(s); allowed: the points dlbench wrote, or none (to sample)")
+        for p in stored:
+            for k in p:
+                if k not in (*TRIAL_KEYS, *KNOB_KEYS) or k == "seed":
+                    raise UserError(f"search.points has key {k!r}; allowed: keys of the sub-grids "
+                                    f"({', '.join(sorted({k for g in grids for k in g.values}))})")
+        return [stored]
+    per_grid, points = [], []
+    for i, g in enumerate(grids):
+        space = {k: (v if isinstance(v, dict) else (v if len(v) > 1 else v[0])) for k, v in g.values.items()}
+        where = "[grid]" if len(grids) == 1 else f"[[grid]] {i + 1}"
+        got, more = design.sample(space, search, where)
+        notes += more
+        per_grid.append(got)
+        points += got
+    search["points"] = points
+    return per_grid
 
 
 def _has_none(value: Any) -> bool:

@@ -111,29 +111,43 @@ def test_divergence_is_a_result_and_the_sweep_goes_on(cli, tmp_path):
 
 
 def test_a_failing_trial_is_recorded_and_exit_code_is_1(cli, tmp_path, monkeypatch):
-    from dlbench.engine import fused, reference
+    from dlbench.engine import reference
 
-    real_ref, real_fused = reference.train, fused.train
+    real_ref = reference.train
 
     def boom(trial, data):
         if trial["lr"] == 0.2:
             raise RuntimeError("out of cheese")
         return real_ref(trial, data)
 
-    def boom_fused(trials, data):
-        if any(t["lr"] == 0.2 for t in trials):
-            raise RuntimeError("out of cheese")
-        return real_fused(trials, data)
-
     monkeypatch.setattr(reference, "train", boom)
-    monkeypatch.setattr(fused, "train", boom_fused)
     r = cli("sweep", "--dataset", "iris", "--lr", "0.1,0.2", "--epochs", "1", "--name", "f", "--out", tmp_path,
-            "--workers", "1")
+            "--workers", "1", "--engine", "reference")
     assert r.code == 1
     trials, _, _ = store.read_results(tmp_path / "f")
     row = trials.set_index("lr").loc[0.2]
     assert row.status == "failed" and "RuntimeError: out of cheese" in row.error
     assert trials.set_index("lr").loc[0.1].status == "ok"
+
+
+def test_an_error_in_the_fused_engine_fails_its_unit_and_never_hides_as_a_fallback(cli, tmp_path, monkeypatch):
+    from dlbench.engine import fused, reference
+
+    def boom(trials, data):
+        raise RuntimeError("a bug in the fused engine")
+
+    def must_not_run(trial, data):
+        raise AssertionError("the reference engine must not quietly take over")
+
+    monkeypatch.setattr(fused, "train", boom)
+    monkeypatch.setattr(reference, "train", must_not_run)
+    r = cli("sweep", "--dataset", "iris", "--lr", "0.1,0.2", "--epochs", "1", "--name", "f", "--out", tmp_path,
+            "--workers", "1")
+    assert r.code == 1 and "2 trial(s) failed" in r.err
+    trials, _, _ = store.read_results(tmp_path / "f")
+    assert (trials.status == "failed").all() and (trials.engine == "fused").all()
+    assert trials.error.str.contains("RuntimeError: a bug in the fused engine").all()
+    assert trials.fallback_reason.isna().all()
 
 
 def test_failed_expectation_exits_1_and_names_it(cli, tmp_path):
