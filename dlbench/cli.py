@@ -314,6 +314,8 @@ def main(argv: list[str] | None = None) -> None:
 
 
 def _error(message: str) -> None:
+    from rich.markup import escape
+
     from dlbench.output import console
 
-    console(stderr=True).print(f"[red]error:[/] {message}", markup=True, highlight=False, soft_wrap=True)
+    console(stderr=True).print(f"[red]error:[/] {escape(message)}", markup=True, highlight=False, soft_wrap=True)

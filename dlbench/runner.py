@@ -10,6 +10,7 @@ from collections import Counter
 from pathlib import Path
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from dlbench import SCHEMA_VERSION
@@ -42,7 +43,7 @@ def print_grid(sweep: Sweep, console: Console, dry_run: bool = False) -> None:
         factors += "".join(f" × {k} {len(v)}" for k, v in sweep.top_axes.items())
     else:
         factors = " × ".join(f"{k} {len(v)}" for k, v in sweep.axes.items()) or "no grid axes"
-    console.print(f"[bold]{sweep.name}[/]: {n} trial{'s' * (n != 1)} ({factors})")
+    console.print(f"[bold]{sweep.name}[/]: {n} trial{'s' * (n != 1)} ({escape(factors)})")
     table = Table(box=None, show_header=True, header_style="bold", pad_edge=False)
     table.add_column("key")
     table.add_column("values")
@@ -77,7 +78,7 @@ def print_grid(sweep: Sweep, console: Console, dry_run: bool = False) -> None:
     if sweep.protocol:
         console.print(stage_sizes(sweep))
     for note in sweep.notes:
-        console.print(f"[yellow]note:[/] {note}")
+        console.print(f"[yellow]note:[/] {escape(note)}")
 
 
 def stage_sizes(sweep: Sweep) -> str:
@@ -121,7 +122,7 @@ def print_plan(units, console: Console, workers: int) -> None:
     console.print(f"plan: {'; '.join(parts) or 'nothing to run'}; {workers} worker{'s' * (workers != 1)}")
     reasons = Counter(u.reason for u in units if u.reason for _ in u.trials)
     for reason, k in reasons.items():  # once per sweep: why trials do not run fused
-        console.print(f"[yellow]note:[/] {k} trial{'s' * (k != 1)} on the reference engine, {reason}")
+        console.print(f"[yellow]note:[/] {k} trial{'s' * (k != 1)} on the reference engine, {escape(reason)}")
 
 
 def run_sweep(sweep: Sweep, out: str | Path, *, fresh: bool = False, dry_run: bool = False,
@@ -163,20 +164,22 @@ def run_sweep(sweep: Sweep, out: str | Path, *, fresh: bool = False, dry_run: bo
     else:
         executor = LocalExecutor(workers, sweep.data_dir)
     with StopOnSignal(on_second=executor.kill) as stop:
-        results = _open_results(path, fresh, console)  # may refuse (locked, unwritable): nothing printed yet
         try:
             if sweep.executor == "dask":
-                executor.start()  # may refuse (unreachable scheduler)
-            elif workers > 1 and len(sweep.trials) > 1:
-                executor.start()  # workers import torch while this process reads the results folder
-                # and this process, idle while they train, imports what it needs to write the tables
-                import threading
+                executor.start()  # may refuse (unreachable scheduler): before anything is written
+            results = _open_results(path, fresh, console)  # may refuse (locked, unwritable)
+            try:
+                if sweep.executor == "local" and workers > 1 and len(sweep.trials) > 1:
+                    executor.start()  # workers import torch while this process reads the results folder
+                    # and this process, idle while they train, imports what it needs to write the tables
+                    import threading
 
-                threading.Thread(target=_import_table_writers, daemon=True).start()
-            return _run(sweep, results, workers, wanted_devices, executor, console, err, stop)
+                    threading.Thread(target=_import_table_writers, daemon=True).start()
+                return _run(sweep, results, workers, wanted_devices, executor, console, err, stop)
+            finally:
+                results.unlock()
         finally:
             executor.kill() if stop.signum is not None else executor.shutdown()
-            results.unlock()
 
 
 def _import_table_writers() -> None:
@@ -218,13 +221,13 @@ def _run(sweep: Sweep, results: ResultsDir, workers: int, wanted_devices: list[s
             results.write_env(store.environment(wanted_devices, workers, threads=TRAIN_THREADS))
             records, damaged = results.load_records()
         for name in damaged:
-            err.print(f"[yellow]warning:[/] damaged record {name} in {path / 'trials'}: moved aside as "
-                      f"{Path(name).with_suffix('.damaged')}, its trial runs again")
+            err.print("[yellow]warning:[/] " + escape(f"damaged record {name} in {path / 'trials'}: moved aside as "
+                                                      f"{Path(name).with_suffix('.damaged')}, its trial runs again"))
         _run_stage(sweep.trials, "tune", sweep, executor, records, results, console, workers, stop)
         if sweep.protocol:
             confirm, why_not = confirm_stage(sweep, records)
             if confirm is None:
-                err.print(f"[red]stage 2 (confirm) not started:[/] {why_not}")
+                err.print(f"[red]stage 2 (confirm) not started:[/] {escape(why_not)}")
                 code = 1
             else:
                 all_trials += confirm
@@ -253,10 +256,10 @@ def _run(sweep: Sweep, results: ResultsDir, workers: int, wanted_devices: list[s
     fell_back = Counter(r["result"].get("fallback_reason") for r in current
                         if (r["result"].get("fallback_reason") or "").startswith("out of memory"))
     for reason, k in fell_back.items():
-        err.print(f"[yellow]note:[/] {k} trial{'s' * (k != 1)} fell back to the reference engine: {reason}")
+        err.print(f"[yellow]note:[/] {k} trial{'s' * (k != 1)} fell back to the reference engine: {escape(reason)}")
     failures = check_expectations(sweep.expect, current)
     for f in failures:
-        err.print(f"[red]expectation failed:[/] {f}")
+        err.print(f"[red]expectation failed:[/] {escape(f)}")
     if sweep.expect and not failures:
         console.print(f"expectations met: {', '.join(f'{k} {v}' for k, v in sweep.expect.items())}")
     return 1 if failures else code

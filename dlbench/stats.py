@@ -451,7 +451,7 @@ def seeds_note(best: list[Best]) -> str:
 
 
 def _span(seeds: list[int]) -> str:
-    if len(seeds) > 3 and seeds == list(range(seeds[0], seeds[-1] + 1)):
+    if len(seeds) >= 3 and seeds == list(range(seeds[0], seeds[-1] + 1)):
         return f"{seeds[0]}-{seeds[-1]}"
     return ", ".join(map(str, seeds))
 

@@ -8,6 +8,7 @@ import math
 
 import pandas as pd
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from dlbench import stats
@@ -54,7 +55,7 @@ def render_summary(trials: pd.DataFrame, console: Console, env: dict | None = No
         items = [b for b in best if b.dataset == dataset]
         note = stats.no_validation_note(d, env)
         if note:
-            console.print(f"[yellow]note:[/] {dataset}: {note}" if several else f"[yellow]note:[/] {note}")
+            console.print(f"[yellow]note:[/] {escape(f'{dataset}: {note}' if several else note)}")
         if not items:
             console.print(f"{dataset}: no trial finished with a number")
             continue

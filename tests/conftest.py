@@ -76,3 +76,18 @@ def write(path: Path, text: str) -> Path:
 def tree(path: Path) -> list[str]:
     """Every file under path (for checking that nothing was written or changed)."""
     return sorted(str(p.relative_to(path)) for p in path.rglob("*")) if path.exists() else []
+
+
+def session_processes(sid: int) -> list[str]:
+    """Command lines of the processes still in session `sid` (a process started with
+    start_new_session=True leads a session whose id is its pid)."""
+    left = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            if os.getsid(int(entry)) == sid:
+                left.append(Path(f"/proc/{entry}/cmdline").read_text().replace("\0", " ").strip())
+        except OSError:
+            continue  # gone meanwhile
+    return left

@@ -99,7 +99,7 @@ def test_best_configuration_is_chosen_on_validation_never_on_test():
     assert c.diff == pytest.approx(0.08)
     assert c.line().startswith("adam vs sgd: +8.00 pts [")
     assert "P(adam > sgd) = 1.00: adam is better (the interval excludes 0)" in c.line()
-    assert "the same seeds (0, 1, 2) chose each configuration" in stats.seeds_note(list(best.values()))
+    assert "the same seeds (0-2) chose each configuration" in stats.seeds_note(list(best.values()))
 
 
 def test_verdict_says_when_seeds_cannot_tell():
