@@ -280,8 +280,25 @@ def _click_modules() -> list:
     return mods
 
 
+RESUME_HINT = "interrupted; finished trials are saved, run the same command to resume"
+
+
+def _stop_early(signum, frame) -> None:
+    from dlbench.interrupt import Interrupted
+
+    raise Interrupted(signum)
+
+
 def main(argv: list[str] | None = None) -> None:
-    """Entry point: user errors are one red line on stderr and exit code 2, never a traceback."""
+    """Entry point: user errors are one red line on stderr and exit code 2, never a traceback.
+    SIGTERM and SIGHUP end any command like Ctrl-C does (a sweep handles them itself, see
+    dlbench.interrupt), with exit code 128 + the signal number."""
+    import signal
+
+    if argv is None:  # the real command line, not a test calling main() in its own process
+        for s in (signal.SIGTERM, getattr(signal, "SIGHUP", None)):
+            if s is not None:
+                signal.signal(s, _stop_early)
     mods = _click_modules()
     no_args = tuple(m.NoArgsIsHelpError for m in mods if hasattr(m, "NoArgsIsHelpError"))
     usage = tuple(m.UsageError for m in mods)
@@ -301,14 +318,14 @@ def main(argv: list[str] | None = None) -> None:
     except exits as e:
         sys.exit(e.exit_code)
     except aborts:
-        _error("interrupted; finished trials are saved, run the same command again to resume")
+        _error(RESUME_HINT)
         sys.exit(130)
     except Exception as e:
         from dlbench.interrupt import Interrupted
 
         if not isinstance(e, Interrupted):
             raise
-        _error("interrupted; finished trials are saved, run the same command again to resume")
+        _error(RESUME_HINT)
         sys.exit(e.exit_code)
     sys.exit(rv if isinstance(rv, int) else 0)
 

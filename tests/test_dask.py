@@ -106,3 +106,28 @@ def test_local_cluster(tmp_path):
                     "--address", "local", "--workers", "2", "--name", "lc", "--out", tmp_path)
     assert r.code == 0, r.err
     assert len(pd.read_parquet(tmp_path / "lc" / "trials.parquet")) == 2
+
+
+def test_sigterm_cancels_the_drivers_futures_and_the_cluster_keeps_running(cluster, tmp_path):
+    address, workers = cluster
+    spec = write(tmp_path / "d.toml", SPEC)
+    sweep = start_dlbench("sweep", spec, "--out", tmp_path / "out", "--executor", "dask", "--address", address,
+                          start_new_session=True)
+    assert wait_until(lambda: count_records(tmp_path / "out" / "d") >= 1, sweep)
+    os.kill(sweep.pid, signal.SIGTERM)
+    _, err = sweep.communicate(timeout=60)
+    stored = count_records(tmp_path / "out" / "d")
+    assert sweep.returncode == 143, err
+    assert f"interrupted: {stored} of 12 trials stored" in err and "run the same command to resume" in err
+    assert all(w.poll() is None for w in workers)  # the cluster is not ours to stop
+    from distributed import Client
+
+    with Client(address, timeout=30) as c:  # the driver's tasks are gone from the scheduler
+        deadline = time.monotonic() + 20
+        while c.run_on_scheduler(lambda dask_scheduler: len(dask_scheduler.tasks)) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert c.run_on_scheduler(lambda dask_scheduler: len(dask_scheduler.tasks)) == 0
+    resumed = run_dlbench("sweep", spec, "--out", tmp_path / "out", "--executor", "dask", "--address", address)
+    assert resumed.code == 0, resumed.err
+    assert f"{stored} done, {12 - stored} to run" in resumed.out
+    assert len(pd.read_parquet(tmp_path / "out" / "d" / "trials.parquet")) == 12
