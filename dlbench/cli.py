@@ -18,7 +18,8 @@ app = typer.Typer(
         "  dlbench sweep experiments/quickstart.toml\n\n"
         "  dlbench sweep --dataset digits --optimizer sgd,adam --lr 1e-3,1e-2 --batch-size 32,full --epochs 5\n\n"
         "  dlbench show results/quickstart\n\n"
-        "  dlbench plot results/quickstart"
+        "  dlbench plot results/quickstart\n\n"
+        "  dlbench report results/quickstart"
     ),
     no_args_is_help=True,
     add_completion=False,
@@ -153,6 +154,27 @@ def plot(
     from dlbench.plots import make_plots
 
     for path in make_plots(results, kind, metric, x, target, axes, format_, out, stat, band):
+        typer.echo(f"wrote {path}")
+    return 0
+
+
+@app.command(epilog=(
+    "Examples:\n\n"
+    "  dlbench report results/quickstart                      (results/quickstart/report.html)\n\n"
+    "  dlbench report results/quickstart --format tex --out table.tex\n\n"
+    "  dlbench report results/quickstart --format csv       (report.csv and report-pairs.csv)\n\n"
+    "  dlbench report results/a results/b                   (side by side)"
+))
+def report(
+    results: Annotated[list[str], typer.Argument(help="One or more results folders.")],
+    format_: Annotated[str, Opt("--format", help="html (one self-contained page), md, tex or csv.")] = "html",
+    out: Annotated[str | None, Opt(help="File to write (default: <first folder>/report.<format>).")] = None,
+) -> int:
+    """A sweep on one page: what ran, each optimizer at its best configuration with N and the 95% CI, the
+    pairwise verdicts, the figures and every table; offline html, or md, tex and csv for papers."""
+    from dlbench.report import make_report
+
+    for path in make_report(results, format_, out):
         typer.echo(f"wrote {path}")
     return 0
 

@@ -385,7 +385,7 @@ def _execute(executor, units, by_id, records, results, console, done: set[str], 
 
 def _label(trial: dict) -> str:
     bs = trial["batch_size"]
-    return f"{trial['optimizer']} lr={trial['lr']:g} bs={bs} seed={trial['seed']}"
+    return f"{trial['optimizer']} lr={trial['lr']:.4g} bs={bs} seed={trial['seed']}"
 
 
 def print_summary(records: list[dict], console: Console, env: dict | None = None) -> None:

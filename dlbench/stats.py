@@ -113,26 +113,38 @@ def usable(trials: pd.DataFrame) -> pd.DataFrame:
     return trials[trials["status"] != "failed"]
 
 
+STATISTICS = ("n", "mean", "std", "median", "ci_low", "ci_high")
+
+
 def group_stats(trials: pd.DataFrame, metric: str, by: list[str] | None = None) -> pd.DataFrame:
-    """One row per group (by default: per configuration, over its seeds) with the group's keys
-    and n, mean, std, median, ci_low, ci_high of `metric`. Values that are not finite are left
-    out of every statistic (n counts what is left); failed trials are never counted."""
+    """One row per group (by default: per configuration, over its seeds) with the group's keys,
+    its seeds, and n, mean, std, median, ci_low, ci_high of `metric`. Values that are not finite
+    are left out of every statistic (n counts what is left); failed trials are never counted."""
+    wide = many_stats(trials, [metric], by)
+    return wide.rename(columns={f"{metric}_{s}": s for s in STATISTICS})
+
+
+def many_stats(trials: pd.DataFrame, metrics: list[str], by: list[str] | None = None) -> pd.DataFrame:
+    """group_stats for several metrics in one pass: columns <metric>_n, <metric>_mean, ..."""
     by = config_columns(trials) if by is None else list(by)
     t = usable(trials)
-    rows, groups = [], []
+    keys, seeds, values = [], [], {m: [] for m in metrics}
     if len(t):
         for key, g in t.groupby(by, sort=True, dropna=False) if by else [((), t)]:
-            key = key if isinstance(key, tuple) else (key,)
-            v = g[metric].to_numpy(dtype=float)
-            v = v[np.isfinite(v)]
-            groups.append(v)
-            rows.append({**dict(zip(by, key, strict=True)), "n": len(v), "seeds": _seeds(g),
-                         "mean": float(v.mean()) if len(v) else math.nan,
-                         "std": float(v.std(ddof=1)) if len(v) > 1 else math.nan,
-                         "median": float(np.median(v)) if len(v) else math.nan})
-    out = pd.DataFrame(rows, columns=[*by, "n", "seeds", "mean", "std", "median"])
-    low, high = intervals(groups)
-    out["ci_low"], out["ci_high"] = low, high
+            keys.append(key if isinstance(key, tuple) else (key,))
+            seeds.append(_seeds(g))
+            for m in metrics:
+                v = g[m].to_numpy(dtype=float)
+                values[m].append(v[np.isfinite(v)])
+    out = pd.DataFrame(keys, columns=by) if by else pd.DataFrame(index=range(len(keys)))
+    out["seeds"] = seeds
+    for m in metrics:
+        groups = values[m]
+        out[f"{m}_n"] = [len(v) for v in groups]
+        out[f"{m}_mean"] = [float(v.mean()) if len(v) else math.nan for v in groups]
+        out[f"{m}_std"] = [float(v.std(ddof=1)) if len(v) > 1 else math.nan for v in groups]
+        out[f"{m}_median"] = [float(np.median(v)) if len(v) else math.nan for v in groups]
+        out[f"{m}_ci_low"], out[f"{m}_ci_high"] = intervals(groups)
     return out
 
 
@@ -241,6 +253,7 @@ class Best:
     tuning: dict | None = None  # when confirmed: describe() of the reported column on the tuning seeds
     configs_tried: int = 0
     counts: dict = field(default_factory=dict)  # status counts over the group's tuning trials
+    sweep: str = ""  # the results folder, when several are read together
 
     @property
     def name(self) -> str:
@@ -281,8 +294,9 @@ def best_configs(trials: pd.DataFrame, per: tuple[str, ...] = ("optimizer",)) ->
             values = values[np.isfinite(values)]
             select_vals = tuning_rows[sel.select].to_numpy(dtype=float)
             select_vals = select_vals[np.isfinite(select_vals)]
+            where = dict(zip(outer, key if isinstance(key, tuple) else (key,), strict=True))
             out.append(Best(
-                dataset=str(dict(zip(outer, key if isinstance(key, tuple) else (key,), strict=True))["dataset"]),
+                dataset=str(where["dataset"]), sweep=str(where.get("sweep", "")),
                 group=group, config=chosen, selection=sel,
                 select_mean=float(select_vals.mean()) if len(select_vals) else math.nan,
                 report=describe(values), values=values, seeds=sorted(int(s) for s in result_rows["seed"]),
@@ -378,6 +392,7 @@ class Comparison:
     p_better: float  # P(A better than B)
     seeds_needed: int | None
     confirmed: bool  # both measured on fresh seeds that took no part in choosing
+    sweep: str = ""
 
     @property
     def verdict(self) -> str:
@@ -389,42 +404,57 @@ class Comparison:
             return "a" if a_wins else "b"
         return "none"
 
-    def line(self) -> str:
-        """The plain verdict, e.g. 'adam vs rmsprop: +0.2 pts [-0.4, +0.8], P(adam > rmsprop) =
-        0.56: not distinguishable with 3 seeds; about 40 seeds would separate a difference of this
-        size'."""
-        pts = self.metric.split("_")[1] == "acc" or "_acc" in self.metric
-        plain = (lambda v: f"{100 * v:+.2f}") if pts else (lambda v: f"{v:+.3g}")
-        fmt = (lambda v: f"{plain(v)} pts") if pts else plain
-        op = ">" if self.higher else "<"
-        interval = (f"[{plain(self.ci_low)}, {plain(self.ci_high)}]" if math.isfinite(self.ci_low)
-                    else "[n/a]")
-        head = (f"{self.a} vs {self.b}: {fmt(self.diff)} {interval}, "
-                f"P({self.a} {op} {self.b}) = {self.p_better:.2f}")
+    @property
+    def in_points(self) -> bool:
+        """Accuracy differences read in percentage points."""
+        return "acc" in self.metric.split("_")
+
+    def _num(self, v: float) -> str:
+        return f"{100 * v:+.2f}" if self.in_points else f"{v:+.3g}"
+
+    def diff_text(self) -> str:
+        """'+0.37 pts', or '+0.0123' for metrics that are not accuracies."""
+        return self._num(self.diff) + (" pts" if self.in_points else "")
+
+    def interval_text(self) -> str:
+        if not (math.isfinite(self.ci_low) and math.isfinite(self.ci_high)):
+            return "[n/a]"
+        return f"[{self._num(self.ci_low)}, {self._num(self.ci_high)}]"
+
+    def conclusion(self) -> str:
+        """What the seeds say, in words."""
         n = min(self.n_a, self.n_b)
         v = self.verdict
         if v == "n/a":
-            tail = (f"too few seeds to tell ({n}; an interval needs at least {MIN_N_FOR_CI})")
+            tail = f"too few seeds to tell ({n}; an interval needs at least {MIN_N_FOR_CI})"
         elif v == "none":
             tail = f"not distinguishable with {n} seeds"
         else:
-            tail = f"{self.a if v == 'a' else self.b} is better (the interval excludes 0)"
-        if v in ("n/a", "none"):
-            if self.seeds_needed is not None:
-                size = fmt(abs(self.diff)).lstrip("+")
-                tail += f"; about {self.seeds_needed} seeds would separate a difference of this size ({size})"
-            elif self.diff == 0:
-                tail += "; the means are equal"
-        return f"{head}: {tail}"
+            return f"{self.a if v == 'a' else self.b} is better (the interval excludes 0)"
+        if self.seeds_needed is not None:
+            size = self.diff_text().lstrip("+-")
+            tail += f"; about {self.seeds_needed} seeds would separate a difference of this size ({size})"
+        elif self.diff == 0:
+            tail += "; the means are equal"
+        return tail
+
+    def line(self) -> str:
+        """The plain verdict, e.g. 'adam vs rmsprop: +0.20 pts [-0.40, +0.80], P(adam > rmsprop) =
+        0.56: not distinguishable with 3 seeds; about 40 seeds would separate a difference of this
+        size (0.20 pts)'."""
+        op = ">" if self.higher else "<"
+        return (f"{self.a} vs {self.b}: {self.diff_text()} {self.interval_text()}, "
+                f"P({self.a} {op} {self.b}) = {self.p_better:.2f}: {self.conclusion()}")
 
 
 def compare(best: list[Best]) -> list[Comparison]:
-    """Every pair of groups within a dataset, better mean first, on the reported metric."""
+    """Every pair of groups within a dataset (and results folder), better mean first, on the
+    reported metric."""
     out = []
-    by_dataset: dict[str, list[Best]] = {}
+    by_dataset: dict[tuple[str, str], list[Best]] = {}
     for b in best:
-        by_dataset.setdefault(b.dataset, []).append(b)
-    for dataset, items in by_dataset.items():
+        by_dataset.setdefault((b.sweep, b.dataset), []).append(b)
+    for (sweep, dataset), items in by_dataset.items():
         higher = items[0].selection.report_higher
         items = sorted(items, key=lambda b: (-b.report["mean"] if higher else b.report["mean"])
                        if math.isfinite(b.report["mean"]) else math.inf)
@@ -435,7 +465,7 @@ def compare(best: list[Best]) -> list[Comparison]:
                 out.append(Comparison(dataset, a.name, b.name, a.selection.report, higher, len(a.values),
                                       len(b.values), diff, low, high,
                                       prob_improvement(a.values, b.values, higher),
-                                      seeds_needed(a.values, b.values, diff), a.confirmed and b.confirmed))
+                                      seeds_needed(a.values, b.values, diff), a.confirmed and b.confirmed, sweep))
     return out
 
 

@@ -22,7 +22,7 @@ def config_label(config: dict, columns: list[str]) -> str:
         v = config.get(c)
         if v is None or (isinstance(v, float) and math.isnan(v)):
             continue
-        parts.append(f"{short.get(c, c)}={v:g}" if isinstance(v, float) else f"{short.get(c, c)}={v}")
+        parts.append(f"{short.get(c, c)}={v:.4g}" if isinstance(v, float) else f"{short.get(c, c)}={v}")
     return " ".join(parts)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -51,13 +52,15 @@ class Results:
         return out
 
 
-def load(folders: list[str]) -> Results:
+def load(folders: list[str], read: dict | None = None) -> Results:
+    """The folders' trials and history (with a sweep column, history joined with the config);
+    `read`: folder -> (trials, history, env) already read, e.g. by the report's checks."""
     from dlbench import store
 
     ts, hs = [], []
     names = []
     for folder in folders:
-        trials, history, _ = store.read_results(folder)
+        trials, history, _ = (read or {}).get(folder) or store.read_results(folder)
         name = Path(folder).resolve().name
         while name in names:  # two folders with one name: keep them apart
             name += "'"
@@ -122,7 +125,7 @@ def final_or_best(trials_hist: pd.DataFrame, metric: str, stat: str) -> pd.Serie
 
 def fmt_value(v) -> str:
     if isinstance(v, float | np.floating):
-        return f"{v:g}"
+        return f"{v:.4g}"
     return str(v)
 
 
@@ -140,6 +143,33 @@ def style():
         "svg.fonttype": "none", "pdf.fonttype": 42, "figure.constrained_layout.use": True,
     })
     return plt
+
+
+SUPERSCRIPT = str.maketrans("-0123456789", "⁻⁰¹²³⁴⁵⁶⁷⁸⁹")
+
+
+def power_label(v: float, base: int = 10) -> str:
+    """A log-axis tick as plain text: 10⁻³, 3×10⁻³; base 2 (batch sizes) as the number itself.
+    Plain text instead of mathtext: the same look in a paper, without the TeX parser's cost."""
+    if v <= 0:
+        return ""
+    if base == 2:
+        return f"{v:g}"
+    exp = math.floor(math.log10(v) + 1e-9)
+    mant = v / 10 ** exp
+    power = f"10{str(exp).translate(SUPERSCRIPT)}"
+    return power if abs(mant - 1) < 1e-9 else f"{mant:.3g}×{power}"
+
+
+def log_scale(ax, axis: str = "x", base: int = 10) -> None:
+    """A log axis whose tick labels are plain text (power_label)."""
+    from matplotlib import ticker
+
+    getattr(ax, f"set_{axis}scale")("log", base=base)
+    target = ax.xaxis if axis == "x" else ax.yaxis
+    target.set_major_formatter(ticker.FuncFormatter(lambda v, _: power_label(v, base)))
+    target.set_minor_formatter(ticker.NullFormatter() if base == 10 else ticker.FuncFormatter(
+        lambda v, _: ""))
 
 
 def save(fig, out: Path, stem: str, fmt: str) -> Path:

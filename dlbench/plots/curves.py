@@ -19,6 +19,7 @@ from dlbench.plots._common import (
     Results,
     fmt_value,
     label,
+    log_scale,
     style,
 )
 
@@ -112,8 +113,8 @@ def draw(info: CurvesInfo):
         ax.set_ylabel(label(info.metric))
     if info.metric.endswith("loss") and all(v > 0 for c in info.curves for v in c.mean):
         for ax in axes.flat:
-            ax.set_yscale("log")
-    handles = [mpl.lines.Line2D([], [], color=colour[lr], label=f"lr {lr:g}") for lr in info.lrs]
+            log_scale(ax, "y")
+    handles = [mpl.lines.Line2D([], [], color=colour[lr], label=f"lr {lr:.4g}") for lr in info.lrs]
     if len(info.style_keys) > 1:
         handles += [mpl.lines.Line2D([], [], color="0.3", ls=dash[k], label=k) for k in info.style_keys]
     if any(c.diverged for c in info.curves):

@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from dlbench.plots._common import COLUMN_IN, MARKERS, OKABE_ITO, PAGE_IN, save, style
+from dlbench.plots._common import COLUMN_IN, MARKERS, OKABE_ITO, PAGE_IN, log_scale, save, style
 
 
 @dataclass
@@ -56,8 +56,8 @@ def draw_devices(rows, report, out: Path, fmt: str = "png") -> list[Path]:
             ax.plot(s.batch_size, s.samples_per_s, color=colour[s.device], marker=MARKERS[i % 8], ms=3,
                     label=s.device)
             ax.fill_between(s.batch_size, s.lo, s.hi, color=colour[s.device], alpha=0.2, lw=0)
-        ax.set_xscale("log", base=2)
-        ax.set_yscale("log")
+        log_scale(ax, "x", base=2)
+        log_scale(ax, "y")
         ax.set_title(title)
         ax.set_xlabel("batch size")
     axes[0].set_ylabel("samples / s (median, IQR band)")
@@ -75,8 +75,8 @@ def draw_devices(rows, report, out: Path, fmt: str = "png") -> list[Path]:
                     ax.axvline(cross, color=colour[acc], ls=ls, lw=0.7)
                     ax.annotate(f"{kind} crossover {cross}", (cross, 1), fontsize=6, rotation=90, va="bottom")
         ax.axhline(1, color="0.5", lw=0.8)
-        ax.set_xscale("log", base=2)
-        ax.set_yscale("log")
+        log_scale(ax, "x", base=2)
+        log_scale(ax, "y")
         ax.set_xlabel("batch size")
         ax.set_ylabel(f"speedup over {report['baseline']}")
         ax.set_title("accelerator speedup; vertical lines: crossover")

@@ -10,7 +10,17 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from dlbench import stats
-from dlbench.plots._common import COLUMN_IN, MARKERS, OKABE_ITO, STAT_WORDS, Results, final_or_best, label, style
+from dlbench.plots._common import (
+    COLUMN_IN,
+    MARKERS,
+    OKABE_ITO,
+    STAT_WORDS,
+    Results,
+    final_or_best,
+    label,
+    log_scale,
+    style,
+)
 
 
 @dataclass
@@ -70,7 +80,7 @@ def draw(info: LrInfo):
         if line.diverged_lr:
             ax.plot(line.diverged_lr, [edge] * len(line.diverged_lr), ls="none", marker="^", color=c, ms=6,
                     mec="black", mew=0.5, clip_on=False)
-    ax.set_xscale("log")
+    log_scale(ax, "x")
     ax.set_ylim(top=edge + 0.02 * (top - bottom or 1.0))
     ax.set_xlabel("learning rate")
     ax.set_ylabel(f"{label(info.metric)}, {STAT_WORDS[info.stat]}")

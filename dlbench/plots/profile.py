@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from dlbench import stats
 from dlbench.errors import UserError
-from dlbench.plots._common import COLUMN_IN, MARKERS, OKABE_ITO, Results, style
+from dlbench.plots._common import COLUMN_IN, MARKERS, OKABE_ITO, Results, log_scale, style
 
 
 @dataclass
@@ -45,7 +45,7 @@ def draw(info: ProfileInfo):
         c, m = OKABE_ITO[i % len(OKABE_ITO)], MARKERS[i % len(MARKERS)]
         ax.step([*info.taus[s], right], [*info.rhos[s], info.rhos[s][-1]], where="post", color=c, label=s)
         ax.plot(info.taus[s][:1], info.rhos[s][:1], marker=m, color=c, ms=4, ls="none")
-    ax.set_xscale("log")
+    log_scale(ax, "x")
     ax.set_xlim(1, right)
     ax.set_ylim(-0.02, 1.02)
     ax.set_xlabel("τ (cost within τ × the best optimizer's)")

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from dlbench.errors import UserError
-from dlbench.plots._common import COLUMN_IN, MARKERS, OKABE_ITO, Results, higher_is_better, label, style
+from dlbench.plots._common import COLUMN_IN, MARKERS, OKABE_ITO, Results, higher_is_better, label, log_scale, style
 
 
 @dataclass
@@ -112,8 +112,8 @@ def draw(info: TargetInfo):
         ax.axhline(top, color="0.6", ls="--", lw=0.6)
         ax.text(min(b for line in info.lines for b in line.batch_size), top * 1.08, "not reached", fontsize=6,
                 color="0.3", va="bottom")
-    ax.set_xscale("log", base=2)
-    ax.set_yscale("log")
+    log_scale(ax, "x", base=2)
+    log_scale(ax, "y")
     ax.set_xlabel("batch size")
     ax.set_ylabel("steps to reach target")
     op = "≥" if higher_is_better(info.metric) else "≤"

@@ -1,0 +1,217 @@
+"""The report's data step: everything a report shows, computed from results folders by
+dlbench.stats and the plots' info steps. Pure (no writing); the writers only lay it out."""
+
+from __future__ import annotations
+
+import functools
+import math
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from dlbench import stats
+from dlbench.errors import UserError
+
+# what the tables and the csv summarize over seeds, per configuration, besides the selection rule's own
+EXTRA_METRICS = ("best_val_loss", "test_loss_at_best_val", "final_test_loss", "final_train_eval_loss", "best_epoch",
+                 "wall_time")
+
+
+@dataclass
+class FolderInfo:
+    """What ran in one results folder."""
+
+    name: str
+    path: Path
+    spec: str
+    env: dict
+    counts: dict[str, int]
+    diverged: list[tuple[str, int]]  # (trial label, epoch)
+    failed: list[tuple[str, str]]  # (trial label, reason)
+    fallbacks: dict[str, int]  # reason -> trials
+    engines: dict[str, int]
+    trial_seconds: float  # summed over trials
+    notes: list[str] = field(default_factory=list)  # e.g. no validation split
+
+
+@dataclass
+class Figure:
+    key: str  # curves, lr, heatmap, target, profile, timing
+    title: str
+    caption: str
+    info: object  # the plot module's record
+    draw: object  # its drawing function
+
+
+@dataclass
+class ReportData:
+    title: str
+    folders: list[FolderInfo]
+    best: list[stats.Best]
+    comparisons: list[stats.Comparison]
+    seeds_note: str
+    configs: pd.DataFrame  # one row per configuration: config columns, chosen flag, per metric n/mean/std/CI
+    metrics: list[str]  # the metrics in `configs`, in column order
+    trials: pd.DataFrame  # every trial, for the full table
+    figures: list[Figure]
+    several: bool  # several folders: a side-by-side comparison
+
+    @functools.cached_property
+    def hypers(self) -> list[str]:
+        from dlbench.summary import shown_hypers
+
+        return shown_hypers(self.trials)
+
+
+def load(folders: list[str]):
+    """The plots' Results (trials and history of every folder, with a sweep column) and env per
+    folder; refuses what is not a results folder, a newer schema, an empty or only-failed sweep."""
+    from dlbench import store
+    from dlbench.plots import _common
+
+    envs, read = {}, {}
+    for f in folders:
+        read[f] = trials, _, env = store.read_results(f)  # refuses non-folders and newer schemas
+        if trials.empty:
+            raise UserError(f"{f!r} has no finished trials yet; allowed: a results folder with at least one trial")
+        if (trials["status"] == "failed").all():
+            raise UserError(f"{f!r} holds only failed trials ({len(trials)}); allowed: a results folder with at least "
+                            "one trial that trained (see its trials.parquet, column error)")
+        envs[f] = env
+    return _common.load(folders, read), envs
+
+
+def label(row) -> str:
+    bs = row.get("batch_size")
+    return f"{row['optimizer']} lr={row['lr']:.4g} bs={bs} seed={row['seed']}"
+
+
+def folder_info(name: str, path: Path, trials: pd.DataFrame, env: dict) -> FolderInfo:
+    spec_path = path / "spec.toml"
+    spec = spec_path.read_text() if spec_path.exists() else ""
+    div = trials[trials["status"] == "diverged"]
+    bad = trials[trials["status"] == "failed"]
+    notes = []
+    for dataset, d in trials.groupby("dataset"):
+        note = stats.no_validation_note(d, env)
+        if note:
+            notes.append(f"{dataset}: {note}" if trials["dataset"].nunique() > 1 else note)
+    fallbacks = Counter(r for r in trials.get("fallback_reason", pd.Series(dtype=str)).dropna())
+    return FolderInfo(
+        name=name, path=path, spec=spec, env=env, counts=trials["status"].value_counts().to_dict(),
+        diverged=[(label(r), int(r["diverged_epoch"]) if pd.notna(r["diverged_epoch"]) else -1)
+                  for _, r in div.iterrows()],
+        failed=[(label(r), str(r["error"])) for _, r in bad.iterrows()],
+        fallbacks=dict(fallbacks), engines=trials["engine"].value_counts().to_dict(),
+        trial_seconds=float(np.nansum(trials["wall_time"].to_numpy(dtype=float))), notes=notes)
+
+
+def config_table(trials: pd.DataFrame, best: list[stats.Best]) -> tuple[pd.DataFrame, list[str]]:
+    """Every configuration over its seeds: keys, `chosen` (the configuration the selection rule
+    picked for its optimizer), and n, mean, std, ci_low, ci_high of each metric."""
+    t = trials
+    cols = stats.config_columns(t)
+    metrics = []
+    for b in best:
+        for m in (b.selection.report, b.selection.select):
+            if m not in metrics:
+                metrics.append(m)
+    metrics += [m for m in EXTRA_METRICS if m in t and m not in metrics and np.isfinite(
+        t[m].to_numpy(dtype=float)).any()]
+    table = stats.many_stats(t, metrics, cols).drop(columns=[f"{m}_median" for m in metrics])
+    chosen = np.zeros(len(table), dtype=bool)
+    for b in best:
+        want = {**b.config, **({"sweep": b.sweep} if "sweep" in table else {})}
+        if b.confirmed:
+            want["stage"] = "confirm"
+        hit = stats._rows_matching(table, want)
+        chosen[table.index.get_indexer(hit.index)] = True
+    table.insert(len(cols), "chosen", chosen)
+    return table, metrics
+
+
+def figure_plan(results) -> list[str]:
+    """The figures the data supports, in page order: curves with CI bands; lr sensitivity (2+
+    lrs); the heatmap and steps to a validation target (2+ batch sizes); the performance profile
+    (2+ problems); timing."""
+    from dlbench.plots import n_problems
+
+    t = results.trials
+    plan = ["curves"]
+    if t["lr"].nunique() > 1:
+        plan.append("lr")
+    if t["batch_size"].nunique() > 1:
+        plan += ["heatmap", "target"]
+    if n_problems(results) > 1:
+        plan.append("profile")
+    return [*plan, "timing"]
+
+
+def make_figure(results, key: str) -> Figure:
+    """One figure's record (the plot module's info step) with its title and caption."""
+    from dlbench.plots import _common, curves, heatmap, heatmap_axes, lr, profile, target, target_default_metric, timing
+
+    t = results.trials
+    first = t[t["dataset"] == t["dataset"].iloc[0]]
+    task = stats.task_of(str(first["dataset"].iloc[0]))
+    shown = "test_acc" if task in ("binary", "multiclass") else ("test_r2" if task == "regression" else "test_loss")
+    shown = _common.check_metric(shown, results)
+    if key == "curves":
+        return Figure(key, "Learning curves", f"{_common.label(shown)} by epoch: mean over seeds, band: "
+                      f"{stats.BAND_WORDS['ci']} (none below {stats.MIN_N_FOR_CI} seeds); x: diverged.",
+                      curves.curves_info(results, shown, "epoch", "ci"), curves.draw)
+    if key == "lr":
+        return Figure(key, "Learning-rate sensitivity", f"{_common.label(shown)} at the epoch chosen on validation, "
+                      "mean over seeds with a 95% CI; ▲: a seed diverged.", lr.lr_info(results, shown, "best", "ci"),
+                      lr.draw)
+    if key == "heatmap":
+        axes = heatmap_axes(results) or ("lr", "batch_size")
+        return Figure(key, "Learning rate × batch size", f"{_common.label(shown)} at the epoch chosen on validation "
+                      "(mean over seeds); the outlined cell is the one validation chose.",
+                      heatmap.heatmap_info(results, shown, axes, "best"), heatmap.draw)
+    if key == "target":
+        metric = target_default_metric(results)
+        info = target.target_info(results, metric)
+        return Figure(key, "Steps to a validation target", f"optimizer steps until {_common.label(metric)} reaches "
+                      f"{info.target:g}; the best lr per batch size (median over seeds).", info, target.draw)
+    if key == "profile":
+        info = profile.profile_info(results)
+        return Figure(key, "Performance profile", "fraction of problems on which an optimizer's steps to the problem's "
+                      f"validation target are within τ of the best optimizer's; target: {100 * info.costs.fraction:g}% "
+                      "of the way from the untrained model to the best result in the sweep; ∞ when never reached.",
+                      info, profile.draw)
+    return Figure(key, "Time per epoch", "median seconds per epoch per trial, training and evaluation; fused trials "
+                  "share their unit's time.", timing.timing_info(results), timing.draw)
+
+
+def figures(results) -> list[Figure]:
+    return [make_figure(results, k) for k in figure_plan(results)]
+
+
+def report_data(folders: list[str], with_figures: bool = True) -> ReportData:
+    results, envs = load(folders)
+    return summarize(folders, results, envs, figures(results) if with_figures else [])
+
+
+def summarize(folders: list[str], results, envs: dict, figs: list[Figure]) -> ReportData:
+    """Everything the report shows, from loaded results (figs: the figure records, or none)."""
+    t = results.trials
+    infos = [folder_info(name, Path(f), d, envs[f])
+             for f, (name, d) in zip(folders, t.groupby("sweep", sort=False), strict=True)]
+    best = stats.best_configs(t)
+    comparisons = stats.compare(best)
+    configs, metrics = config_table(t, best)
+    title = " vs ".join(i.name for i in infos)
+    return ReportData(title, infos, best, comparisons, stats.seeds_note(best), configs, metrics, t, figs,
+                      len(folders) > 1)
+
+
+def fmt(v, digits: int = 4) -> str:
+    if v is None or (isinstance(v, float) and not math.isfinite(v)):
+        return "n/a"
+    if isinstance(v, float | np.floating):
+        return f"{v:.{digits}g}"
+    return str(v)

@@ -1,0 +1,127 @@
+"""The html report: one self-contained file (inline CSS, inline SVG figures, a few lines of
+inline JS for sortable tables; no network, no server, no CDN), laid out by a jinja2 template."""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+import re
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from dlbench import __version__, stats
+from dlbench.report._data import ReportData, fmt
+from dlbench.summary import config_label as _config_label
+
+TRIAL_COLUMNS = ("sweep", "dataset", "optimizer", "lr", "batch_size", "epochs", "seed", "stage", "status",
+                 "diverged_epoch", "best_epoch", "best_val_acc", "best_val_loss", "test_acc_at_best_val",
+                 "test_loss_at_best_val", "test_r2_at_best_val", "final_test_loss", "engine", "wall_time")
+
+
+def svg(fig, n: int) -> str:
+    """A matplotlib figure as an inline <svg> element; its ids get a per-figure prefix so that
+    several figures can share one page."""
+    import matplotlib.pyplot as plt
+
+    buf = io.StringIO()
+    fig.savefig(buf, format="svg")  # the figures lay themselves out (constrained layout): one draw, not two
+    plt.close(fig)
+    text = buf.getvalue()
+    text = text[text.index("<svg"):]
+    text = re.sub(r'id="([^"]+)"', rf'id="f{n}-\1"', text)
+    text = re.sub(r'url\(#([^)]+)\)', rf'url(#f{n}-\1)', text)
+    text = re.sub(r'href="#([^"]+)"', rf'href="#f{n}-\1"', text)
+    return re.sub(r"<metadata>.*?</metadata>", "", text, flags=re.S)
+
+
+def _ci(d: dict) -> str:
+    return _interval(d["ci_low"], d["ci_high"]) if math.isfinite(d["ci_low"]) else (
+        f"n/a (N<{stats.MIN_N_FOR_CI})" if d["n"] < stats.MIN_N_FOR_CI else "n/a")
+
+
+def _interval(lo, hi) -> str:
+    if lo is None or hi is None or not (math.isfinite(lo) and math.isfinite(hi)):
+        return "n/a"
+    return f"[{fmt(lo)}, {fmt(hi)}]"
+
+
+def _verdict(c: stats.Comparison) -> str:
+    v = c.verdict
+    if v == "n/a":
+        return f"too few seeds (N={min(c.n_a, c.n_b)})"
+    if v == "none":
+        return "not distinguishable"
+    return f"{c.a if v == 'a' else c.b} better"
+
+
+def _tag_class(c: stats.Comparison) -> str:
+    return {"a": "better", "b": "better", "none": "same"}.get(c.verdict, "few")
+
+
+def _show(v) -> str:
+    if v is None or v is pd.NA or (isinstance(v, float) and math.isnan(v)):
+        return ""
+    if isinstance(v, bool | np.bool_):
+        return "yes" if v else ""
+    if isinstance(v, float | np.floating):
+        return f"{v:.4g}"
+    return str(v)
+
+
+def groups(data: ReportData) -> list[dict]:
+    """The best configurations and comparisons of each (folder, dataset)."""
+    out = []
+    keys = list(dict.fromkeys((b.sweep, b.dataset) for b in data.best))
+    for sweep, dataset in keys:
+        best = [b for b in data.best if (b.sweep, b.dataset) == (sweep, dataset)]
+        sel = best[0].selection
+        best.sort(key=lambda b: -b.report["mean"] if sel.report_higher else b.report["mean"])
+        from dlbench.summary import _short
+
+        pairs = [c for c in data.comparisons if (c.sweep, c.dataset) == (sweep, dataset)]
+        ties = [c.b if c.a == best[0].name else c.a for c in pairs
+                if best[0].name in (c.a, c.b) and c.verdict in ("none", "n/a")]
+        out.append({"title": f"{sweep}: {dataset}" if data.several else dataset, "dataset": dataset, "ties": ties,
+                    "best": best, "leader": best[0], "leader_config": _config_label(best[0].config, data.hypers),
+                    "metric_words": stats._words(sel.report), "how": sel.how, "report_short": _short(sel.report),
+                    "select_short": _short(sel.select), "confirmed": any(b.confirmed for b in best),
+                    "comparisons": pairs})
+    return out
+
+
+def render_svgs(jobs: list[tuple]) -> list[str]:
+    """[(draw, info, n)] -> the figures as inline SVG. Runs in the report's figure process too."""
+    return [svg(draw(info), n) for draw, info, n in jobs]
+
+
+def render(data: ReportData, figures: list[dict] | None = None) -> str:
+    """The page; its figures drawn here from data.figures unless given as {key, title, caption, svg}."""
+    import jinja2
+
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(Path(__file__).parent), autoescape=True,
+                             trim_blocks=False, lstrip_blocks=False, undefined=jinja2.StrictUndefined)
+    if figures is None:
+        svgs = render_svgs([(f.draw, f.info, i) for i, f in enumerate(data.figures)])
+        figures = [{"key": f.key, "title": f.title, "caption": f.caption, "svg": s}
+                   for f, s in zip(data.figures, svgs, strict=True)]
+    configs = data.configs
+    keys = [c for c in stats.config_columns(configs) if configs[c].nunique(dropna=True) > 1
+            or c in ("dataset", "optimizer", "lr")]
+    config_metrics = data.metrics[:2]
+    trial_cols = [c for c in TRIAL_COLUMNS if c in data.trials and (
+        data.trials[c].notna().any() and (c not in ("sweep", "stage") or data.trials[c].nunique() > 1))]
+    numeric = {c for c in trial_cols if pd.api.types.is_numeric_dtype(data.trials[c])}
+    from dlbench.summary import _short
+
+    return env.get_template("report.html.j2").render(
+        data=data, version=__version__, written=time.strftime("%Y-%m-%d %H:%M"), groups=groups(data),
+        figures=figures, fmt=fmt, ci=_ci, interval=_interval, verdict=_verdict, tag_class=_tag_class, show=_show,
+        short=_short,
+        config_label=lambda b: _config_label(b.config, data.hypers),
+        env_json=lambda e: json.dumps(e, indent=2, sort_keys=True, default=str),
+        config_cols=keys, config_metrics=config_metrics, config_rows=configs.to_dict("records"),
+        trial_cols=trial_cols, trial_rows=data.trials[trial_cols].to_dict("records"), numeric=numeric)
