@@ -231,7 +231,8 @@ def _run(sweep: Sweep, results: ResultsDir, workers: int, wanted_devices: list[s
                 code = 1
             else:
                 all_trials += confirm
-                _run_stage(confirm, "confirm", sweep, executor, records, results, console, workers, stop)
+                _run_stage(confirm, "confirm", sweep, executor, records, results, console, workers, stop,
+                           chosen_by(sweep))
     except Interrupted as e:
         executor.kill()
         if records:
@@ -266,7 +267,7 @@ def _run(sweep: Sweep, results: ResultsDir, workers: int, wanted_devices: list[s
 
 
 def _run_stage(trials: list[dict], stage: str, sweep: Sweep, executor, records, results, console, workers,
-               stop) -> None:
+               stop, chosen: str | None = None) -> None:
     """Train what is left of one stage's trials, storing each as it finishes."""
     from dlbench.plan import make_units
 
@@ -286,7 +287,17 @@ def _run_stage(trials: list[dict], stage: str, sweep: Sweep, executor, records, 
     if units:
         print_plan(units, console, workers)
     by_id = {t["id"]: t for t in trials}
-    _execute(executor, units, by_id, records, results, console, done, len(trials), stage, stop)
+    _execute(executor, units, by_id, records, results, console, done, len(trials), stage, stop, chosen)
+
+
+def chosen_by(sweep: Sweep) -> str:
+    """How stage 1 chose what stage 2 confirms, in words stored with each confirm trial."""
+    from dlbench import stats
+
+    pr = sweep.protocol
+    seeds = sorted({t["seed"] for t in sweep.trials})
+    return (f"the {'highest' if pr['direction'] == 'max' else 'lowest'} mean {pr['select']} over tuning seeds "
+            f"{stats._span(seeds)}, per {', '.join(['dataset', *pr['per']])}")
 
 
 def confirm_stage(sweep: Sweep, records: dict) -> tuple[list[dict] | None, str]:
@@ -334,7 +345,7 @@ def _check_files(sweep: Sweep, data_dir: str | None = None) -> None:
 
 
 def _execute(executor, units, by_id, records, results, console, done: set[str], n_total: int, stage: str,
-             stop) -> None:
+             stop, chosen: str | None = None) -> None:
     from dlbench import store
 
     one_dataset = len({t["dataset"] for t in by_id.values()}) == 1  # "best so far" compares like with like
@@ -358,7 +369,7 @@ def _execute(executor, units, by_id, records, results, console, done: set[str], 
                 if trial["id"] in done:
                     continue  # trained again only because its unit had others left; already stored
                 with stop.critical():  # durable before it is reported done; a signal waits for it
-                    records[trial["id"]] = results.save_trial(trial, res, stage)
+                    records[trial["id"]] = results.save_trial(trial, res, stage, chosen)
                 finished += 1
                 s = store.summary(res)
                 metric, higher = progress_metric(trial)

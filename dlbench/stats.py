@@ -254,10 +254,19 @@ class Best:
     configs_tried: int = 0
     counts: dict = field(default_factory=dict)  # status counts over the group's tuning trials
     sweep: str = ""  # the results folder, when several are read together
+    chosen_by: str | None = None  # a confirm stage: how stage 1 chose (as the protocol stored it)
 
     @property
     def name(self) -> str:
         return " ".join(str(v) for v in self.group.values())
+
+    @property
+    def how(self) -> str:
+        """How the configuration was chosen and what is reported, in words."""
+        if self.confirmed and self.chosen_by:
+            return (f"configuration chosen in stage 1 by {self.chosen_by}, stopping epoch chosen on validation; "
+                    f"reported: {_words(self.selection.report)} on fresh seeds")
+        return self.selection.how
 
 
 def best_configs(trials: pd.DataFrame, per: tuple[str, ...] = ("optimizer",)) -> list[Best]:
@@ -280,8 +289,11 @@ def best_configs(trials: pd.DataFrame, per: tuple[str, ...] = ("optimizer",)) ->
             stats = stats[np.isfinite(stats["mean"].to_numpy(dtype=float))]
             counts = g["status"].value_counts().to_dict()
             confirmed = _rows_matching(confirm, group)
+            how = None
             if len(confirmed):
                 chosen = confirmed.iloc[0][cols].to_dict()
+                if "chosen_by" in confirmed and confirmed["chosen_by"].notna().any():
+                    how = str(confirmed["chosen_by"].dropna().iloc[0])
                 result_rows = usable(_rows_matching(confirmed, chosen))
                 tuning_rows = usable(_rows_matching(g, chosen))
             elif len(stats):
@@ -302,7 +314,7 @@ def best_configs(trials: pd.DataFrame, per: tuple[str, ...] = ("optimizer",)) ->
                 report=describe(values), values=values, seeds=sorted(int(s) for s in result_rows["seed"]),
                 confirmed=bool(len(confirmed)),
                 tuning=describe(tuning_rows[sel.report]) if len(confirmed) else None,
-                configs_tried=len(stats), counts=counts))
+                configs_tried=len(stats), counts=counts, chosen_by=how))
     return out
 
 

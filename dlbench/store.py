@@ -99,9 +99,12 @@ class ResultsDir:
     def write_env(self, env: dict) -> None:
         atomic_write(self.path / "env.json", json.dumps(env, indent=2, sort_keys=True).encode())
 
-    def save_trial(self, trial: dict, result: dict, stage: str = "tune") -> dict:
-        """Store one finished trial durably; returns its record."""
+    def save_trial(self, trial: dict, result: dict, stage: str = "tune", chosen_by: str | None = None) -> dict:
+        """Store one finished trial durably; returns its record. A confirm-stage trial says how
+        stage 1 chose its configuration (`chosen_by`)."""
         record = {"schema_version": SCHEMA_VERSION, "trial": trial, "result": result, "stage": stage}
+        if chosen_by:
+            record["chosen_by"] = chosen_by
         atomic_write(self.records / f"{trial['id']}.json", json.dumps(record).encode())
         return record
 
@@ -268,6 +271,7 @@ def tables(records) -> tuple[Any, Any]:
         row = flat_config(trial)
         row.setdefault("validation", 0.0)  # no split: trials of schema 1, or validation = 0
         row["stage"] = rec.get("stage", "tune")
+        row["chosen_by"] = rec.get("chosen_by")
         row.update(summary(result))
         row["config"] = json.dumps({k: v for k, v in trial.items() if k != "id"}, sort_keys=True)
         trial_rows.append(row)
@@ -279,7 +283,7 @@ def tables(records) -> tuple[Any, Any]:
     if len(trials):
         for c in ("diverged_epoch", "best_epoch"):
             trials[c] = trials[c].astype("Int64")
-        for c in ("error", "fallback_reason"):
+        for c in ("error", "fallback_reason", "chosen_by"):
             trials[c] = trials[c].astype("string")
     return trials, history
 
@@ -332,7 +336,8 @@ def _complete(trials, history):
     import numpy as np
 
     if len(trials):
-        for c, fill in (("validation", 0.0), ("stage", "tune"), ("fallback_reason", None), ("best_epoch", None)):
+        for c, fill in (("validation", 0.0), ("stage", "tune"), ("fallback_reason", None), ("best_epoch", None),
+                        ("chosen_by", None)):
             if c not in trials:
                 trials[c] = fill
         template = summary({"status": "ok", "history": []})

@@ -22,6 +22,8 @@ two_d_beale.py, datasets/two_d.py).
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 QUADRATIC_DIM = 100
@@ -47,11 +49,16 @@ def random_rotation(dim: int, rng: np.random.RandomState) -> np.ndarray:
     return -rot
 
 
+@functools.cache
 def quadratic_hessian() -> np.ndarray:
+    """Q = Rᵀ D R, the same matrix every call: computed once per process (the rotation takes
+    98 Python-level steps) and read-only."""
     rng = np.random.RandomState(42)
     eig = np.concatenate((rng.uniform(0.0, 1.0, 90), rng.uniform(30.0, 60.0, 10)))
     rot = random_rotation(QUADRATIC_DIM, rng)
-    return rot.T @ np.diag(eig) @ rot
+    hess = rot.T @ np.diag(eig) @ rot
+    hess.setflags(write=False)
+    return hess
 
 
 def load_quadratic_deep():
@@ -96,7 +103,7 @@ def objective(name: str, theta, noise):
     if name == "quadratic_deep":
         import torch
 
-        hess = torch.as_tensor(quadratic_hessian(), dtype=theta.dtype, device=theta.device)
+        hess = _hessian_tensor(theta.dtype, theta.device)
         q = theta - noise
         return 0.5 * ((q @ hess) * q).sum(dim=1)
     u, v = theta[0], theta[1]
@@ -106,6 +113,13 @@ def objective(name: str, theta, noise):
     else:
         f = (1.5 - u + u * v) ** 2 + (2.25 - u + u * v**2) ** 2 + (2.625 - u + u * v**3) ** 2
     return f + u * x + v * y
+
+
+@functools.cache
+def _hessian_tensor(dtype, device):
+    import torch
+
+    return torch.tensor(quadratic_hessian(), dtype=dtype, device=device)
 
 
 def start(name: str) -> np.ndarray:

@@ -87,7 +87,8 @@ def groups(data: ReportData) -> list[dict]:
                 if best[0].name in (c.a, c.b) and c.verdict in ("none", "n/a")]
         out.append({"title": f"{sweep}: {dataset}" if data.several else dataset, "dataset": dataset, "ties": ties,
                     "best": best, "leader": best[0], "leader_config": _config_label(best[0].config, data.hypers),
-                    "metric_words": stats._words(sel.report), "how": sel.how, "report_short": _short(sel.report),
+                    "metric_words": stats._words(sel.report), "how": "; ".join(dict.fromkeys(b.how for b in best)),
+                    "report_short": _short(sel.report),
                     "select_short": _short(sel.select), "confirmed": any(b.confirmed for b in best),
                     "comparisons": pairs})
     return out

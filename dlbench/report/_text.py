@@ -39,7 +39,7 @@ def markdown(data: ReportData) -> str:
         ["folder", "trials", "ok", "diverged", "failed", "engines", "training time (s, summed)"],
         [[f.name, sum(f.counts.values()), f.counts.get("ok", 0), f.counts.get("diverged", 0), f.counts.get("failed", 0),
           ", ".join(f"{n} {e}" for e, n in f.engines.items()), f"{f.trial_seconds:.1f}"] for f in data.folders])]
-    hows = list(dict.fromkeys(b.selection.how for b in data.best))
+    hows = list(dict.fromkeys(b.how for b in data.best))
     rows = []
     for b in data.best:
         rows.append(([b.sweep] if data.several else []) + [b.dataset, b.name, config_label(b.config, data.hypers),
@@ -128,7 +128,7 @@ def latex(data: ReportData) -> str:
 
 def caption(data: ReportData) -> str:
     words = list(dict.fromkeys(stats._words(b.selection.report) for b in data.best))
-    hows = list(dict.fromkeys(b.selection.how for b in data.best))
+    hows = list(dict.fromkeys(b.how for b in data.best))
     ns = sorted({b.report["n"] for b in data.best})
     n = f"N = {ns[0]}" if len(ns) == 1 else f"N = {ns[0]}-{ns[-1]}"
     fresh = "fresh seeds that took no part in choosing" if all(b.confirmed for b in data.best) else \
