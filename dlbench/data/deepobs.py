@@ -101,7 +101,6 @@ def load_beale():
 def objective(name: str, theta, noise):
     """Per-sample loss of problem `name` at parameters theta (torch) for noise rows `noise`."""
     if name == "quadratic_deep":
-        import torch
 
         hess = _hessian_tensor(theta.dtype, theta.device)
         q = theta - noise
