@@ -31,6 +31,7 @@ N_RESAMPLES = 9999
 BOOTSTRAP_SEED = 0
 MIN_N_FOR_CI = 3
 POWER = 0.8  # for "about N seeds would separate a difference of this size"
+EQUAL = 1e-12  # differences below this are float round-off: the means are equal
 
 KNOB_COLUMNS = ("momentum", "dampening", "weight_decay", "eps", "alpha", "centered", "amsgrad", "beta1", "beta2",
                 "lr_decay", "initial_accumulator_value")
@@ -255,6 +256,7 @@ class Best:
     counts: dict = field(default_factory=dict)  # status counts over the group's tuning trials
     sweep: str = ""  # the results folder, when several are read together
     chosen_by: str | None = None  # a confirm stage: how stage 1 chose (as the protocol stored it)
+    at_edge: list[tuple[str, float, str]] = field(default_factory=list)  # (key, value, "largest" | "smallest")
 
     @property
     def name(self) -> str:
@@ -306,6 +308,7 @@ def best_configs(trials: pd.DataFrame, per: tuple[str, ...] = ("optimizer",)) ->
             values = values[np.isfinite(values)]
             select_vals = tuning_rows[sel.select].to_numpy(dtype=float)
             select_vals = select_vals[np.isfinite(select_vals)]
+            edges = range_edges(g, chosen)
             where = dict(zip(outer, key if isinstance(key, tuple) else (key,), strict=True))
             out.append(Best(
                 dataset=str(where["dataset"]), sweep=str(where.get("sweep", "")),
@@ -314,8 +317,35 @@ def best_configs(trials: pd.DataFrame, per: tuple[str, ...] = ("optimizer",)) ->
                 report=describe(values), values=values, seeds=sorted(int(s) for s in result_rows["seed"]),
                 confirmed=bool(len(confirmed)),
                 tuning=describe(tuning_rows[sel.report]) if len(confirmed) else None,
-                configs_tried=len(stats), counts=counts, chosen_by=how))
+                configs_tried=len(stats), counts=counts, chosen_by=how, at_edge=edges))
     return out
+
+
+EDGE_KEYS = ("lr", "batch_size", "epochs", "momentum", "weight_decay", "eps", "alpha", "beta1", "beta2", "lr_decay",
+             "dampening", "initial_accumulator_value")
+
+
+def range_edges(group: pd.DataFrame, chosen: dict) -> list[tuple[str, float, str]]:
+    """The numeric hyperparameters whose chosen value is the largest or smallest of at least 3
+    values the group tried: the best may lie beyond the range swept."""
+    out = []
+    for k in EDGE_KEYS:
+        if k not in group or k not in chosen or _isnan(chosen[k]):
+            continue
+        values = sorted(v for v in group[k].dropna().unique())
+        if len(values) >= 3 and chosen[k] in (values[0], values[-1]):
+            out.append((k, float(chosen[k]), "largest" if chosen[k] == values[-1] else "smallest"))
+    return out
+
+
+def edge_note(b: Best, with_dataset: bool = False) -> str | None:
+    """'adam: lr=0.01 is the largest value tried; the best may lie beyond the range swept', or
+    None; with the dataset in front when several share a page."""
+    if not b.at_edge:
+        return None
+    parts = [f"{k}={v:.4g} is the {which} value tried" for k, v, which in b.at_edge]
+    where = f"{b.dataset}, " if with_dataset else ""
+    return f"{where}{b.name}: {'; '.join(parts)}; the best may lie beyond the range swept"
 
 
 def _rows_matching(df: pd.DataFrame, values: dict) -> pd.DataFrame:
@@ -378,7 +408,7 @@ def seeds_needed(a, b, difference: float) -> int | None:
     from scipy.stats import norm
 
     a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
-    if len(a) < 2 or len(b) < 2 or not difference:
+    if len(a) < 2 or len(b) < 2 or abs(difference) < EQUAL:
         return None
     pooled = ((len(a) - 1) * a.var(ddof=1) + (len(b) - 1) * b.var(ddof=1)) / (len(a) + len(b) - 2)
     if pooled <= 0:
@@ -445,8 +475,9 @@ class Comparison:
             return f"{self.a if v == 'a' else self.b} is better (the interval excludes 0)"
         if self.seeds_needed is not None:
             size = self.diff_text().lstrip("+-")
-            tail += f"; about {self.seeds_needed} seeds would separate a difference of this size ({size})"
-        elif self.diff == 0:
+            many = "more than 1,000" if self.seeds_needed > 1000 else f"about {self.seeds_needed}"
+            tail += f"; {many} seeds would separate a difference of this size ({size})"
+        elif abs(self.diff) < EQUAL:
             tail += "; the means are equal"
         return tail
 

@@ -28,10 +28,11 @@ def config_label(config: dict, columns: list[str]) -> str:
 
 def shown_hypers(trials: pd.DataFrame) -> list[str]:
     """The hyperparameters that name a configuration here: lr, batch size and epochs always, and
-    any other that varies within an optimizer."""
+    any other that varies within an optimizer's tuning on one dataset."""
     out = [c for c in ("lr", "batch_size", "epochs") if c in trials]
+    within = [c for c in ("sweep", "dataset", "optimizer") if c in trials]
     for c in stats.HYPER_COLUMNS:
-        if c in trials and c not in out and (trials.groupby("optimizer")[c].nunique(dropna=True) > 1).any():
+        if c in trials and c not in out and (trials.groupby(within)[c].nunique(dropna=True) > 1).any():
             out.append(c)
     return out
 
@@ -93,6 +94,10 @@ def render_summary(trials: pd.DataFrame, console: Console, env: dict | None = No
             comparisons = [c for c in comparisons if leader in (c.a, c.b)]
         for c in comparisons:
             console.print(c.line(), markup=False, highlight=False)
+        for b in order:
+            note = stats.edge_note(b, with_dataset=several)
+            if note:
+                console.print(f"[yellow]note:[/] {escape(note)}")
         console.print(stats.seeds_note(items), markup=False, highlight=False, style="dim")
 
 

@@ -190,7 +190,7 @@ def test_a_confirm_stage_shows_tuning_apart(tmp_path, cli):
     assert cli("sweep", spec, "--out", tmp_path, "--workers", "1").code == 0
     r = cli("report", tmp_path / "c", "--format", "md", "--out", tmp_path / "c.md")
     assert r.code == 0, r.err
-    assert "confirmed on fresh seeds (1-3)" in (tmp_path / "c.md").read_text()
+    assert "Confirmed on fresh seeds (1-3)" in (tmp_path / "c.md").read_text()
     r = cli("report", tmp_path / "c", "--out", tmp_path / "c.html")
     assert "tuning mean (N)" in (tmp_path / "c.html").read_text()
 

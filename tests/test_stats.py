@@ -182,3 +182,23 @@ def test_direction_from_the_name():
     assert stats.higher_is_better("best_val_acc") and stats.higher_is_better("test_r2_at_best_val")
     assert stats.higher_is_better("best_val_loss") is False and stats.higher_is_better("wall_time") is False
     assert stats.higher_is_better("momentum") is None
+
+
+def test_a_choice_at_the_edge_of_the_range_is_noted():
+    t = trials_table([("adam", lr, s, v, v) for lr, v in ((0.001, 0.8), (0.01, 0.85), (0.1, 0.9)) for s in range(3)]
+                     + [("sgd", lr, s, v, v) for lr, v in ((0.01, 0.7), (0.1, 0.9), (1.0, 0.6)) for s in range(3)])
+    best = {b.name: b for b in stats.best_configs(t)}
+    assert best["adam"].at_edge == [("lr", 0.1, "largest")] and best["sgd"].at_edge == []
+    assert stats.edge_note(best["adam"]) == ("adam: lr=0.1 is the largest value tried; the best may lie beyond the "
+                                             "range swept")
+    assert stats.edge_note(best["sgd"]) is None
+
+
+def test_means_equal_up_to_round_off_are_equal():
+    a, b = np.array([0.9579, 0.9526, 0.9632]), np.array([0.9632, 0.9526, 0.9579])
+    diff = a.mean() - b.mean()  # may be ~1e-17, not 0
+    assert stats.seeds_needed(a, b, diff) is None
+    t = trials_table([("adam", 0.01, s, 0.9, v) for s, v in enumerate(a)]
+                     + [("sgd", 0.01, s, 0.9, v) for s, v in enumerate(b)])
+    (c,) = stats.compare(stats.best_configs(t))
+    assert c.line().endswith("not distinguishable with 3 seeds; the means are equal")

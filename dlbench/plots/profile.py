@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from dlbench import stats
 from dlbench.errors import UserError
-from dlbench.plots._common import COLUMN_IN, MARKERS, OKABE_ITO, Results, log_scale, style
+from dlbench.plots._common import COLUMN_IN, LINESTYLES, MARKERS, OKABE_ITO, Results, log_scale, style
 
 
 @dataclass
@@ -42,17 +42,22 @@ def draw(info: ProfileInfo):
     top = max([t for s in info.solvers for t in info.taus[s]] + [1.0])
     right = top * 1.5 if top > 1 else 2.0
     for i, s in enumerate(info.solvers):
-        c, m = OKABE_ITO[i % len(OKABE_ITO)], MARKERS[i % len(MARKERS)]
-        ax.step([*info.taus[s], right], [*info.rhos[s], info.rhos[s][-1]], where="post", color=c, label=s)
-        ax.plot(info.taus[s][:1], info.rhos[s][:1], marker=m, color=c, ms=4, ls="none")
-    log_scale(ax, "x")
+        # line styles and markers tell apart profiles that coincide over a stretch
+        c, m, ls = OKABE_ITO[i % len(OKABE_ITO)], MARKERS[i % len(MARKERS)], LINESTYLES[i % len(LINESTYLES)]
+        ax.step([*info.taus[s], right], [*info.rhos[s], info.rhos[s][-1]], where="post", color=c, ls=ls, lw=1.4,
+                label=s)
+        rises = [0] + [j for j in range(1, len(info.rhos[s])) if info.rhos[s][j] > info.rhos[s][j - 1]]
+        ax.plot([info.taus[s][j] for j in rises], [info.rhos[s][j] for j in rises], marker=m, color=c, ms=3.5,
+                ls="none")
+    log_scale(ax, "x", base=2)
     ax.set_xlim(1, right)
     ax.set_ylim(-0.02, 1.02)
     ax.set_xlabel("τ (cost within τ × the best optimizer's)")
     ax.set_ylabel("fraction of problems")
     never = int(sum(math.isinf(v) for v in info.costs.costs.to_numpy().ravel()))
+    missed = (f"{never} (optimizer, problem) never reached it (cost ∞)" if never
+              else "every optimizer reached every target")
     ax.set_title(f"performance profile over {len(info.problems)} problems: steps to a validation target\n"
-                 f"target: {100 * info.costs.fraction:g}% of the way from the start to the best result; "
-                 f"{never} never reached (∞)")
+                 f"target: {100 * info.costs.fraction:g}% of the way from the start to the best result; {missed}")
     fig.legend(loc="outside lower center", ncols=min(4, len(info.solvers)), frameon=False)
     return fig

@@ -90,7 +90,7 @@ def groups(data: ReportData) -> list[dict]:
                     "metric_words": stats._words(sel.report), "how": "; ".join(dict.fromkeys(b.how for b in best)),
                     "report_short": _short(sel.report),
                     "select_short": _short(sel.select), "confirmed": any(b.confirmed for b in best),
-                    "comparisons": pairs})
+                    "comparisons": pairs, "edges": [n for n in (stats.edge_note(b) for b in best) if n]})
     return out
 
 

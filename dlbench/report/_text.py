@@ -40,17 +40,23 @@ def markdown(data: ReportData) -> str:
         [[f.name, sum(f.counts.values()), f.counts.get("ok", 0), f.counts.get("diverged", 0), f.counts.get("failed", 0),
           ", ".join(f"{n} {e}" for e, n in f.engines.items()), f"{f.trial_seconds:.1f}"] for f in data.folders])]
     hows = list(dict.fromkeys(b.how for b in data.best))
+    confirmed = any(b.confirmed for b in data.best)
+    several = len({(b.sweep, b.dataset) for b in data.best}) > 1
     rows = []
     for b in data.best:
-        rows.append(([b.sweep] if data.several else []) + [b.dataset, b.name, config_label(b.config, data.hypers),
-                                                           b.report["n"], fmt(b.report["mean"]),
-                                                           _ci(b.report["ci_low"], b.report["ci_high"]),
-                                                           _short(b.selection.report), fmt(b.select_mean),
-                                                           _short(b.selection.select)])
-    out += ["", "## Best configuration per optimizer", "", md_table(
-        (["folder"] if data.several else []) + ["dataset", "optimizer", "configuration", "N", "mean", "95% CI",
-                                                "metric", "selection mean", "chosen by"], rows),
-        "", "; ".join(hows) + ". " + data.seeds_note + "."]
+        row = ([b.sweep] if data.several else []) + [b.dataset, b.name, config_label(b.config, data.hypers),
+                                                     b.report["n"], fmt(b.report["mean"]),
+                                                     _ci(b.report["ci_low"], b.report["ci_high"]),
+                                                     _short(b.selection.report)]
+        if confirmed:
+            row.append(f"{fmt(b.tuning['mean'])} ({b.tuning['n']})" if b.tuning else "")
+        rows.append(row)
+    header = (["folder"] if data.several else []) + ["dataset", "optimizer", "configuration", "N", "mean", "95% CI",
+                                                     "metric"] + (["tuning mean (N)"] if confirmed else [])
+    out += ["", "## Best configuration per optimizer", "", md_table(header, rows), ""]
+    out += [f"{h[0].upper()}{h[1:]}." for h in hows]
+    out += ["", data.seeds_note[0].upper() + data.seeds_note[1:] + "."]
+    out += [f"- note: {n}" for n in (stats.edge_note(b, several) for b in data.best) if n]
     out += ["", "## Pairwise comparisons", ""]
     if data.comparisons:
         out.append(md_table(["dataset", "A", "B", "mean(A) - mean(B)", "95% CI", "P(A better)", "verdict"],
