@@ -62,7 +62,7 @@ def main() -> int:
     report = {name: {"seconds": t, "median": statistics.median(t), "html_bytes": sizes[name]}
               for name, t in times.items()}
     for name, r in report.items():
-        trials = 32 if name == "quickstart" else 1000
+        trials = 48 if name == "quickstart" else 1000
         print(f"dlbench report, {name} ({trials} trials): median {r['median']:.2f} s over {args.repeats} "
               f"(runs: {', '.join(f'{t:.2f}' for t in r['seconds'])}); page {r['html_bytes'] / 1e6:.2f} MB")
     if args.json:
