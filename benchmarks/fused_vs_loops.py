@@ -8,11 +8,15 @@ R128: 16 log-spaced lr in [1e-4, 1e-1] × seeds {0, 1}  (128 trials)
 Each repeat times, interleaved and each as a whole process (start-up and data loading included):
   (a) naive_loop.py: one config at a time, DataLoader with shuffle, torch.optim, default threads
   (b) naive_loop.py --workers W: the same loop over W worker processes (one thread each)
-  (c) dlbench sweep of the same grid
+  (c) dlbench sweep of the same grid, on the same data (validation = 0: the whole training split,
+      as the naive loop trains)
+  (c') with --validation F: the same dlbench sweep with a validation split of F (it trains on
+      1 - F of the training split and evaluates the split too); prints c'/c
 and prints medians, the ratios a/c and b/c, and the grid's FLOP floor: training FLOPs
 (6 × Σ in·out per sample: forward + backward) ÷ a measured matmul rate on all cores.
 
     python benchmarks/fused_vs_loops.py [--grid R32|R128|both] [--repeats 3] [--workers 2] [--device cpu]
+                                        [--validation 0.1]
 """
 
 from __future__ import annotations
@@ -36,9 +40,9 @@ LAYERS = [(64, 128), (128, 128), (128, 10)]
 N_TRAIN = 1437
 
 
-def spec_toml(grid: str, device: str) -> str:
+def spec_toml(grid: str, device: str, validation: float = 0.0) -> str:
     g = GRIDS[grid]
-    return (f'name = "bench-{grid}"\ndataset = "digits"\n'
+    return (f'name = "bench-{grid}"\ndataset = "digits"\nvalidation = {validation}\n'
             'model = { kind = "mlp", hidden = [128, 128], activation = "relu" }\n'
             f'epochs = {EPOCHS}\nbatch_size = {BATCH}\ndevice = "{device}"\nseeds = {g["seed"]}\n'
             f'[grid]\noptimizer = {json.dumps(g["optimizer"])}\nlr = {g["lr"]}\n')
@@ -86,6 +90,7 @@ def main():
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--device", default="cpu")
+    ap.add_argument("--validation", type=float, help="also time (c') with this validation split")
     ap.add_argument("--json", help="write the measurements here")
     args = ap.parse_args()
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
@@ -95,17 +100,24 @@ def main():
     report = {"cores": cores, "workers": args.workers, "device": args.device, "grids": {}}
     for grid in grids:
         times = {"a": [], "b": [], "c": []}
+        if args.validation:
+            times["c'"] = []
         with tempfile.TemporaryDirectory() as tmp:
             spec = Path(tmp) / f"{grid}.toml"
             spec.write_text(spec_toml(grid, args.device))
+            spec_val = Path(tmp) / f"{grid}-val.toml"
+            spec_val.write_text(spec_toml(grid, args.device, args.validation or 0.0))
             for r in range(args.repeats):
                 naive = [sys.executable, str(HERE / "naive_loop.py"), "--grid", grid, "--device", args.device]
                 times["a"].append(timed(naive, env))
                 times["b"].append(timed([*naive, "--workers", str(args.workers)], env))
                 times["c"].append(timed([*dlbench, "sweep", str(spec), "--out", str(Path(tmp) / f"r{r}"),
                                          "--workers", str(args.workers)], env))
-                print(f"{grid} repeat {r + 1}: a {times['a'][-1]:.2f} s  b {times['b'][-1]:.2f} s  "
-                      f"c {times['c'][-1]:.2f} s", flush=True)
+                if args.validation:
+                    times["c'"].append(timed([*dlbench, "sweep", str(spec_val), "--out", str(Path(tmp) / f"v{r}"),
+                                              "--workers", str(args.workers)], env))
+                print(f"{grid} repeat {r + 1}: " + "  ".join(f"{k} {v[-1]:.2f} s" for k, v in times.items()),
+                      flush=True)
         med = {k: statistics.median(v) for k, v in times.items()}
         rate = matmul_rate(1, args.device) * (cores if args.device == "cpu" else 1)
         flops, floor = flop_floor(grid, rate)
@@ -116,6 +128,10 @@ def main():
               f"(a) naive loop {med['a']:.2f} s | (b) naive loop × {args.workers} processes {med['b']:.2f} s | "
               f"(c) dlbench sweep {med['c']:.2f} s")
         print(f"  a/c = {med['a'] / med['c']:.1f}   b/c = {med['b'] / med['c']:.1f}")
+        if args.validation:
+            with_split = med["c'"]
+            report["grids"][grid]["c'/c"] = with_split / med["c"]
+            print(f"  (c') with validation = {args.validation}: {with_split:.2f} s; c'/c = {with_split / med['c']:.3f}")
         print(f"  FLOP floor: {flops / 1e9:.1f} GFLOP of training at {rate / 1e9:.0f} GFLOP/s "
               f"({'all ' + str(cores) + ' cores' if args.device == 'cpu' else args.device}) = {floor:.2f} s; "
               f"c / floor = {med['c'] / floor:.1f}\n")

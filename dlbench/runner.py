@@ -183,8 +183,14 @@ def run_sweep(sweep: Sweep, out: str | Path, *, fresh: bool = False, dry_run: bo
 
 
 def _import_table_writers() -> None:
+    """What the end of a sweep needs (tables, and the statistics of its summary: scipy.stats
+    alone takes a second), imported while the workers train and this process waits."""
     import pandas  # noqa: F401
     import pyarrow.parquet  # noqa: F401
+    import scipy.stats  # noqa: F401
+
+    import dlbench.stats  # noqa: F401
+    import dlbench.summary  # noqa: F401
 
 
 def _open_results(path: Path, fresh: bool, console) -> ResultsDir:
