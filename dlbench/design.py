@@ -32,7 +32,7 @@ import math
 import re
 from typing import Any
 
-from dlbench.errors import UserError, did_you_mean
+from dlbench.errors import UserError, check_keys, did_you_mean
 
 INTEGER_KEYS = ("batch_size", "epochs", "seed")
 RANGE_KEYS = ("lr", "batch_size", "epochs", "seed", "validation", "momentum", "dampening", "weight_decay", "eps",
@@ -148,10 +148,7 @@ def check_search(search: Any) -> dict | None:
         return None
     if not isinstance(search, dict):
         raise UserError(f"search = {search!r} is not allowed; allowed: a table [search] with kind, budget and seed")
-    allowed = ("kind", "budget", "seed", "points")
-    for k in search:
-        if k not in allowed:
-            raise UserError(f"unknown key search.{k!r}{did_you_mean(k, allowed)}; allowed: {', '.join(allowed)}")
+    check_keys(search, ("kind", "budget", "seed", "points"), "search.")
     kind = search.get("kind", "sobol")
     if kind not in SEARCH_KINDS:
         raise UserError(f"search.kind = {kind!r} is unknown{did_you_mean(kind, SEARCH_KINDS)}; allowed: "
@@ -231,10 +228,7 @@ def check_protocol(protocol: Any, summary_columns: tuple[str, ...], config_keys:
     if not isinstance(protocol, dict):
         raise UserError(f"protocol = {protocol!r} is not allowed; allowed: a table [protocol] with select, per and "
                         "confirm_seeds")
-    allowed = ("select", "direction", "per", "confirm_seeds")
-    for k in protocol:
-        if k not in allowed:
-            raise UserError(f"unknown key protocol.{k!r}{did_you_mean(k, allowed)}; allowed: {', '.join(allowed)}")
+    check_keys(protocol, ("select", "direction", "per", "confirm_seeds"), "protocol.")
     select = protocol.get("select", "best_val_acc")
     if select not in summary_columns:
         raise UserError(f"protocol.select = {select!r} is not a summary column{did_you_mean(select, summary_columns)}; "

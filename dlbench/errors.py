@@ -11,3 +11,13 @@ def did_you_mean(word: str, choices) -> str:
 
     close = difflib.get_close_matches(str(word), [str(c) for c in choices], n=1, cutoff=0.6)
     return f" (did you mean '{close[0]}'?)" if close else ""
+
+
+def check_keys(table: dict, allowed, where: str, shown=None) -> None:
+    """Refuse a key of `table` that is not in `allowed`: 'unknown key search.'x' (did you mean
+    ...); allowed: ...'. `where` prefixes the key ("search." or ""); `shown` is the allowed list
+    as printed (default: `allowed`)."""
+    for k in table:
+        if k not in allowed:
+            raise UserError(f"unknown key {where}{k!r}{did_you_mean(k, allowed)}; allowed: "
+                            f"{', '.join(shown if shown is not None else allowed)}")

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from dlbench.data import DEFAULT_VALIDATION, check_validation, dataset_info, split_sizes
-from dlbench.errors import UserError, did_you_mean
+from dlbench.errors import UserError, check_keys, did_you_mean
 from dlbench.losses import check_loss
 from dlbench.models import check_model, default_model
 from dlbench.optim import KNOBS, OPTIMIZERS, check_optimizer_knobs, check_schedule
@@ -520,10 +520,7 @@ def check_name(name: Any) -> str:
 
 
 def _check_keys(d: dict, allowed, prefix: str) -> None:
-    for k in d:
-        if k not in allowed:
-            raise UserError(f"unknown key {prefix}{k!r}{did_you_mean(k, allowed)}; allowed: "
-                            f"{', '.join(a for a in allowed if a not in TABLE_KEYS or not prefix)}")
+    check_keys(d, allowed, prefix, [a for a in allowed if a not in TABLE_KEYS or not prefix])
 
 
 def _check_expect(expect: Any) -> dict[str, str]:

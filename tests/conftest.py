@@ -68,6 +68,19 @@ def wait_until(done: Callable[[], bool], proc: subprocess.Popen, timeout: float 
     return False
 
 
+TIMING = ["train_time", "eval_time", "wall_time"]  # the columns that differ between identical runs
+
+
+def result_tables(folder: Path):
+    """(trials, history) of a results folder without timings, in a stable order: two runs of the
+    same sweep must give equal tables."""
+    import pandas as pd
+
+    t = pd.read_parquet(folder / "trials.parquet").drop(columns=TIMING).sort_values("trial_id")
+    h = pd.read_parquet(folder / "history.parquet").drop(columns=TIMING[:2]).sort_values(["trial_id", "epoch"])
+    return t.reset_index(drop=True), h.reset_index(drop=True)
+
+
 def write(path: Path, text: str) -> Path:
     path.write_text(text)
     return path

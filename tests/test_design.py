@@ -13,7 +13,7 @@ import pytest
 from dlbench import design
 from dlbench.errors import UserError
 from dlbench.spec import build_sweep, flag_list, read_spec_file
-from tests.conftest import count_records, run_dlbench, start_dlbench, tree, wait_until, write
+from tests.conftest import count_records, result_tables, run_dlbench, start_dlbench, tree, wait_until, write
 
 
 def sweep(text: str):
@@ -107,8 +107,7 @@ def test_random_search_and_stored_points_win_over_sampling():
     assert [t["id"] for t in again.trials] == [t["id"] for t in s.trials]
 
 
-def test_search_over_per_optimizer_sub_grids():
-    s = sweep(BASE + """
+PER_OPTIMIZER_SEARCH = """
 [[grid]]
 optimizer = "sgd"
 lr = { log = [1e-2, 1.0] }
@@ -117,8 +116,11 @@ optimizer = "adam"
 lr = { log = [1e-4, 1e-2] }
 [search]
 kind = "sobol"
-budget = 4
-""")
+"""
+
+
+def test_search_over_per_optimizer_sub_grids():
+    s = sweep(BASE + PER_OPTIMIZER_SEARCH + "budget = 4\n")
     by_opt = {o: [t["lr"] for t in s.trials if t["optimizer"] == o] for o in ("sgd", "adam")}
     assert len(s.trials) == 2 * 4 * 2
     assert all(1e-2 <= v <= 1.0 for v in by_opt["sgd"]) and all(1e-4 <= v <= 1e-2 for v in by_opt["adam"])
@@ -150,16 +152,7 @@ confirm_seeds = 3
 
 
 def test_dry_run_prints_sub_grids_ranges_samples_and_stages(cli, tmp_path):
-    spec = write(tmp_path / "d.toml", BASE + """
-[[grid]]
-optimizer = "sgd"
-lr = { log = [1e-2, 1.0] }
-[[grid]]
-optimizer = "adam"
-lr = { log = [1e-4, 1e-2] }
-[search]
-kind = "sobol"
-budget = 3
+    spec = write(tmp_path / "d.toml", BASE + PER_OPTIMIZER_SEARCH + """budget = 3
 [protocol]
 confirm_seeds = 5
 """)
@@ -189,13 +182,6 @@ lr = { log = [1e-3, 1e-2], num = 2 }
 confirm_seeds = 3
 """
 STAGE1, STAGE2 = 5, 6
-TIMING = ["train_time", "eval_time", "wall_time"]
-
-
-def tables(folder):
-    t = pd.read_parquet(folder / "trials.parquet").drop(columns=TIMING).sort_values("trial_id")
-    h = pd.read_parquet(folder / "history.parquet").drop(columns=TIMING[:2]).sort_values(["trial_id", "epoch"])
-    return t.reset_index(drop=True), h.reset_index(drop=True)
 
 
 @pytest.fixture(scope="module")
@@ -204,7 +190,7 @@ def protocol_clean(tmp_path_factory):
     spec = write(tmp / "k.toml", KILL_SPEC)
     r = run_dlbench("sweep", spec, "--out", tmp / "out", "--workers", "2")
     assert r.code == 0, r.err
-    t, h = tables(tmp / "out" / "k")
+    t, h = result_tables(tmp / "out" / "k")
     assert len(t) == STAGE1 + STAGE2 and t.stage.value_counts().to_dict() == {"confirm": STAGE2, "tune": STAGE1}
     assert set(t[t.stage == "confirm"].seed) == {1, 2, 3}
     return spec, (t, h)
@@ -228,7 +214,7 @@ def test_kill_9_anywhere_then_resume_equals_an_uninterrupted_run(protocol_clean,
         assert stored == STAGE1, "the kill should land after stage 1 and before any stage-2 record"
     resumed = run_dlbench("sweep", spec, "--out", out, "--workers", "2")
     assert resumed.code == 0, resumed.err
-    t, h = tables(out / "k")
+    t, h = result_tables(out / "k")
     pd.testing.assert_frame_equal(t_clean, t)
     pd.testing.assert_frame_equal(h_clean, h)
 

@@ -8,9 +8,8 @@ import subprocess
 import pandas as pd
 import pytest
 
-from tests.conftest import count_records, run_dlbench, start_dlbench, wait_until, write
+from tests.conftest import count_records, result_tables, run_dlbench, start_dlbench, wait_until, write
 
-TIMING = ["train_time", "eval_time", "wall_time"]
 SPEC = """
 name = "k"
 dataset = "digits"
@@ -22,12 +21,6 @@ seeds = [0, 1]
 optimizer = ["sgd", "momentum", "adam"]
 lr = [0.003, 0.03]
 """
-
-
-def tables(folder):
-    t = pd.read_parquet(folder / "trials.parquet").drop(columns=TIMING).sort_values("trial_id")
-    h = pd.read_parquet(folder / "history.parquet").drop(columns=TIMING[:2]).sort_values(["trial_id", "epoch"])
-    return t.reset_index(drop=True), h.reset_index(drop=True)
 
 
 def kill_when(out, args, records_at_least, timeout=120):
@@ -55,8 +48,8 @@ def test_resume_after_kill_equals_uninterrupted(tmp_path, engine, workers):
     resumed = run_dlbench("sweep", *args, "--out", tmp_path / "killed")
     assert resumed.code == 0, resumed.err
     assert f"{stored} done, {12 - stored} to run" in resumed.out
-    t_clean, h_clean = tables(tmp_path / "clean" / "k")
-    t_res, h_res = tables(tmp_path / "killed" / "k")
+    t_clean, h_clean = result_tables(tmp_path / "clean" / "k")
+    t_res, h_res = result_tables(tmp_path / "killed" / "k")
     assert t_res.trial_id.is_unique and len(t_res) == 12
     pd.testing.assert_frame_equal(t_clean, t_res)
     pd.testing.assert_frame_equal(h_clean, h_res)

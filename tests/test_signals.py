@@ -11,7 +11,15 @@ import time
 import pandas as pd
 import pytest
 
-from tests.conftest import count_records, run_dlbench, session_processes, start_dlbench, wait_until, write
+from tests.conftest import (
+    count_records,
+    result_tables,
+    run_dlbench,
+    session_processes,
+    start_dlbench,
+    wait_until,
+    write,
+)
 
 SPEC = """
 name = "s"
@@ -25,13 +33,6 @@ seeds = [0, 1]
 optimizer = ["sgd", "momentum", "adam"]
 lr = [0.003, 0.03]
 """
-TIMING = ["train_time", "eval_time", "wall_time"]
-
-
-def tables(folder):
-    t = pd.read_parquet(folder / "trials.parquet").drop(columns=TIMING).sort_values("trial_id")
-    h = pd.read_parquet(folder / "history.parquet").drop(columns=TIMING[:2]).sort_values(["trial_id", "epoch"])
-    return t.reset_index(drop=True), h.reset_index(drop=True)
 
 
 @pytest.fixture(scope="module")
@@ -40,7 +41,7 @@ def clean(tmp_path_factory):
     spec = write(tmp / "s.toml", SPEC)
     r = run_dlbench("sweep", spec, "--out", tmp / "out", "--workers", "2")
     assert r.code == 0, r.err
-    return spec, tables(tmp / "out" / "s")
+    return spec, result_tables(tmp / "out" / "s")
 
 
 def gone_within(sid: int, seconds: float = 5.0) -> list[str]:
@@ -73,7 +74,7 @@ def test_a_signal_ends_the_sweep_and_takes_the_workers_with_it(clean, tmp_path, 
     resumed = run_dlbench("sweep", spec, "--out", out, "--workers", "2")
     assert resumed.code == 0, resumed.err
     assert f"{stored} done, {12 - stored} to run" in resumed.out
-    t, h = tables(out / "s")
+    t, h = result_tables(out / "s")
     pd.testing.assert_frame_equal(t_clean, t)
     pd.testing.assert_frame_equal(h_clean, h)
 
