@@ -1,4 +1,24 @@
-from dlbench.cli import main
+"""`python -m dlbench` and the `dlbench` command. `run` ties SIGINT, SIGTERM and SIGHUP to a clean
+exit before anything heavy is imported (nothing has started yet: exit at once, saying so);
+dlbench.cli.main takes them over as soon as it runs."""
+
+import os
+import signal
+
+
+def _before_main(signum, frame) -> None:
+    os.write(2, b"error: interrupted; finished trials are saved, run the same command to resume\n")
+    os._exit(128 + signum)
+
+
+def run() -> None:
+    for name in ("SIGINT", "SIGTERM", "SIGHUP"):
+        if hasattr(signal, name):
+            signal.signal(getattr(signal, name), _before_main)
+    from dlbench.cli import main
+
+    main()
+
 
 if __name__ == "__main__":
-    main()
+    run()

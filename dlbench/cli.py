@@ -313,12 +313,13 @@ def _stop_early(signum, frame) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point: user errors are one red line on stderr and exit code 2, never a traceback.
-    SIGTERM and SIGHUP end any command like Ctrl-C does (a sweep handles them itself, see
-    dlbench.interrupt), with exit code 128 + the signal number."""
+    SIGINT, SIGTERM and SIGHUP end any command with a line saying how to resume and exit code
+    128 + the signal number (a sweep handles them itself while it runs: dlbench.interrupt)."""
     import signal
 
     if argv is None:  # the real command line, not a test calling main() in its own process
-        for s in (signal.SIGTERM, getattr(signal, "SIGHUP", None)):
+        # Ctrl-C too: typer would turn a KeyboardInterrupt into a silent exit code
+        for s in (signal.SIGINT, signal.SIGTERM, getattr(signal, "SIGHUP", None)):
             if s is not None:
                 signal.signal(s, _stop_early)
     mods = _click_modules()
