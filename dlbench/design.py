@@ -28,6 +28,7 @@ stage 1 never used: the next integers after its largest seed.
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from typing import Any
@@ -93,6 +94,17 @@ def check_range(key: str, value: dict, where: str, continuous_ok: bool) -> dict:
         raise UserError(f"{where} = {_show(value)} has no num; allowed: num = N (N values), or a [search] table "
                         "that samples the range")
     return out
+
+
+def resolve(key: str, value: dict, where: str, continuous_ok: bool, notes: list[str]) -> tuple[dict, Any]:
+    """(the checked range table, what it stands for): its values when it has num (a note added
+    when rounding changed them), else the table itself, for a search to sample."""
+    spec = check_range(key, value, where, continuous_ok)
+    if "num" not in spec:
+        return spec, spec
+    values, note = range_values(key, spec)
+    notes += [note] if note else []
+    return spec, values
 
 
 def range_values(key: str, spec: dict) -> tuple[list, str | None]:
@@ -205,13 +217,12 @@ def sample(space: dict[str, Any], search: dict, where: str) -> tuple[list[dict],
 
 
 def _sample_one(key: str, value: Any, u: float):
+    """The point at u in [0, 1) of a list (categorical; a range with num comes resolved to its
+    list) or of a continuous range."""
     if isinstance(value, list):
         return value[min(int(u * len(value)), len(value) - 1)]
     kind = "log" if "log" in value else "lin"
     a, b = (float(v) for v in value[kind])
-    if "num" in value:  # a discrete range in a search is categorical over its values
-        values, _ = range_values(key, value)
-        return values[min(int(u * len(values)), len(values) - 1)]
     v = _at(kind, a, b, u)
     return int(round(v)) if key in INTEGER_KEYS else _round(v)
 
@@ -273,8 +284,6 @@ def _group(trial: dict, per: list[str]) -> tuple:
 
 
 def _hashable(v):
-    import json
-
     return json.dumps(v, sort_keys=True) if isinstance(v, dict | list) else v
 
 
@@ -282,6 +291,8 @@ def choose(trials: list[dict], results: dict[str, dict], protocol: dict) -> dict
     """The configuration each group confirms: the best mean of `select` over its seeds among the
     stage-1 trials (values that are not finite left out); ties go to the configuration met first
     in the sweep's order. Returns group -> a stage-1 trial of the chosen configuration."""
+    from dlbench.store import is_number
+
     per, select = protocol["per"], protocol["select"]
     sign = 1.0 if protocol["direction"] == "max" else -1.0
     configs: dict[tuple, dict[str, Any]] = {}  # group -> config key -> [first trial, values]
@@ -289,7 +300,7 @@ def choose(trials: list[dict], results: dict[str, dict], protocol: dict) -> dict
         key = config_key(t)
         entry = configs.setdefault(_group(t, per), {}).setdefault(key, [t, []])
         v = results[t["id"]].get(select)
-        if isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v):
+        if is_number(v):
             entry[1].append(float(v))
     chosen = {}
     for group, by_config in configs.items():
@@ -301,6 +312,4 @@ def choose(trials: list[dict], results: dict[str, dict], protocol: dict) -> dict
 
 
 def config_key(trial: dict) -> str:
-    import json
-
     return json.dumps({k: v for k, v in trial.items() if k not in ("id", "seed")}, sort_keys=True)

@@ -119,7 +119,7 @@ def run_unit(unit: Unit, data_dir: str | None = None) -> list[dict]:
     if torch.get_num_threads() != TRAIN_THREADS:
         torch.set_num_threads(TRAIN_THREADS)
     try:
-        ds = datasets.load(unit.trials[0]["dataset"], data_dir, datasets.validation_of(unit.trials[0]))
+        ds = datasets.load(unit.trials[0]["dataset"], data_dir, validation_of(unit.trials[0]))
     except Exception as e:  # noqa: BLE001 - reported per trial, the sweep goes on
         return [failed(t, e, unit.engine) for t in unit.trials]
     if unit.engine == "fused":

@@ -15,7 +15,7 @@ from rich.table import Table
 
 from dlbench import SCHEMA_VERSION
 from dlbench.spec import EXPECT_METRICS, Sweep
-from dlbench.store import ResultsDir, model_label, schedule_label
+from dlbench.store import ResultsDir, model_label, schedule_label, trial_label
 
 CONSOLIDATE_EVERY_S = 2.0
 
@@ -85,12 +85,12 @@ def stage_sizes(sweep: Sweep) -> str:
     from dlbench import design
 
     pr = sweep.protocol
-    groups = design.groups_of(sweep.trials, pr["per"])
     seeds = design.confirm_seeds({t["seed"] for t in sweep.trials}, pr["confirm_seeds"])
     per = ", ".join(["dataset", *pr["per"]])
+    n = _confirm_size(sweep)
     return (f"stage 1 (tune): {len(sweep.trials)} trials; stage 2 (confirm): the best configuration of each "
-            f"({per}) by {pr['direction']} mean {pr['select']}: {len(groups)} × {pr['confirm_seeds']} fresh seeds "
-            f"({seeds[0]}-{seeds[-1]}) = {len(groups) * pr['confirm_seeds']} trials")
+            f"({per}) by {pr['direction']} mean {pr['select']}: {n // pr['confirm_seeds']} × {pr['confirm_seeds']} "
+            f"fresh seeds ({seeds[0]}-{seeds[-1]}) = {n} trials")
 
 
 def _range_text(spec: dict | None, values) -> str:
@@ -253,8 +253,12 @@ def _run(sweep: Sweep, results: ResultsDir, workers: int, wanted_devices: list[s
     with stop.critical():
         results.consolidate(records)
 
+    from dlbench.summary import render_summary
+
     current = [records[t["id"]] for t in all_trials if t["id"] in records]
-    print_summary(current, console, {"schema_version": SCHEMA_VERSION})
+    trials, _ = store.tables(current)
+    if not trials.empty:
+        render_summary(trials, console, {"schema_version": SCHEMA_VERSION}, short=True)
     console.print(f"results: {path}  (trials.parquet, history.parquet; `dlbench plot {path}`)")
     statuses = Counter(r["result"]["status"] for r in current)
     if statuses["failed"]:
@@ -264,7 +268,7 @@ def _run(sweep: Sweep, results: ResultsDir, workers: int, wanted_devices: list[s
                         if (r["result"].get("fallback_reason") or "").startswith("out of memory"))
     for reason, k in fell_back.items():
         err.print(f"[yellow]note:[/] {k} trial{'s' * (k != 1)} fell back to the reference engine: {escape(reason)}")
-    failures = check_expectations(sweep.expect, current)
+    failures = check_expectations(sweep.expect, trials)
     for f in failures:
         err.print(f"[red]expectation failed:[/] {escape(f)}")
     if sweep.expect and not failures:
@@ -303,7 +307,7 @@ def chosen_by(sweep: Sweep) -> str:
     pr = sweep.protocol
     seeds = sorted({t["seed"] for t in sweep.trials})
     return (f"the {'highest' if pr['direction'] == 'max' else 'lowest'} mean {pr['select']} over tuning seeds "
-            f"{stats._span(seeds)}, per {', '.join(['dataset', *pr['per']])}")
+            f"{stats.seed_span(seeds)}, per {', '.join(['dataset', *pr['per']])}")
 
 
 def confirm_stage(sweep: Sweep, records: dict) -> tuple[list[dict] | None, str]:
@@ -383,8 +387,8 @@ def _execute(executor, units, by_id, records, results, console, done: set[str], 
                 if one_dataset and isinstance(val, float) and math.isfinite(val):
                     score = val if higher else -val
                     if best is None or score > best[0]:
-                        best = (score, f"best {metric}={val:.4g} ({_label(trial)})")
-                line = (f"[{finished}/{n_total}] {_label(trial)}: {res['status']}"
+                        best = (score, f"best {metric}={val:.4g} ({trial_label(trial)})")
+                line = (f"[{finished}/{n_total}] {trial_label(trial)}: {res['status']}"
                         + (f" {metric}={val:.4g}" if isinstance(val, float) and math.isfinite(val) else "")
                         + (f" ({res['error']})" if res["error"] else ""))
                 if progress is not None:
@@ -400,24 +404,10 @@ def _execute(executor, units, by_id, records, results, console, done: set[str], 
             progress.stop()
 
 
-def _label(trial: dict) -> str:
-    bs = trial["batch_size"]
-    return f"{trial['optimizer']} lr={trial['lr']:.4g} bs={bs} seed={trial['seed']}"
-
-
-def print_summary(records: list[dict], console: Console, env: dict | None = None) -> None:
-    from dlbench.store import tables
-    from dlbench.summary import render_summary
-
-    trials, _ = tables(records)
-    if not trials.empty:
-        render_summary(trials, console, env, short=True)
-
-
 OPS = {">=": operator.ge, "<=": operator.le, "==": operator.eq, ">": operator.gt, "<": operator.lt}
 
 
-def check_expectations(expect: dict[str, str], records: list[dict]) -> list[str]:
+def check_expectations(expect: dict[str, str], trials) -> list[str]:
     """The [expect] lines that do not hold, each as 'key: wanted OP X, got Y'.
 
     Counts (ok, diverged, failed) are over trials. A metric is judged on the configuration chosen
@@ -425,25 +415,25 @@ def check_expectations(expect: dict[str, str], records: list[dict]) -> list[str]
     optimizers): `test_acc_at_best_val >= 0.9` asks that the chosen configuration reach 0.9 on
     test. The best_test_* keys of specs written before validation splits keep their meaning:
     the best value of any trial."""
+    import numpy as np
+
     from dlbench import stats
-    from dlbench.store import summary, tables
 
     if not expect:
         return []
-    sums = [summary(r["result"]) for r in records]
-    trials, _ = tables(records)
     chosen = stats.best_configs(trials, per=()) if len(trials) else []
     failures = []
     for key, cond in expect.items():
         column, agg = EXPECT_METRICS[key]
         op, target = cond.split()
         if agg.startswith("count_"):
-            got = [("", float(sum(1 for s in sums if s["status"] == agg[6:])))]
+            got = [("", float((trials["status"] == agg[6:]).sum()) if len(trials) else 0.0)]
         elif agg == "chosen":
             got = [(b.dataset, _chosen_mean(trials, b, column)) for b in chosen] or [("", float("nan"))]
         else:
-            vals = [s[column] for s in sums if s["status"] != "failed" and math.isfinite(s[column])]
-            got = [("", (max if agg == "max" else min)(vals) if vals else float("nan"))]
+            vals = stats.usable(trials)[column].to_numpy(dtype=float) if len(trials) else np.array([])
+            vals = vals[np.isfinite(vals)]
+            got = [("", float(vals.max() if agg == "max" else vals.min()) if len(vals) else float("nan"))]
         for dataset, value in got:
             if not (math.isfinite(value) and OPS[op](value, float(target))):
                 where = f" ({dataset})" if dataset and len(got) > 1 else ""
@@ -457,7 +447,7 @@ def _chosen_mean(trials, best, column: str) -> float:
 
     from dlbench import stats
 
-    rows = stats.usable(stats._rows_matching(trials[trials["dataset"] == best.dataset], best.config))
+    rows = stats.usable(stats.rows_matching(trials[trials["dataset"] == best.dataset], best.config))
     if best.confirmed:
         rows = rows[rows["stage"] == "confirm"]
     v = rows[column].to_numpy(dtype=float)

@@ -40,6 +40,7 @@ KNOB_KEYS = tuple(KNOBS)
 # Keys about how or where a sweep runs, not what it computes (not part of trial ids).
 RUN_KEYS = ("name", "description", "engine", "workers", "data_dir", "executor", "address")
 TABLE_KEYS = ("grid", "search", "protocol", "expect", "lesson")
+AXIS_KEYS = (*TRIAL_KEYS, *KNOB_KEYS)  # what a trial is made of, in display order
 ALL_KEYS = (*TRIAL_KEYS, "seeds", *KNOB_KEYS, *RUN_KEYS, *TABLE_KEYS)
 
 DEFAULTS: dict[str, Any] = {
@@ -269,7 +270,7 @@ def build_sweep(raw: dict, default_name: str = "sweep") -> Sweep:
     grid_tables = _grid_tables(raw_grid)
     search = design.check_search(raw.pop("search", None))
     protocol = design.check_protocol(raw.pop("protocol", None), SUMMARY_COLUMNS,
-                                     tuple(k for k in (*TRIAL_KEYS, *KNOB_KEYS) if k != "seed"))
+                                     tuple(k for k in AXIS_KEYS if k != "seed"))
     expect = _check_expect(raw.pop("expect", {}) or {})
     lesson = _check_lesson(raw.pop("lesson", {}) or {})
 
@@ -306,9 +307,7 @@ def build_sweep(raw: dict, default_name: str = "sweep") -> Sweep:
     fixed: dict[str, Any] = {}
     for key, value in raw.items():
         if design.is_range(value) and key not in ("model", "schedule"):
-            spec = design.check_range(key, value, key, continuous_ok=False)
-            value, note = design.range_values(key, spec)
-            notes += [note] if note else []
+            _, value = design.resolve(key, value, key, False, notes)
         if isinstance(value, list) and _is_axis(key, value):
             if not value:
                 raise UserError(f"{key} = [] is empty; allowed: a list with at least one value")
@@ -323,13 +322,13 @@ def build_sweep(raw: dict, default_name: str = "sweep") -> Sweep:
         grids.append(_sub_grid(table, where, raw, search is not None, array, notes))
 
     # each sub-grid's combinations (or sampled points), crossed with the top-level axes
-    top_order = [k for k in (*TRIAL_KEYS, *KNOB_KEYS) if k in top_axes]
+    top_order = [k for k in AXIS_KEYS if k in top_axes]
     if search is not None:
         combos_per_grid = _search_points(grids, search, notes)
     else:
         combos_per_grid = []
         for g in grids:
-            order = [k for k in (*TRIAL_KEYS, *KNOB_KEYS) if k in g.values]
+            order = [k for k in AXIS_KEYS if k in g.values]
             combos_per_grid.append([dict(zip(order, c, strict=True))
                                     for c in itertools.product(*(g.values[k] for k in order))])
     n = sum(len(c) for c in combos_per_grid) * math.prod(len(top_axes[k]) for k in top_order)
@@ -357,7 +356,7 @@ def build_sweep(raw: dict, default_name: str = "sweep") -> Sweep:
     axes = dict(top_axes)
     if len(grids) == 1 and search is None:
         axes.update(grids[0].values)
-    axes = {k: axes[k] for k in (*TRIAL_KEYS, *KNOB_KEYS) if k in axes}
+    axes = {k: axes[k] for k in AXIS_KEYS if k in axes}
     return Sweep(name=name, trials=trials, axes=axes, fixed=fixed, engine=engine, workers=workers, data_dir=data_dir,
                  executor=executor, address=address, expect=expect, description=description, lesson=lesson,
                  grids=grids, top_axes={k: top_axes[k] for k in top_order}, search=search, protocol=protocol,
@@ -390,14 +389,8 @@ def _sub_grid(table: dict, where: str, top: dict, search: bool, array: bool, not
         if key in top:
             raise UserError(f"{key} is set both at top level and in [{where.split('[')[0]}]; allowed: one of the two")
         if design.is_range(value) and key not in ("model", "schedule"):
-            spec = design.check_range(key, value, f"{where}.{key}", continuous_ok=search)
-            given[key] = ranges[key] = spec
-            if "num" in spec:
-                resolved, note = design.range_values(key, spec)
-                notes += [note] if note else []
-                values[key] = resolved
-            else:
-                values[key] = spec  # continuous: sampled by the search
+            ranges[key], values[key] = design.resolve(key, value, f"{where}.{key}", search, notes)
+            given[key] = ranges[key]
             continue
         if isinstance(value, list) and _is_axis(key, value):
             if not value:
@@ -421,7 +414,7 @@ def _search_points(grids: list[SubGrid], search: dict, notes: list[str]) -> list
                             f"{len(grids)} sub-grid(s); allowed: the points dlbench wrote, or none (to sample)")
         for p in stored:
             for k in p:
-                if k not in (*TRIAL_KEYS, *KNOB_KEYS) or k == "seed":
+                if k not in AXIS_KEYS or k == "seed":
                     raise UserError(f"search.points has key {k!r}; allowed: keys of the sub-grids "
                                     f"({', '.join(sorted({k for g in grids for k in g.values}))})")
         return [stored]

@@ -9,7 +9,7 @@ Words used throughout:
 - *Selection* (`selection_for`): configurations and stopping epochs are chosen on the validation
   split, never on test; the test number at the validation-chosen epoch is what is reported.
   Results without a validation split (schema 1, or `validation = 0`) are chosen on the training
-  set's final value and reported at the final epoch, and readers say so (`Selection.note`).
+  set's final value and reported at the final epoch, and readers say so (`no_validation_note`).
 - Intervals are 95% percentile-bootstrap intervals of the mean (`scipy.stats.bootstrap`, 9,999
   resamples, a fixed `random_state`, so one folder always gives the same interval). Below
   MIN_N_FOR_CI values there is no interval (NaN, shown as "n/a").
@@ -92,15 +92,21 @@ def intervals(groups: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
     return low, high
 
 
+def column_stats(groups: list[np.ndarray]) -> dict[str, list]:
+    """n, mean, std (ddof 1), median, ci_low and ci_high of each group of finite values."""
+    low, high = intervals(groups)
+    return {"n": [len(v) for v in groups],
+            "mean": [float(v.mean()) if len(v) else math.nan for v in groups],
+            "std": [float(v.std(ddof=1)) if len(v) > 1 else math.nan for v in groups],
+            "median": [float(np.median(v)) if len(v) else math.nan for v in groups],
+            "ci_low": [float(x) for x in low], "ci_high": [float(x) for x in high]}
+
+
 def describe(values) -> dict[str, float]:
     """n, mean, std (ddof 1), median and the 95% interval of the mean of some values (NaN and
     infinite values are left out: a diverged run has no final loss)."""
     v = np.asarray(values, dtype=float)
-    v = v[np.isfinite(v)]
-    low, high = intervals([v])
-    return {"n": len(v), "mean": float(v.mean()) if len(v) else math.nan,
-            "std": float(v.std(ddof=1)) if len(v) > 1 else math.nan,
-            "median": float(np.median(v)) if len(v) else math.nan, "ci_low": float(low[0]), "ci_high": float(high[0])}
+    return {k: col[0] for k, col in column_stats([v[np.isfinite(v)]]).items()}
 
 
 def config_columns(trials: pd.DataFrame) -> list[str]:
@@ -114,15 +120,12 @@ def usable(trials: pd.DataFrame) -> pd.DataFrame:
     return trials[trials["status"] != "failed"]
 
 
-STATISTICS = ("n", "mean", "std", "median", "ci_low", "ci_high")
-
-
 def group_stats(trials: pd.DataFrame, metric: str, by: list[str] | None = None) -> pd.DataFrame:
     """One row per group (by default: per configuration, over its seeds) with the group's keys,
     its seeds, and n, mean, std, median, ci_low, ci_high of `metric`. Values that are not finite
     are left out of every statistic (n counts what is left); failed trials are never counted."""
     wide = many_stats(trials, [metric], by)
-    return wide.rename(columns={f"{metric}_{s}": s for s in STATISTICS})
+    return wide.rename(columns=lambda c: c.removeprefix(f"{metric}_"))
 
 
 def many_stats(trials: pd.DataFrame, metrics: list[str], by: list[str] | None = None) -> pd.DataFrame:
@@ -140,12 +143,8 @@ def many_stats(trials: pd.DataFrame, metrics: list[str], by: list[str] | None = 
     out = pd.DataFrame(keys, columns=by) if by else pd.DataFrame(index=range(len(keys)))
     out["seeds"] = seeds
     for m in metrics:
-        groups = values[m]
-        out[f"{m}_n"] = [len(v) for v in groups]
-        out[f"{m}_mean"] = [float(v.mean()) if len(v) else math.nan for v in groups]
-        out[f"{m}_std"] = [float(v.std(ddof=1)) if len(v) > 1 else math.nan for v in groups]
-        out[f"{m}_median"] = [float(np.median(v)) if len(v) else math.nan for v in groups]
-        out[f"{m}_ci_low"], out[f"{m}_ci_high"] = intervals(groups)
+        for stat, column in column_stats(values[m]).items():
+            out[f"{m}_{stat}"] = column
     return out
 
 
@@ -170,10 +169,10 @@ class Selection:
     @property
     def how(self) -> str:
         if self.validation:
-            return (f"configuration chosen by mean {_words(self.select)} over seeds, stopping epoch chosen on "
-                    f"validation; reported: {_words(self.report)}")
-        return (f"no validation split: configuration chosen by mean {_words(self.select)} over seeds; "
-                f"reported: {_words(self.report)}")
+            return (f"configuration chosen by mean {metric_words(self.select)} over seeds, stopping epoch chosen on "
+                    f"validation; reported: {metric_words(self.report)}")
+        return (f"no validation split: configuration chosen by mean {metric_words(self.select)} over seeds; "
+                f"reported: {metric_words(self.report)}")
 
 
 def selection_for(task: str, has_validation: bool) -> Selection:
@@ -219,11 +218,12 @@ def no_validation_note(trials: pd.DataFrame, env: dict | None = None) -> str | N
            if (env or {}).get("schema_version", 2) < 2 else "validation = 0")
     sel = selection_of(trials)
     return (f"no validation split ({why}): configurations are chosen on the training set "
-            f"({_words(sel.select)}) and test numbers are at the final epoch; rerun with validation > 0 to "
+            f"({metric_words(sel.select)}) and test numbers are at the final epoch; rerun with validation > 0 to "
             "choose on validation")
 
 
-def _words(column: str) -> str:
+def metric_words(column: str) -> str:
+    """A summary column in words, e.g. 'test accuracy at the validation-chosen epoch'."""
     names = {"best_val_acc": "validation accuracy", "best_val_loss": "validation loss",
              "best_val_r2": "validation R²", "test_acc_at_best_val": "test accuracy at the validation-chosen epoch",
              "test_loss_at_best_val": "test loss at the validation-chosen epoch",
@@ -267,7 +267,7 @@ class Best:
         """How the configuration was chosen and what is reported, in words."""
         if self.confirmed and self.chosen_by:
             return (f"configuration chosen in stage 1 by {self.chosen_by}, stopping epoch chosen on validation; "
-                    f"reported: {_words(self.selection.report)} on fresh seeds")
+                    f"reported: {metric_words(self.selection.report)} on fresh seeds")
         return self.selection.how
 
 
@@ -279,7 +279,6 @@ def best_configs(trials: pd.DataFrame, per: tuple[str, ...] = ("optimizer",)) ->
     out: list[Best] = []
     outer = [c for c in ("sweep", "dataset") if c in trials]
     for key, d in trials.groupby(outer, sort=True):
-        d = d.copy()
         sel = selection_of(d)
         cols = [c for c in config_columns(d) if c not in ("stage", "sweep")]
         tune = d[d["stage"] != "confirm"] if "stage" in d else d
@@ -290,18 +289,18 @@ def best_configs(trials: pd.DataFrame, per: tuple[str, ...] = ("optimizer",)) ->
             stats = group_stats(g, sel.select, cols)
             stats = stats[np.isfinite(stats["mean"].to_numpy(dtype=float))]
             counts = g["status"].value_counts().to_dict()
-            confirmed = _rows_matching(confirm, group)
+            confirmed = rows_matching(confirm, group)
             how = None
             if len(confirmed):
                 chosen = confirmed.iloc[0][cols].to_dict()
                 if "chosen_by" in confirmed and confirmed["chosen_by"].notna().any():
                     how = str(confirmed["chosen_by"].dropna().iloc[0])
-                result_rows = usable(_rows_matching(confirmed, chosen))
-                tuning_rows = usable(_rows_matching(g, chosen))
+                result_rows = usable(rows_matching(confirmed, chosen))
+                tuning_rows = usable(rows_matching(g, chosen))
             elif len(stats):
                 order = stats.sort_values("mean", ascending=not sel.select_higher, kind="stable")
                 chosen = order.iloc[0][cols].to_dict()
-                result_rows = tuning_rows = usable(_rows_matching(g, chosen))
+                result_rows = tuning_rows = usable(rows_matching(g, chosen))
             else:
                 continue  # nothing finished with a number
             values = result_rows[sel.report].to_numpy(dtype=float)
@@ -321,8 +320,7 @@ def best_configs(trials: pd.DataFrame, per: tuple[str, ...] = ("optimizer",)) ->
     return out
 
 
-EDGE_KEYS = ("lr", "batch_size", "epochs", "momentum", "weight_decay", "eps", "alpha", "beta1", "beta2", "lr_decay",
-             "dampening", "initial_accumulator_value")
+EDGE_KEYS = ("lr", "batch_size", "epochs", *(k for k in KNOB_COLUMNS if k not in ("centered", "amsgrad")))
 
 
 def range_edges(group: pd.DataFrame, chosen: dict) -> list[tuple[str, float, str]]:
@@ -330,7 +328,7 @@ def range_edges(group: pd.DataFrame, chosen: dict) -> list[tuple[str, float, str
     values the group tried: the best may lie beyond the range swept."""
     out = []
     for k in EDGE_KEYS:
-        if k not in group or k not in chosen or _isnan(chosen[k]):
+        if k not in group or k not in chosen or is_missing(chosen[k]):
             continue
         values = sorted(v for v in group[k].dropna().unique())
         if len(values) >= 3 and chosen[k] in (values[0], values[-1]):
@@ -348,17 +346,19 @@ def edge_note(b: Best, with_dataset: bool = False) -> str | None:
     return f"{where}{b.name}: {'; '.join(parts)}; the best may lie beyond the range swept"
 
 
-def _rows_matching(df: pd.DataFrame, values: dict) -> pd.DataFrame:
+def rows_matching(df: pd.DataFrame, values: dict) -> pd.DataFrame:
+    """The rows of `df` whose columns equal `values` (a missing value matches a missing one);
+    keys that are not columns of `df` are ignored."""
     mask = np.ones(len(df), dtype=bool)
     for k, v in values.items():
         if k not in df:
             continue
         col = df[k]
-        mask &= (col.isna().to_numpy() if _isnan(v) else (col == v).to_numpy())
+        mask &= (col.isna().to_numpy() if is_missing(v) else (col == v).to_numpy())
     return df[mask]
 
 
-def _isnan(v) -> bool:
+def is_missing(v) -> bool:
     return v is None or v is pd.NA or (isinstance(v, float) and math.isnan(v))
 
 
@@ -516,14 +516,15 @@ def seeds_note(best: list[Best]) -> str:
     """Whether the seeds that chose a configuration also measured it."""
     if best and all(b.confirmed for b in best):
         seeds = sorted({s for b in best for s in b.seeds})
-        return (f"confirmed on fresh seeds ({_span(seeds)}) that took no part in choosing the configurations; "
+        return (f"confirmed on fresh seeds ({seed_span(seeds)}) that took no part in choosing the configurations; "
                 "tuning numbers are shown apart")
     seeds = sorted({s for b in best for s in b.seeds})
-    return (f"the same seeds ({_span(seeds)}) chose each configuration and measure it, so the winners' numbers "
+    return (f"the same seeds ({seed_span(seeds)}) chose each configuration and measure it, so the winners' numbers "
             "carry some of those seeds' luck; a [protocol] with confirm_seeds re-runs them on fresh seeds")
 
 
-def _span(seeds: list[int]) -> str:
+def seed_span(seeds: list[int]) -> str:
+    """'0-4' for a run of 3 or more consecutive seeds, else '0, 2'."""
     if len(seeds) >= 3 and seeds == list(range(seeds[0], seeds[-1] + 1)):
         return f"{seeds[0]}-{seeds[-1]}"
     return ", ".join(map(str, seeds))

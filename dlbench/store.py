@@ -180,6 +180,11 @@ def model_label(m: dict) -> str:
     return m["kind"]
 
 
+def trial_label(trial) -> str:
+    """'adam lr=0.001 bs=32 seed=0', from a trial config or a trials row."""
+    return f"{trial['optimizer']} lr={trial['lr']:.4g} bs={trial['batch_size']} seed={trial['seed']}"
+
+
 def schedule_label(s: dict) -> str:
     params = ",".join(f"{k}={v}" for k, v in s.items() if k not in ("kind", "warmup"))
     label = s["kind"] + (f"({params})" if params else "")
@@ -187,11 +192,12 @@ def schedule_label(s: dict) -> str:
 
 
 def _best(values, pick) -> float:
-    vals = [v for v in values if v is not None and isinstance(v, float | int) and math.isfinite(v)]
+    vals = [v for v in values if is_number(v)]
     return pick(vals) if vals else float("nan")
 
 
-def _finite(v) -> bool:
+def is_number(v) -> bool:
+    """A finite int or float (not a bool, not None, not NaN or inf)."""
     return isinstance(v, float | int) and not isinstance(v, bool) and math.isfinite(v)
 
 
@@ -202,11 +208,11 @@ def best_val_epoch(history: list[dict]) -> dict | None:
     step) is a candidate too: a trial that only got worse is honestly stopped there. The test
     set plays no part."""
     nan = float("nan")
-    rows = [r for r in history if _finite(r.get("val_loss", nan))]
+    rows = [r for r in history if is_number(r.get("val_loss", nan))]
     if not rows:
         return None
-    if any(_finite(r.get("val_acc", nan)) for r in rows):
-        rows = [r for r in rows if _finite(r.get("val_acc", nan))]
+    if any(is_number(r.get("val_acc", nan)) for r in rows):
+        rows = [r for r in rows if is_number(r.get("val_acc", nan))]
         return min(rows, key=lambda r: (-r["val_acc"], r["val_loss"], r["epoch"]))
     return min(rows, key=lambda r: (r["val_loss"], r["epoch"]))
 
@@ -257,7 +263,6 @@ def summary(result: dict) -> dict[str, Any]:
 HISTORY_CONFIG = ("dataset", "optimizer", "lr", "batch_size", "epochs", "seed")
 HISTORY_METRICS = ("train_loss", "train_eval_loss", "train_acc", "val_loss", "val_acc", "val_r2", "val_rmse",
                    "test_loss", "test_acc", "test_r2", "test_rmse")
-STAGES = ("tune", "confirm")  # a sweep's own trials, and the re-runs of a [protocol] on fresh seeds
 
 
 def tables(records) -> tuple[Any, Any]:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pandas as pd
 from rich.console import Console
 from rich.markup import escape
@@ -20,7 +21,7 @@ def config_label(config: dict, columns: list[str]) -> str:
     parts = []
     for c in columns:
         v = config.get(c)
-        if v is None or (isinstance(v, float) and math.isnan(v)):
+        if is_missing(v):
             continue
         parts.append(f"{short.get(c, c)}={v:.4g}" if isinstance(v, float) else f"{short.get(c, c)}={v}")
     return " ".join(parts)
@@ -37,14 +38,36 @@ def shown_hypers(trials: pd.DataFrame) -> list[str]:
     return out
 
 
-def fmt(v: float, digits: int = 4) -> str:
-    return f"{v:.{digits}g}" if isinstance(v, float | int) and math.isfinite(v) else "n/a"
+def is_missing(v) -> bool:
+    return v is None or v is pd.NA or (isinstance(v, float | np.floating) and not math.isfinite(v))
+
+
+def fmt(v, digits: int = 4) -> str:
+    """A number for a table: 4 significant digits, 'n/a' when missing."""
+    if is_missing(v):
+        return "n/a"
+    return f"{v:.{digits}g}" if isinstance(v, float | np.floating) else str(v)
+
+
+def fmt_interval(low, high) -> str:
+    """'[0.9694, 0.9806]', or 'n/a'."""
+    return "n/a" if is_missing(low) or is_missing(high) else f"[{fmt(low)}, {fmt(high)}]"
 
 
 def fmt_ci(d: dict) -> str:
-    if not math.isfinite(d["ci_low"]):
+    """The interval of a stats.describe() record, saying why there is none below 3 seeds."""
+    if is_missing(d["ci_low"]):
         return f"n/a (N<{stats.MIN_N_FOR_CI})" if d["n"] < stats.MIN_N_FOR_CI else "n/a"
-    return f"[{fmt(d['ci_low'])}, {fmt(d['ci_high'])}]"
+    return fmt_interval(d["ci_low"], d["ci_high"])
+
+
+def cell(v, digits: int = 4) -> str:
+    """A table cell: blank when missing, 'yes' or blank for a flag, numbers to `digits`."""
+    if is_missing(v):
+        return ""
+    if isinstance(v, bool | np.bool_):
+        return "yes" if v else ""
+    return f"{v:.{digits}g}" if isinstance(v, float | np.floating) else str(v)
 
 
 def render_summary(trials: pd.DataFrame, console: Console, env: dict | None = None, short: bool = False) -> None:
@@ -69,11 +92,11 @@ def render_summary(trials: pd.DataFrame, console: Console, env: dict | None = No
         table.add_column("optimizer")
         table.add_column("configuration")
         table.add_column("N", justify="right")
-        table.add_column(_short(sel.report), justify="right")
+        table.add_column(column_label(sel.report), justify="right")
         table.add_column("95% CI", justify="right")
         if confirmed:
             table.add_column("tuning (N)", justify="right")
-        table.add_column(_short(sel.select) + (" (tuning)" if confirmed else ""), justify="right")
+        table.add_column(column_label(sel.select) + (" (tuning)" if confirmed else ""), justify="right")
         if not short:
             for c in ("configs", "ok", "diverged", "failed"):
                 table.add_column(c, justify="right")
@@ -101,7 +124,8 @@ def render_summary(trials: pd.DataFrame, console: Console, env: dict | None = No
         console.print(stats.seeds_note(items), markup=False, highlight=False, style="dim")
 
 
-def _short(column: str) -> str:
+def column_label(column: str) -> str:
+    """A summary column as a short table header, e.g. 'test acc @ val-best'."""
     return {"test_acc_at_best_val": "test acc @ val-best", "test_loss_at_best_val": "test loss @ val-best",
             "test_r2_at_best_val": "test R² @ val-best", "best_val_acc": "val acc",
             "best_val_loss": "val loss", "final_train_acc": "final train acc",

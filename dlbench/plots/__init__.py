@@ -78,12 +78,33 @@ def target_default_metric(results) -> str:
     return stats.target_metric(stats.task_of(str(first["dataset"].iloc[0])), stats.has_validation(first))[0]
 
 
+def figure_job(results, kind: str, metric: str, x: str = "epoch", stat: str = "final", band: str = "ci",
+               axes: tuple[str, str] | None = None, target: float | None = None, target_metric: str | None = None):
+    """(draw, info, file stem) of one figure kind: its data step run, its drawing left to do."""
+    from dlbench.plots import _common, curves, heatmap, lr, profile, timing
+    from dlbench.plots import target as target_plot
+
+    if kind == "curves":
+        return curves.draw, curves.curves_info(results, metric, x, band), f"curves-{metric}-by-{x}"
+    if kind == "lr":
+        return lr.draw, lr.lr_info(results, metric, stat, band), f"lr-{metric}"
+    if kind == "heatmap":
+        pair = heatmap_axes(results, axes) or ("lr", "batch_size")
+        return (heatmap.draw, heatmap.heatmap_info(results, metric, pair, stat),
+                f"heatmap-{metric}-{pair[0]}-{pair[1]}")
+    if kind == "target":
+        m = _common.check_metric(target_metric or target_default_metric(results), results)
+        return target_plot.draw, target_plot.target_info(results, m, target), f"target-{m}"
+    if kind == "profile":
+        return profile.draw, profile.profile_info(results), "profile"
+    return timing.draw, timing.timing_info(results), "timing"
+
+
 def make_plots(folders: list[str], kind: str = "all", metric: str | None = None, x: str = "epoch",
                target: float | None = None, axes: str | None = None, fmt: str = "png", out: str | None = None,
                stat: str = "final", band: str = "ci") -> list[Path]:
     """Draw the figures and return the files written."""
-    from dlbench.plots import _common, curves, heatmap, lr, profile, timing
-    from dlbench.plots import target as target_plot
+    from dlbench.plots import _common
 
     check_options(kind, x, stat, fmt, band)
     results = _common.load(folders)
@@ -103,21 +124,7 @@ def make_plots(folders: list[str], kind: str = "all", metric: str | None = None,
     # every data step first: bad input stops before any file is written
     jobs = []
     for k in kinds:
-        if k == "curves":
-            jobs.append((curves.draw, curves.curves_info(results, metric, x, band), f"curves-{metric}-by-{x}"))
-        elif k == "lr":
-            jobs.append((lr.draw, lr.lr_info(results, metric, stat, band), f"lr-{metric}"))
-        elif k == "heatmap":
-            pair = heatmap_axes(results, axes_pair) or ("lr", "batch_size")
-            jobs.append((heatmap.draw, heatmap.heatmap_info(results, metric, pair, stat),
-                         f"heatmap-{metric}-{pair[0]}-{pair[1]}"))
-        elif k == "target":
-            # the target chooses an lr per batch size: a validation metric unless one was asked for
-            m = asked if kind == "target" and asked else target_default_metric(results)
-            m = _common.check_metric(m, results)
-            jobs.append((target_plot.draw, target_plot.target_info(results, m, target), f"target-{m}"))
-        elif k == "profile":
-            jobs.append((profile.draw, profile.profile_info(results), "profile"))
-        else:
-            jobs.append((timing.draw, timing.timing_info(results), "timing"))
+        # the target chooses an lr per batch size: a validation metric unless one was asked for
+        target_metric = asked if kind == "target" and asked else None
+        jobs.append(figure_job(results, k, metric, x, stat, band, axes_pair, target, target_metric))
     return [_common.save(draw(info), outdir, stem + tag, fmt) for draw, info, stem in jobs]

@@ -168,8 +168,7 @@ def log_scale(ax, axis: str = "x", base: int = 10) -> None:
     getattr(ax, f"set_{axis}scale")("log", base=base)
     target = ax.xaxis if axis == "x" else ax.yaxis
     target.set_major_formatter(ticker.FuncFormatter(lambda v, _: power_label(v, base)))
-    target.set_minor_formatter(ticker.NullFormatter() if base == 10 else ticker.FuncFormatter(
-        lambda v, _: ""))
+    target.set_minor_formatter(ticker.NullFormatter())
 
 
 def save(fig, out: Path, stem: str, fmt: str) -> Path:

@@ -4,7 +4,6 @@ dlbench.stats and the plots' info steps. Pure (no writing); the writers only lay
 from __future__ import annotations
 
 import functools
-import math
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,6 +13,7 @@ import pandas as pd
 
 from dlbench import stats
 from dlbench.errors import UserError
+from dlbench.store import trial_label
 
 # what the tables and the csv summarize over seeds, per configuration, besides the selection rule's own
 EXTRA_METRICS = ("best_val_loss", "test_loss_at_best_val", "final_test_loss", "final_train_eval_loss", "best_epoch",
@@ -84,11 +84,6 @@ def load(folders: list[str]):
     return _common.load(folders, read), envs
 
 
-def label(row) -> str:
-    bs = row.get("batch_size")
-    return f"{row['optimizer']} lr={row['lr']:.4g} bs={bs} seed={row['seed']}"
-
-
 def folder_info(name: str, path: Path, trials: pd.DataFrame, env: dict) -> FolderInfo:
     spec_path = path / "spec.toml"
     spec = spec_path.read_text() if spec_path.exists() else ""
@@ -102,9 +97,9 @@ def folder_info(name: str, path: Path, trials: pd.DataFrame, env: dict) -> Folde
     fallbacks = Counter(r for r in trials.get("fallback_reason", pd.Series(dtype=str)).dropna())
     return FolderInfo(
         name=name, path=path, spec=spec, env=env, counts=trials["status"].value_counts().to_dict(),
-        diverged=[(label(r), int(r["diverged_epoch"]) if pd.notna(r["diverged_epoch"]) else -1)
+        diverged=[(trial_label(r), int(r["diverged_epoch"]) if pd.notna(r["diverged_epoch"]) else -1)
                   for _, r in div.iterrows()],
-        failed=[(label(r), str(r["error"])) for _, r in bad.iterrows()],
+        failed=[(trial_label(r), str(r["error"])) for _, r in bad.iterrows()],
         fallbacks=dict(fallbacks), engines=trials["engine"].value_counts().to_dict(),
         trial_seconds=float(np.nansum(trials["wall_time"].to_numpy(dtype=float))), notes=notes)
 
@@ -127,64 +122,55 @@ def config_table(trials: pd.DataFrame, best: list[stats.Best]) -> tuple[pd.DataF
         want = {**b.config, **({"sweep": b.sweep} if "sweep" in table else {})}
         if b.confirmed:
             want["stage"] = "confirm"
-        hit = stats._rows_matching(table, want)
+        hit = stats.rows_matching(table, want)
         chosen[table.index.get_indexer(hit.index)] = True
     table.insert(len(cols), "chosen", chosen)
     return table, metrics
 
 
 def figure_plan(results) -> list[str]:
-    """The figures the data supports, in page order: curves with CI bands; lr sensitivity (2+
-    lrs); the heatmap and steps to a validation target (2+ batch sizes); the performance profile
-    (2+ problems); timing."""
-    from dlbench.plots import n_problems
+    """The figures the data supports, in page order (dlbench.plots.supported_kinds), the heatmap
+    only over lr × batch size: curves with CI bands; lr sensitivity (2+ lrs); the heatmap and
+    steps to a validation target (2+ batch sizes); the performance profile (2+ problems); timing."""
+    from dlbench.plots import supported_kinds
 
-    t = results.trials
-    plan = ["curves"]
-    if t["lr"].nunique() > 1:
-        plan.append("lr")
-    if t["batch_size"].nunique() > 1:
-        plan += ["heatmap", "target"]
-    if n_problems(results) > 1:
-        plan.append("profile")
-    return [*plan, "timing"]
+    several_batch_sizes = results.trials["batch_size"].nunique() > 1
+    return [k for k in supported_kinds(results) if k != "heatmap" or several_batch_sizes]
 
 
 def make_figure(results, key: str) -> Figure:
     """One figure's record (the plot module's info step) with its title and caption."""
-    from dlbench.plots import _common, curves, heatmap, heatmap_axes, lr, profile, target, target_default_metric, timing
+    from dlbench.plots import _common, figure_job
 
     t = results.trials
-    first = t[t["dataset"] == t["dataset"].iloc[0]]
-    task = stats.task_of(str(first["dataset"].iloc[0]))
+    task = stats.task_of(str(t["dataset"].iloc[0]))
     shown = "test_acc" if task in ("binary", "multiclass") else ("test_r2" if task == "regression" else "test_loss")
     shown = _common.check_metric(shown, results)
+    draw, info, _ = figure_job(results, key, shown, "epoch", stat="best", band="ci")
+    words = _common.label(shown)
     if key == "curves":
-        return Figure(key, "Learning curves", f"{_common.label(shown)} by epoch: mean over seeds, band: "
-                      f"{stats.BAND_WORDS['ci']} (none below {stats.MIN_N_FOR_CI} seeds); x: diverged.",
-                      curves.curves_info(results, shown, "epoch", "ci"), curves.draw)
-    if key == "lr":
-        return Figure(key, "Learning-rate sensitivity", f"{_common.label(shown)} at the epoch chosen on validation, "
-                      "mean over seeds with a 95% CI; ▲: a seed diverged.", lr.lr_info(results, shown, "best", "ci"),
-                      lr.draw)
-    if key == "heatmap":
-        axes = heatmap_axes(results) or ("lr", "batch_size")
-        return Figure(key, "Learning rate × batch size", f"{_common.label(shown)} at the epoch chosen on validation "
-                      "(mean over seeds); the outlined cell is the one validation chose.",
-                      heatmap.heatmap_info(results, shown, axes, "best"), heatmap.draw)
-    if key == "target":
-        metric = target_default_metric(results)
-        info = target.target_info(results, metric)
-        return Figure(key, "Steps to a validation target", f"optimizer steps until {_common.label(metric)} reaches "
-                      f"{info.target:g}; the best lr per batch size (median over seeds).", info, target.draw)
-    if key == "profile":
-        info = profile.profile_info(results)
-        return Figure(key, "Performance profile", "fraction of problems on which an optimizer's steps to the problem's "
-                      f"validation target are within τ of the best optimizer's; target: {100 * info.costs.fraction:g}% "
-                      "of the way from the untrained model to the best result in the sweep; ∞ when never reached.",
-                      info, profile.draw)
-    return Figure(key, "Time per epoch", "median seconds per epoch per trial, training and evaluation; fused trials "
-                  "share their unit's time.", timing.timing_info(results), timing.draw)
+        title, caption = "Learning curves", (f"{words} by epoch: mean over seeds, band: {stats.BAND_WORDS['ci']} "
+                                             f"(none below {stats.MIN_N_FOR_CI} seeds); x: diverged.")
+    elif key == "lr":
+        title, caption = "Learning-rate sensitivity", (f"{words} at the epoch chosen on validation, mean over seeds "
+                                                       "with a 95% CI; ▲: a seed diverged.")
+    elif key == "heatmap":
+        title = " × ".join(a.replace("_", " ") for a in info.axes)
+        caption = (f"{words} at the epoch chosen on validation (mean over seeds); the outlined cell is the one "
+                   "validation chose.")
+    elif key == "target":
+        title, caption = "Steps to a validation target", (f"optimizer steps until {_common.label(info.metric)} "
+                                                          f"reaches {info.target:g}; the best lr per batch size "
+                                                          "(median over seeds).")
+    elif key == "profile":
+        title, caption = "Performance profile", (
+            "fraction of problems on which an optimizer's steps to the problem's validation target are within τ of "
+            f"the best optimizer's; target: {100 * info.costs.fraction:g}% of the way from the untrained model to the "
+            "best result in the sweep; ∞ when never reached.")
+    else:
+        title, caption = "Time per epoch", ("median seconds per epoch per trial, training and evaluation; fused "
+                                            "trials share their unit's time.")
+    return Figure(key, title, caption, info, draw)
 
 
 def figures(results) -> list[Figure]:
@@ -207,11 +193,3 @@ def summarize(folders: list[str], results, envs: dict, figs: list[Figure]) -> Re
     title = " vs ".join(i.name for i in infos)
     return ReportData(title, infos, best, comparisons, stats.seeds_note(best), configs, metrics, t, figs,
                       len(folders) > 1)
-
-
-def fmt(v, digits: int = 4) -> str:
-    if v is None or (isinstance(v, float) and not math.isfinite(v)):
-        return "n/a"
-    if isinstance(v, float | np.floating):
-        return f"{v:.{digits}g}"
-    return str(v)

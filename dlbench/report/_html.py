@@ -5,16 +5,15 @@ from __future__ import annotations
 
 import io
 import json
-import math
 import re
 import time
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 from dlbench import __version__, stats
-from dlbench.report._data import ReportData, fmt
+from dlbench.report._data import ReportData
+from dlbench.summary import cell, column_label, fmt, fmt_ci, fmt_interval
 from dlbench.summary import config_label as _config_label
 
 TRIAL_COLUMNS = ("sweep", "dataset", "optimizer", "lr", "batch_size", "epochs", "seed", "stage", "status",
@@ -38,17 +37,6 @@ def svg(fig, n: int) -> str:
     return re.sub(r"<metadata>.*?</metadata>", "", text, flags=re.S)
 
 
-def _ci(d: dict) -> str:
-    return _interval(d["ci_low"], d["ci_high"]) if math.isfinite(d["ci_low"]) else (
-        f"n/a (N<{stats.MIN_N_FOR_CI})" if d["n"] < stats.MIN_N_FOR_CI else "n/a")
-
-
-def _interval(lo, hi) -> str:
-    if lo is None or hi is None or not (math.isfinite(lo) and math.isfinite(hi)):
-        return "n/a"
-    return f"[{fmt(lo)}, {fmt(hi)}]"
-
-
 def _verdict(c: stats.Comparison) -> str:
     v = c.verdict
     if v == "n/a":
@@ -62,16 +50,6 @@ def _tag_class(c: stats.Comparison) -> str:
     return {"a": "better", "b": "better", "none": "same"}.get(c.verdict, "few")
 
 
-def _show(v) -> str:
-    if v is None or v is pd.NA or (isinstance(v, float) and math.isnan(v)):
-        return ""
-    if isinstance(v, bool | np.bool_):
-        return "yes" if v else ""
-    if isinstance(v, float | np.floating):
-        return f"{v:.4g}"
-    return str(v)
-
-
 def groups(data: ReportData) -> list[dict]:
     """The best configurations and comparisons of each (folder, dataset)."""
     out = []
@@ -80,16 +58,14 @@ def groups(data: ReportData) -> list[dict]:
         best = [b for b in data.best if (b.sweep, b.dataset) == (sweep, dataset)]
         sel = best[0].selection
         best.sort(key=lambda b: -b.report["mean"] if sel.report_higher else b.report["mean"])
-        from dlbench.summary import _short
-
         pairs = [c for c in data.comparisons if (c.sweep, c.dataset) == (sweep, dataset)]
         ties = [c.b if c.a == best[0].name else c.a for c in pairs
                 if best[0].name in (c.a, c.b) and c.verdict in ("none", "n/a")]
         out.append({"title": f"{sweep}: {dataset}" if data.several else dataset, "dataset": dataset, "ties": ties,
                     "best": best, "leader": best[0], "leader_config": _config_label(best[0].config, data.hypers),
-                    "metric_words": stats._words(sel.report), "how": "; ".join(dict.fromkeys(b.how for b in best)),
-                    "report_short": _short(sel.report),
-                    "select_short": _short(sel.select), "confirmed": any(b.confirmed for b in best),
+                    "metric_words": stats.metric_words(sel.report),
+                    "how": "; ".join(dict.fromkeys(b.how for b in best)), "report_short": column_label(sel.report),
+                    "select_short": column_label(sel.select), "confirmed": any(b.confirmed for b in best),
                     "comparisons": pairs, "edges": [n for n in (stats.edge_note(b) for b in best) if n]})
     return out
 
@@ -116,12 +92,10 @@ def render(data: ReportData, figures: list[dict] | None = None) -> str:
     trial_cols = [c for c in TRIAL_COLUMNS if c in data.trials and (
         data.trials[c].notna().any() and (c not in ("sweep", "stage") or data.trials[c].nunique() > 1))]
     numeric = {c for c in trial_cols if pd.api.types.is_numeric_dtype(data.trials[c])}
-    from dlbench.summary import _short
-
     return env.get_template("report.html.j2").render(
         data=data, version=__version__, written=time.strftime("%Y-%m-%d %H:%M"), groups=groups(data),
-        figures=figures, fmt=fmt, ci=_ci, interval=_interval, verdict=_verdict, tag_class=_tag_class, show=_show,
-        short=_short,
+        figures=figures, fmt=fmt, ci=fmt_ci, interval=fmt_interval, verdict=_verdict, tag_class=_tag_class, show=cell,
+        short=column_label,
         config_label=lambda b: _config_label(b.config, data.hypers),
         env_json=lambda e: json.dumps(e, indent=2, sort_keys=True, default=str),
         config_cols=keys, config_metrics=config_metrics, config_rows=configs.to_dict("records"),

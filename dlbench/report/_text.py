@@ -10,8 +10,8 @@ import re
 import pandas as pd
 
 from dlbench import stats
-from dlbench.report._data import ReportData, fmt
-from dlbench.summary import _short, config_label
+from dlbench.report._data import ReportData
+from dlbench.summary import cell, column_label, config_label, fmt, fmt_interval
 
 # --------------------------------------------------------------------------------------------
 # Markdown
@@ -25,10 +25,6 @@ def md_table(header: list[str], rows: list[list]) -> str:
     lines = ["| " + " | ".join(_md_cell(h) for h in header) + " |", "|" + "|".join("---" for _ in header) + "|"]
     lines += ["| " + " | ".join(_md_cell(c) for c in r) + " |" for r in rows]
     return "\n".join(lines)
-
-
-def _ci(lo, hi) -> str:
-    return f"[{fmt(lo)}, {fmt(hi)}]" if math.isfinite(lo) and math.isfinite(hi) else "n/a"
 
 
 def markdown(data: ReportData) -> str:
@@ -46,8 +42,8 @@ def markdown(data: ReportData) -> str:
     for b in data.best:
         row = ([b.sweep] if data.several else []) + [b.dataset, b.name, config_label(b.config, data.hypers),
                                                      b.report["n"], fmt(b.report["mean"]),
-                                                     _ci(b.report["ci_low"], b.report["ci_high"]),
-                                                     _short(b.selection.report)]
+                                                     fmt_interval(b.report["ci_low"], b.report["ci_high"]),
+                                                     column_label(b.selection.report)]
         if confirmed:
             row.append(f"{fmt(b.tuning['mean'])} ({b.tuning['n']})" if b.tuning else "")
         rows.append(row)
@@ -68,20 +64,15 @@ def markdown(data: ReportData) -> str:
     keys = [c for c in stats.config_columns(cfg) if cfg[c].nunique(dropna=True) > 1 or c in ("dataset", "optimizer")]
     m = data.metrics[0]
     out += ["", "## All configurations", "", md_table(
-        [*keys, "chosen", "N", _short(m), "95% CI"],
-        [[_plain(r[c]) for c in keys] + ["yes" if r["chosen"] else "", int(r[f"{m}_n"]), fmt(r[f"{m}_mean"]),
-                                        _ci(r[f"{m}_ci_low"], r[f"{m}_ci_high"])] for r in cfg.to_dict("records")])]
+        [*keys, "chosen", "N", column_label(m), "95% CI"],
+        [[cell(r[c], 6) for c in keys] + [cell(r["chosen"]), int(r[f"{m}_n"]), fmt(r[f"{m}_mean"]),
+                                          fmt_interval(r[f"{m}_ci_low"], r[f"{m}_ci_high"])]
+         for r in cfg.to_dict("records")])]
     bad = [(f.name, name, f"diverged at epoch {e}") for f in data.folders for name, e in f.diverged]
     bad += [(f.name, name, f"failed: {why}") for f in data.folders for name, why in f.failed]
     if bad:
         out += ["", "## Diverged and failed trials", "", md_table(["folder", "trial", "what happened"], bad)]
     return "\n".join(out) + "\n"
-
-
-def _plain(v) -> str:
-    if v is None or v is pd.NA or (isinstance(v, float) and math.isnan(v)):
-        return ""
-    return f"{v:g}" if isinstance(v, float) else str(v)
 
 
 # --------------------------------------------------------------------------------------------
@@ -133,7 +124,7 @@ def latex(data: ReportData) -> str:
 
 
 def caption(data: ReportData) -> str:
-    words = list(dict.fromkeys(stats._words(b.selection.report) for b in data.best))
+    words = list(dict.fromkeys(stats.metric_words(b.selection.report) for b in data.best))
     hows = list(dict.fromkeys(b.how for b in data.best))
     ns = sorted({b.report["n"] for b in data.best})
     n = f"N = {ns[0]}" if len(ns) == 1 else f"N = {ns[0]}-{ns[-1]}"
