@@ -8,4 +8,6 @@ __version__ = "0.1.0"
 #   2: a validation split (val_* history columns; validation, best_val_*, best_epoch,
 #      test_*_at_best_val, final_train_* trial columns); stage (tune / confirm) and
 #      fallback_reason per trial; spec.toml may hold [[grid]], [search] points and [protocol].
-SCHEMA_VERSION = 2
+#   3: task, n_train, n_val and n_test per trial (the data it was measured on); trials.parquet's
+#      configuration columns include every optimizer keyword a trial set.
+SCHEMA_VERSION = 3

@@ -29,6 +29,8 @@ app = typer.Typer(
 )
 
 Opt = typer.Option
+CI_HELP = ("Intervals and verdicts: t (Student's t for means, Welch for differences; right at any N) or bootstrap "
+           "(BCa; fit only for many seeds, see docs/statistics.md).")
 
 
 @app.command(epilog=(
@@ -103,12 +105,16 @@ def sweep(
 def show(
     results: Annotated[str, typer.Argument(help="A results folder written by `dlbench sweep`.")],
     json_: Annotated[bool, Opt("--json", help="One JSON object per trial, for scripts.")] = False,
+    ci: Annotated[str, Opt(help=CI_HELP)] = "t",
 ) -> int:
-    """Summary table of a finished or partial sweep."""
+    """Summary table of a finished or partial sweep: each optimizer at its best configuration with N and the
+    95% CI, and the verdict of every pair."""
     from dlbench import store
     from dlbench.output import console as make_console
+    from dlbench.stats import check_ci
     from dlbench.summary import render_summary
 
+    check_ci(ci)
     trials, history, env = store.read_results(results)
     if json_:
         sys.stdout.write(trials.drop(columns=["config"], errors="ignore").to_json(orient="records", lines=True))
@@ -120,7 +126,7 @@ def show(
     counts = trials["status"].value_counts().to_dict()
     console.print(f"{results}: {len(trials)} trials ({', '.join(f'{v} {k}' for k, v in counts.items())}), "
                   f"{len(history)} history rows")
-    render_summary(trials, console, env)
+    render_summary(trials, console, env, method=ci, where=results)
     return 0
 
 
@@ -142,10 +148,11 @@ def plot(
     target: Annotated[float | None, Opt(help="Target value for --kind target (default: 95% of the best).")]
     = None,
     axes: Annotated[str | None, Opt(help="Two axes for the heatmap, e.g. lr,batch_size.")] = None,
-    stat: Annotated[str, Opt(help="final, or best: the value at the epoch chosen on validation (lr, heatmap).")]
-    = "final",
-    band: Annotated[str, Opt(help="Band over seeds (curves, lr): ci (95% bootstrap CI of the mean), std, minmax "
-                                  "or none.")] = "ci",
+    stat: Annotated[str, Opt(help="best: the value at the epoch chosen on validation (as the tables), or final "
+                                  "(lr, heatmap).")] = "best",
+    band: Annotated[str, Opt(help="Band over seeds (curves, lr): ci (95% interval of the mean, see --ci), std, "
+                                  "minmax or none.")] = "ci",
+    ci: Annotated[str, Opt(help=CI_HELP)] = "t",
     format_: Annotated[str, Opt("--format", help="png, svg or pdf.")] = "png",
     out: Annotated[str | None, Opt(help="Folder for the figures (default: <first folder>/plots).")] = None,
 ) -> int:
@@ -153,7 +160,7 @@ def plot(
     profile, timing."""
     from dlbench.plots import make_plots
 
-    for path in make_plots(results, kind, metric, x, target, axes, format_, out, stat, band):
+    for path in make_plots(results, kind, metric, x, target, axes, format_, out, stat, band, ci):
         typer.echo(f"wrote {path}")
     return 0
 
@@ -169,12 +176,13 @@ def report(
     results: Annotated[list[str], typer.Argument(help="One or more results folders.")],
     format_: Annotated[str, Opt("--format", help="html (one self-contained page), md, tex or csv.")] = "html",
     out: Annotated[str | None, Opt(help="File to write (default: <first folder>/report.<format>).")] = None,
+    ci: Annotated[str, Opt(help=CI_HELP)] = "t",
 ) -> int:
     """A sweep on one page: what ran, each optimizer at its best configuration with N and the 95% CI, the
     pairwise verdicts, the figures and every table; offline html, or md, tex and csv for papers."""
     from dlbench.report import make_report
 
-    for path in make_report(results, format_, out):
+    for path in make_report(results, format_, out, ci):
         typer.echo(f"wrote {path}")
     return 0
 

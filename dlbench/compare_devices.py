@@ -81,7 +81,13 @@ def run_compare(dataset: str = "digits", model: str | None = None, batch_sizes: 
     # the baseline label is the first CPU configuration measured
     labels = list(dict.fromkeys(r["device"] for r in rows))
     if sweep_spec is not None:
-        rows += time_sweep(sweep_spec, ["cpu", *accelerators], console, repeats=1 if quick else 3)
+        try:
+            rows += time_sweep(sweep_spec, ["cpu", *accelerators], console, repeats=1 if quick else 3)
+        except SweepTimingError as e:
+            from dlbench.output import console as make_console
+
+            make_console(stderr=True).print(f"[red]error:[/] {e}", highlight=False)
+            return e.code
     report = dev.summary(rows, labels)
     path = Path(out) / name
     write_report(path, rows, report, dataset, model_spec, accelerators, default_threads)
@@ -113,9 +119,13 @@ def time_sweep(raw_spec: dict, devices: list[str], console, repeats: int = 3) ->
             for engine, sweep in sweeps.items():
                 with tempfile.TemporaryDirectory() as tmp:
                     t0 = time.perf_counter()
-                    run_sweep(sweep, tmp, workers=1, console=_quiet())
-                    if r:  # the first round warms up
-                        times[engine].append(time.perf_counter() - t0)
+                    code = run_sweep(sweep, tmp, workers=1, console=_quiet())
+                    seconds = time.perf_counter() - t0
+                if code != 0:  # a sweep that failed or was stopped timed nothing worth reporting
+                    raise SweepTimingError(f"--include-sweep: the sweep on {device} with the {engine} engine ended "
+                                           f"with exit code {code}; its time is not reported", code)
+                if r:  # the first round warms up
+                    times[engine].append(seconds)
         for engine, ts in times.items():
             seconds = statistics.median(ts)
             n = len(sweeps[engine].trials)
@@ -126,6 +136,14 @@ def time_sweep(raw_spec: dict, devices: list[str], console, repeats: int = 3) ->
                          "seconds_per_call": seconds, "blocks": len(ts), "calls_per_block": 1,
                          "peak_memory_bytes": None, "trials": n})
     return rows
+
+
+class SweepTimingError(Exception):
+    """The timed sweep did not finish cleanly (a failed trial, a signal): its exit code is the command's."""
+
+    def __init__(self, message: str, code: int):
+        super().__init__(message)
+        self.code = code
 
 
 def _quiet():

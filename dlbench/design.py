@@ -231,7 +231,7 @@ def _sample_one(key: str, value: Any, u: float):
 # Protocol: tune, then confirm on fresh seeds
 
 
-def check_protocol(protocol: Any, summary_columns: tuple[str, ...], config_keys: tuple[str, ...]) -> dict | None:
+def check_protocol(protocol: Any, select_columns: tuple[str, ...], config_keys: tuple[str, ...]) -> dict | None:
     if protocol is None:
         return None
     from dlbench.stats import higher_is_better
@@ -241,9 +241,12 @@ def check_protocol(protocol: Any, summary_columns: tuple[str, ...], config_keys:
                         "confirm_seeds")
     check_keys(protocol, ("select", "direction", "per", "confirm_seeds"), "protocol.")
     select = protocol.get("select", "best_val_acc")
-    if select not in summary_columns:
-        raise UserError(f"protocol.select = {select!r} is not a summary column{did_you_mean(select, summary_columns)}; "
-                        f"allowed: {', '.join(summary_columns)}")
+    if isinstance(select, str) and "test" in select.split("_"):
+        raise UserError(f"protocol.select = {select!r} is a test metric, and test numbers never choose; allowed: "
+                        f"{', '.join(select_columns)}")
+    if select not in select_columns:
+        raise UserError(f"protocol.select = {select!r} is not a summary column{did_you_mean(select, select_columns)}; "
+                        f"allowed: {', '.join(select_columns)}")
     direction = protocol.get("direction")
     if direction is None:
         higher = higher_is_better(select)
@@ -288,26 +291,27 @@ def _hashable(v):
 
 
 def choose(trials: list[dict], results: dict[str, dict], protocol: dict) -> dict[tuple, dict]:
-    """The configuration each group confirms: the best mean of `select` over its seeds among the
-    stage-1 trials (values that are not finite left out); ties go to the configuration met first
-    in the sweep's order. Returns group -> a stage-1 trial of the chosen configuration."""
-    from dlbench.store import is_number
+    """The configuration each group confirms: dlbench.stats.choose over the group's stage-1 trials
+    (the one selection rule every reader uses: the best mean of `select` over seeds, ties to the
+    task's tie-breakers, then to the configuration that sorts first). Returns group -> a stage-1
+    trial of the chosen configuration."""
+    import pandas as pd
 
-    per, select = protocol["per"], protocol["select"]
-    sign = 1.0 if protocol["direction"] == "max" else -1.0
-    configs: dict[tuple, dict[str, Any]] = {}  # group -> config key -> [first trial, values]
-    for t in trials:
-        key = config_key(t)
-        entry = configs.setdefault(_group(t, per), {}).setdefault(key, [t, []])
-        v = results[t["id"]].get(select)
-        if is_number(v):
-            entry[1].append(float(v))
+    from dlbench import stats
+    from dlbench.data import dataset_info, validation_of
+    from dlbench.store import flat_config
+
     chosen = {}
-    for group, by_config in configs.items():
-        scored = [(sign * sum(vals) / len(vals), -i, first) for i, (first, vals) in enumerate(by_config.values())
-                  if vals]
-        if scored:
-            chosen[group] = max(scored, key=lambda s: (s[0], s[1]))[2]
+    for group in groups_of(trials, protocol["per"]):
+        members = [t for t in trials if _group(t, protocol["per"]) == group]
+        rows = pd.DataFrame([{**flat_config(t), **results[t["id"]], "config": config_key(t)} for t in members])
+        first = members[0]
+        sel = stats.selection_for(dataset_info(first["dataset"]).task, validation_of(first) > 0,
+                                  protocol["select"], protocol["direction"] == "max")
+        choice = stats.choose(rows, sel)
+        if choice is not None:
+            trial_id = stats.rows_matching(rows, choice.config).iloc[0]["trial_id"]
+            chosen[group] = next(t for t in members if t["id"] == trial_id)
     return chosen
 
 

@@ -53,8 +53,10 @@ def run_lesson(name: str, out: str = "results", overrides: list[str] | None = No
     sweep = load_lesson(name, overrides)
     console.print(f"[bold]{name}[/]: {sweep.lesson['claim']}")
     code = run_sweep(sweep, out, workers=workers, console=console)
-    folder = str(Path(out) / sweep.name)
     files: list[Path] = []
+    if code >= 128:  # stopped by a signal: nothing more to do (the sweep said how to resume)
+        return code, files
+    folder = str(Path(out) / sweep.name)
     metric = sweep.lesson.get("metric")
     for kind in sweep.lesson.get("figures", ["curves"]):
         for x in (sweep.lesson.get("x", ["epoch"]) if kind == "curves" else ["epoch"]):

@@ -11,16 +11,6 @@ LOSSES = {
     "objective": ("problem",),
 }
 ALL_LOSSES = sorted({name for names in LOSSES.values() for name in names})
-DESCRIPTIONS = {
-    "mse": "mean squared error (continuous targets)",
-    "huber": "Huber loss, delta 1 (continuous targets, robust to outliers)",
-    "bce": "binary cross-entropy on one logit (BCEWithLogitsLoss)",
-    "cross_entropy": "softmax cross-entropy (categorical targets)",
-    "nll": "negative log-likelihood of log-softmax outputs",
-    "problem": "the problem's own objective (DeepOBS)",
-}
-
-
 def check_loss(value, task: str, dataset: str) -> str:
     if value is None or value == "auto":
         return LOSSES[task][0]

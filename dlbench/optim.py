@@ -141,10 +141,6 @@ OPTIMIZERS: dict[str, Optimizer] = {
 }
 
 
-def optimizer_knobs(name: str) -> dict[str, Any]:
-    return OPTIMIZERS[name].defaults
-
-
 def check_optimizer_knobs(name: str, knobs: dict[str, Any], where: str) -> dict[str, Any]:
     """Fill defaults and validate each knob; extra constraints between knobs are checked here."""
     out = {}

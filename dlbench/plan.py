@@ -122,9 +122,18 @@ def run_unit(unit: Unit, data_dir: str | None = None) -> list[dict]:
         ds = datasets.load(unit.trials[0]["dataset"], data_dir, validation_of(unit.trials[0]))
     except Exception as e:  # noqa: BLE001 - reported per trial, the sweep goes on
         return [failed(t, e, unit.engine) for t in unit.trials]
-    if unit.engine == "fused":
-        return _run_fused(unit.trials, ds)
-    return _run_reference(unit.trials, ds, unit.reason)
+    results = _run_fused(unit.trials, ds) if unit.engine == "fused" else _run_reference(unit.trials, ds, unit.reason)
+    sizes = data_record(ds)
+    for r in results:
+        r["data"] = sizes
+    return results
+
+
+def data_record(ds) -> dict:
+    """What a trial's numbers were measured on: the task and the size of each split (a test
+    accuracy moves in steps of 1 / n_test)."""
+    return {"task": ds.task, "n_train": len(ds.x_train), "n_val": 0 if ds.x_val is None else len(ds.x_val),
+            "n_test": len(ds.x_test)}
 
 
 def _run_fused(trials: list[dict], ds) -> list[dict]:

@@ -258,7 +258,7 @@ def _run(sweep: Sweep, results: ResultsDir, workers: int, wanted_devices: list[s
     current = [records[t["id"]] for t in all_trials if t["id"] in records]
     trials, _ = store.tables(current)
     if not trials.empty:
-        render_summary(trials, console, {"schema_version": SCHEMA_VERSION}, short=True)
+        render_summary(trials, console, {"schema_version": SCHEMA_VERSION}, short=True, where=str(path))
     console.print(f"results: {path}  (trials.parquet, history.parquet; `dlbench plot {path}`)")
     statuses = Counter(r["result"]["status"] for r in current)
     if statuses["failed"]:
@@ -412,8 +412,9 @@ def check_expectations(expect: dict[str, str], trials) -> list[str]:
 
     Counts (ok, diverged, failed) are over trials. A metric is judged on the configuration chosen
     on validation, per dataset (the mean over its seeds; dlbench.stats.best_configs across all
-    optimizers): `test_acc_at_best_val >= 0.9` asks that the chosen configuration reach 0.9 on
-    test. The best_test_* keys of specs written before validation splits keep their meaning:
+    optimizers, which under a [protocol] picks among the confirmed configurations and measures
+    on their fresh seeds): `test_acc_at_best_val >= 0.9` asks that the chosen configuration reach
+    0.9 on test. The best_test_* keys of specs written before validation splits keep their meaning:
     the best value of any trial."""
     import numpy as np
 

@@ -80,12 +80,11 @@ EXPECT_METRICS = {
 EXPECT_OPS = (">=", "<=", "==", ">", "<")
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 MAX_TRIALS = 100_000
-# numeric columns of trials.parquet that a [protocol] may select on (dlbench.store.summary)
-SUMMARY_COLUMNS = ("best_val_acc", "best_val_loss", "best_val_r2", "test_acc_at_best_val", "test_loss_at_best_val",
-                   "test_r2_at_best_val", "final_train_loss", "final_train_eval_loss", "final_train_acc",
-                   "final_val_loss", "final_val_acc", "final_test_loss", "final_test_acc", "final_test_r2",
-                   "best_train_loss", "best_test_loss", "best_test_acc", "best_test_r2", "best_epoch", "steps",
-                   "epochs_run", "train_time", "eval_time", "wall_time")
+# numeric columns of trials.parquet that a [protocol] may select on (dlbench.store.summary): never a
+# test metric (design.check_protocol names those apart)
+SELECT_COLUMNS = ("best_val_acc", "best_val_loss", "best_val_r2", "final_train_loss", "final_train_eval_loss",
+                  "final_train_acc", "final_val_loss", "final_val_acc", "best_train_loss", "best_epoch", "steps",
+                  "epochs_run", "train_time", "eval_time", "wall_time")
 
 
 @dataclass
@@ -269,7 +268,7 @@ def build_sweep(raw: dict, default_name: str = "sweep") -> Sweep:
     raw_grid = raw.pop("grid", None)
     grid_tables = _grid_tables(raw_grid)
     search = design.check_search(raw.pop("search", None))
-    protocol = design.check_protocol(raw.pop("protocol", None), SUMMARY_COLUMNS,
+    protocol = design.check_protocol(raw.pop("protocol", None), SELECT_COLUMNS,
                                      tuple(k for k in AXIS_KEYS if k != "seed"))
     expect = _check_expect(raw.pop("expect", {}) or {})
     lesson = _check_lesson(raw.pop("lesson", {}) or {})

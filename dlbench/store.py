@@ -115,23 +115,17 @@ class ResultsDir:
         if not self.records.is_dir():
             return good, damaged
         for f in sorted(self.records.glob("*.json")):
-            try:
-                rec = json.loads(f.read_text())
-                ok = (isinstance(rec, dict) and all(k in rec for k in RECORD_KEYS)
-                      and rec["trial"].get("id") == f.stem and "history" in rec["result"]
-                      and rec["result"].get("status") in ("ok", "diverged", "failed"))
-            except (ValueError, UnicodeDecodeError, AttributeError, TypeError):
-                ok = False
-            if ok and rec["schema_version"] > SCHEMA_VERSION:
-                raise UserError(newer_schema_message(self.path, rec["schema_version"]))
-            if ok:
-                good[f.stem] = rec
-            else:
+            rec = read_record(f)
+            if rec is None:
                 damaged.append(f.name)
                 try:
                     f.rename(f.with_suffix(".damaged"))
                 except OSError:
                     pass
+                continue
+            if rec["schema_version"] > SCHEMA_VERSION:
+                raise UserError(newer_schema_message(self.path, rec["schema_version"]))
+            good[f.stem] = rec
         return good, damaged
 
     def consolidate(self, records: dict[str, dict]) -> None:
@@ -143,6 +137,19 @@ class ResultsDir:
             buf = io.BytesIO()
             df.to_parquet(buf, index=False)
             atomic_write(self.path / name, buf.getvalue())
+
+
+def read_record(f: Path) -> dict | None:
+    """A trial record as written by save_trial, or None when the file is damaged (not JSON, cut
+    short, or missing what every record holds)."""
+    try:
+        rec = json.loads(f.read_text())
+        ok = (isinstance(rec, dict) and all(k in rec for k in RECORD_KEYS)
+              and rec["trial"].get("id") == f.stem and "history" in rec["result"]
+              and rec["result"].get("status") in ("ok", "diverged", "failed"))
+    except (OSError, ValueError, UnicodeDecodeError, AttributeError, TypeError):
+        return None
+    return rec if ok else None
 
 
 def newer_schema_message(path, version) -> str:
@@ -227,6 +234,7 @@ def summary(result: dict) -> dict[str, Any]:
     last = h[-1] if h else {}
     col = lambda k: [r.get(k, nan) for r in h]  # noqa: E731 - older records have no val_* keys
     chosen = best_val_epoch(h) or {}
+    data = result.get("data") or {}
     return {
         "status": result["status"],
         "diverged_epoch": result.get("diverged_epoch"),
@@ -257,6 +265,11 @@ def summary(result: dict) -> dict[str, Any]:
         "train_time": sum(r["train_time"] for r in h),
         "eval_time": sum(r["eval_time"] for r in h),
         "wall_time": result.get("wall_time", nan),
+        # what the trial's data was (schema 3); older records: NaN, readers fall back to the metadata
+        "task": data.get("task"),
+        "n_train": data.get("n_train", nan),
+        "n_val": data.get("n_val", nan),
+        "n_test": data.get("n_test", nan),
     }
 
 
@@ -290,6 +303,7 @@ def tables(records) -> tuple[Any, Any]:
             trials[c] = trials[c].astype("Int64")
         for c in ("error", "fallback_reason", "chosen_by"):
             trials[c] = trials[c].astype("string")
+        trials = fill_data_columns(trials)
     return trials, history
 
 
@@ -325,12 +339,17 @@ def read_results(path: str | Path):
         if len(trials) >= n_records:
             return *_complete(trials, pd.read_parquet(p / HISTORY_FILE)), env
     # a partial sweep (killed before its tables were rebuilt), or an older schema: the records
-    records = []
+    records, damaged = [], []
     for f in sorted(records_dir.glob("*.json")) if records_dir.is_dir() else []:
-        try:
-            records.append(json.loads(f.read_text()))
-        except ValueError:
-            continue
+        rec = read_record(f)
+        if rec is None:
+            damaged.append(f.name)
+        else:
+            records.append(rec)
+    if damaged:  # said, not skipped in silence: those trials are missing from every number read here
+        shown = ", ".join(damaged[:3]) + (f" and {len(damaged) - 3} more" if len(damaged) > 3 else "")
+        sys.stderr.write(f"warning: {len(damaged)} damaged trial record(s) in {records_dir} left out ({shown}); "
+                         "running the sweep again retrains them\n")
     trials, history = tables(records)
     return trials, history, env
 
@@ -352,7 +371,69 @@ def _complete(trials, history):
     for c in HISTORY_METRICS:
         if c not in history:
             history[c] = np.nan
-    return trials, history
+    return fill_data_columns(trials), history
+
+
+def fill_data_columns(trials):
+    """task, n_train, n_val and n_test where a record predates them (schema < 3): from the dataset
+    registry's metadata, which gives the sizes every built-in split has."""
+    if not len(trials):
+        return trials
+    from dlbench.data import DATASETS, split_sizes
+
+    missing = trials["task"].isna() if "task" in trials else None
+    if missing is None or missing.any():
+        for c in ("task", "n_train", "n_val", "n_test"):
+            if c not in trials:
+                trials[c] = None if c == "task" else float("nan")
+        rows = trials.index if missing is None else trials.index[missing]
+        for i in rows:
+            info = DATASETS.get(trials.at[i, "dataset"])
+            if info is None:
+                continue
+            n_train, n_val = split_sizes(info, float(trials.at[i, "validation"] or 0.0))
+            trials.loc[i, ["task", "n_train", "n_val", "n_test"]] = [info.task, n_train, n_val, info.n_test]
+    trials["task"] = trials["task"].astype("string")
+    for c in ("n_train", "n_val", "n_test"):
+        trials[c] = trials[c].astype(float)
+    return trials
+
+
+# The trial keys in the order readers show them (the canonical trial's keys, betas as two columns);
+# every other column of trials.parquet that is not a result is a configuration column too (an
+# optimizer's knobs), after these, in name order.
+CONFIG_ORDER = ("sweep", "stage", "dataset", "validation", "model", "loss", "optimizer", "lr", "batch_size", "epochs",
+                "schedule", "device", "dtype")
+
+
+def result_columns() -> set[str]:
+    """The columns of trials.parquet that are results, not configuration."""
+    return {*summary({"status": "ok", "history": []}), "trial_id", "seed", "config", "chosen_by", "model_kind"}
+
+
+TRIAL_ONLY = ("id", "seed")  # keys of a canonical trial that are not configuration columns
+
+
+def config_columns(trials, with_seed: bool = False) -> list[str]:
+    """The columns that make a configuration in a trials table: the trial keys present, then the
+    optimizer knobs, in name order. The one list every reader groups by (a configuration is a
+    trial without its seed). The knobs are read off the canonical trials themselves (the
+    `config` column), so an optimizer's own keywords count like the built-in knobs."""
+    head = [c for c in CONFIG_ORDER if c in trials]
+    if "config" in trials:
+        keys: set[str] = set()
+        for text in trials["config"].dropna().unique():
+            keys.update(json.loads(text))
+        flat = {k2 for k in keys for k2 in (("beta1", "beta2") if k == "betas" else (k,))}
+        knobs = sorted(c for c in flat - set(TRIAL_ONLY) - set(head) if c in trials)
+    else:  # a table without its canonical configs (built by hand): every column that is not a result
+        knobs = sorted(c for c in trials.columns if c not in result_columns() and c not in head)
+    return head + knobs + (["seed"] if with_seed and "seed" in trials else [])
+
+
+def knob_columns(trials) -> list[str]:
+    """The optimizer knobs among the configuration columns (momentum, betas as beta1/beta2, ...)."""
+    return [c for c in config_columns(trials) if c not in CONFIG_ORDER]
 
 
 # --------------------------------------------------------------------------------------------
@@ -402,8 +483,15 @@ def cpu_model() -> str:
 
 
 def git_rev() -> str | None:
+    """The git revision of the dlbench that runs (a checkout), not of the folder it runs in; None
+    for an installed package."""
+    here = Path(__file__).resolve().parent
     try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5)
+        top = subprocess.run(["git", "rev-parse", "--show-toplevel"], capture_output=True, text=True, timeout=5,
+                             cwd=here)
+        if top.returncode != 0 or Path(top.stdout.strip()).resolve() != here.parent:
+            return None  # not a checkout of dlbench (e.g. installed inside some other repository's venv)
+        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5, cwd=here)
         return out.stdout.strip() or None if out.returncode == 0 else None
     except (OSError, subprocess.SubprocessError):
         return None

@@ -1,6 +1,7 @@
 """The summary of a sweep in a terminal (`dlbench show`, the end of `dlbench sweep`): each
 optimizer at its best configuration with N and the 95% CI, then the pairwise verdicts and what
-the seeds can and cannot say. Every number comes from dlbench.stats; this module lays them out."""
+the seeds can and cannot say. Every number comes from dlbench.stats and every sentence from
+dlbench.words; this module lays them out."""
 
 from __future__ import annotations
 
@@ -12,19 +13,10 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from dlbench import stats
+from dlbench import stats, words
+from dlbench.store import config_columns, knob_columns
 
-
-def config_label(config: dict, columns: list[str]) -> str:
-    """'lr=0.01 bs=32 epochs=10' from a configuration's columns."""
-    short = {"batch_size": "bs"}
-    parts = []
-    for c in columns:
-        v = config.get(c)
-        if is_missing(v):
-            continue
-        parts.append(f"{short.get(c, c)}={v:.4g}" if isinstance(v, float) else f"{short.get(c, c)}={v}")
-    return " ".join(parts)
+SHORT_PAIRS = 6  # the end of a sweep lists this many pairs per dataset; `dlbench show` lists them all
 
 
 def shown_hypers(trials: pd.DataFrame) -> list[str]:
@@ -32,10 +24,14 @@ def shown_hypers(trials: pd.DataFrame) -> list[str]:
     any other that varies within an optimizer's tuning on one dataset."""
     out = [c for c in ("lr", "batch_size", "epochs") if c in trials]
     within = [c for c in ("sweep", "dataset", "optimizer") if c in trials]
-    for c in stats.HYPER_COLUMNS:
+    for c in ("schedule", "model", *knob_columns(trials)):
         if c in trials and c not in out and (trials.groupby(within)[c].nunique(dropna=True) > 1).any():
             out.append(c)
     return out
+
+
+def config_label(config: dict, columns: list[str]) -> str:
+    return words.fmt_config(config, columns)
 
 
 def is_missing(v) -> bool:
@@ -54,10 +50,10 @@ def fmt_interval(low, high) -> str:
     return "n/a" if is_missing(low) or is_missing(high) else f"[{fmt(low)}, {fmt(high)}]"
 
 
-def fmt_ci(d: dict) -> str:
-    """The interval of a stats.describe() record, saying why there is none below 3 seeds."""
+def fmt_ci(d: dict, method: str = stats.DEFAULT_CI) -> str:
+    """The interval of a stats.describe() record, saying why there is none below the method's N."""
     if is_missing(d["ci_low"]):
-        return f"n/a (N<{stats.MIN_N_FOR_CI})" if d["n"] < stats.MIN_N_FOR_CI else "n/a"
+        return f"n/a (N<{stats.MIN_N[method]})" if d["n"] < stats.MIN_N[method] else "n/a"
     return fmt_interval(d["ci_low"], d["ci_high"])
 
 
@@ -70,14 +66,17 @@ def cell(v, digits: int = 4) -> str:
     return f"{v:.{digits}g}" if isinstance(v, float | np.floating) else str(v)
 
 
-def render_summary(trials: pd.DataFrame, console: Console, env: dict | None = None, short: bool = False) -> None:
-    """Per dataset: the best-configuration table and the verdict lines. `short` (the end of a
-    sweep) leaves out the status counts and compares each optimizer with the leader only."""
-    best = stats.best_configs(trials)
+def render_summary(trials: pd.DataFrame, console: Console, env: dict | None = None, short: bool = False,
+                   method: str = stats.DEFAULT_CI, where: str | None = None) -> None:
+    """Per dataset: the best-configuration table, the notes (ties, divergence, the test split's
+    resolution, a choice at the edge of its range), and the verdict of every pair. `short` (the
+    end of a sweep) leaves out the status counts and, past SHORT_PAIRS pairs, lists the leader's
+    pairs and says how many others `dlbench show <where>` has."""
+    best = stats.best_configs(trials, method=method)
     several = trials["dataset"].nunique() > 1
     for dataset, d in trials.groupby("dataset", sort=True):
         items = [b for b in best if b.dataset == dataset]
-        note = stats.no_validation_note(d, env)
+        note = words.no_validation_note(d, env)
         if note:
             console.print(f"[yellow]note:[/] {escape(f'{dataset}: {note}' if several else note)}")
         if not items:
@@ -86,24 +85,30 @@ def render_summary(trials: pd.DataFrame, console: Console, env: dict | None = No
         sel = items[0].selection
         hypers = shown_hypers(d)
         confirmed = any(b.confirmed for b in items)
+        any_diverged = any(b.diverged for b in items)
         title = "best configuration per optimizer" + (f": {dataset}" if several else "")
-        how = "; ".join(dict.fromkeys(b.how for b in items))
-        table = Table(title=title, caption=how, header_style="bold", caption_justify="left")
+        how = "; ".join(dict.fromkeys(words.best_how(b) for b in items))
+        table = Table(title=title, caption=f"{how}; CI: {words.CI_WORDS[method]}", header_style="bold",
+                      caption_justify="left")
         table.add_column("optimizer")
         table.add_column("configuration")
         table.add_column("N", justify="right")
-        table.add_column(column_label(sel.report), justify="right")
+        table.add_column(words.column_label(sel.report), justify="right")
         table.add_column("95% CI", justify="right")
+        if any_diverged:
+            table.add_column("diverged", justify="right")
         if confirmed:
             table.add_column("tuning (N)", justify="right")
-        table.add_column(column_label(sel.select) + (" (tuning)" if confirmed else ""), justify="right")
+        table.add_column(words.column_label(sel.select) + (" (tuning)" if confirmed else ""), justify="right")
         if not short:
             for c in ("configs", "ok", "diverged", "failed"):
-                table.add_column(c, justify="right")
-        order = sorted(items, key=lambda b: -b.report["mean"] if sel.report_higher else b.report["mean"])
+                table.add_column(c if c != "diverged" else "diverged (all)", justify="right")
+        order = sorted(items, key=lambda b: (-b.report["mean"] if sel.report_higher else b.report["mean"], b.name))
         for b in order:
             cells = [b.name, config_label(b.config, hypers), str(b.report["n"]), fmt(b.report["mean"]),
-                     fmt_ci(b.report)]
+                     fmt_ci(b.report, method)]
+            if any_diverged:
+                cells.append(words.diverged_text(b) or "")
             if confirmed:
                 cells.append(f"{fmt(b.tuning['mean'])} ({b.tuning['n']})" if b.tuning else "-")
             cells.append(fmt(b.select_mean))
@@ -111,23 +116,26 @@ def render_summary(trials: pd.DataFrame, console: Console, env: dict | None = No
                 cells += [str(b.configs_tried), *(str(b.counts.get(s, 0)) for s in ("ok", "diverged", "failed"))]
             table.add_row(*cells)
         console.print(table)
-        comparisons = stats.compare(items)
-        if short:
+        comparisons = stats.compare(items, method)
+        shown = comparisons
+        if short and len(comparisons) > SHORT_PAIRS:
             leader = order[0].name
-            comparisons = [c for c in comparisons if leader in (c.a, c.b)]
-        for c in comparisons:
-            console.print(c.line(), markup=False, highlight=False)
-        for b in order:
-            note = stats.edge_note(b, with_dataset=several)
-            if note:
-                console.print(f"[yellow]note:[/] {escape(note)}")
-        console.print(stats.seeds_note(items), markup=False, highlight=False, style="dim")
+            shown = [c for c in comparisons if leader in (c.a, c.b)]
+        for c in shown:
+            console.print(words.comparison_line(c), markup=False, highlight=False)
+        if len(shown) < len(comparisons):
+            left = len(comparisons) - len(shown)
+            console.print(f"{left} more pair{'s' * (left != 1)} (not involving {order[0].name}): "
+                          f"`dlbench show {where or '<results folder>'}` lists every one", markup=False,
+                          highlight=False)
+        notes = [words.family_note(comparisons), words.resolution_note(order[0])]
+        notes += [words.tie_note(b, config_columns(d)) for b in order]
+        notes += [words.edge_note(b, with_dataset=several) for b in order]
+        for n in notes:
+            if n:
+                console.print(f"[yellow]note:[/] {escape(n)}")
+        console.print(words.seeds_note(items), markup=False, highlight=False, style="dim")
 
 
 def column_label(column: str) -> str:
-    """A summary column as a short table header, e.g. 'test acc @ val-best'."""
-    return {"test_acc_at_best_val": "test acc @ val-best", "test_loss_at_best_val": "test loss @ val-best",
-            "test_r2_at_best_val": "test R² @ val-best", "best_val_acc": "val acc",
-            "best_val_loss": "val loss", "final_train_acc": "final train acc",
-            "final_train_eval_loss": "final train loss", "final_test_acc": "final test acc",
-            "final_test_loss": "final test loss", "final_test_r2": "final test R²"}.get(column, column)
+    return words.column_label(column)

@@ -58,6 +58,38 @@ def count_records(folder: Path) -> int:
     return len(list(records.glob("*.json"))) if records.is_dir() else 0
 
 
+def wait_for_line(proc: subprocess.Popen, pattern: str, timeout: float = 120) -> list[str]:
+    """Read `proc`'s stdout (a text pipe) line by line until a line matches the regex `pattern`;
+    returns the lines read (the last one matched), or raises AssertionError when the process ends
+    or the time runs out first. The sweep prints a progress line right after each trial is stored,
+    so "the k-th trial is stored" is an event a test can wait on, not a guess at how long it takes.
+    The rest of the output keeps being drained in the background, so the process never blocks on it."""
+    import queue
+    import re
+    import threading
+
+    lines: queue.Queue = queue.Queue()
+
+    def pump():
+        for line in proc.stdout:
+            lines.put(line)
+        lines.put(None)
+
+    threading.Thread(target=pump, daemon=True).start()
+    seen: list[str] = []
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            line = lines.get(timeout=max(0.0, deadline - time.monotonic()))
+        except queue.Empty:
+            raise AssertionError(f"no line matching {pattern!r} within {timeout} s; got {seen[-5:]}") from None
+        if line is None:
+            raise AssertionError(f"the process ended before a line matched {pattern!r}; got {seen[-5:]}")
+        seen.append(line)
+        if re.search(pattern, line):
+            return seen
+
+
 def wait_until(done: Callable[[], bool], proc: subprocess.Popen, timeout: float = 120) -> bool:
     """Poll until done() holds; False if the process ended or the time ran out first."""
     deadline = time.monotonic() + timeout

@@ -11,10 +11,14 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from dlbench.data import load, validation_of
-from dlbench.engine import fused, reference
+from dlbench.engine import common, fused, reference
 from dlbench.spec import build_sweep
 
-KEYS = ("train_loss", "train_eval_loss", "val_loss", "val_acc", "val_r2", "test_loss", "test_acc", "test_r2", "lr")
+# every number of a history row (engine.common.history_row, which both engines call) but the counters and
+# timings: a key added there is compared here without anyone remembering to
+COUNTERS = ("epoch", "steps", "samples", "train_time", "eval_time")
+KEYS = tuple(k for k in common.history_row(0, 0.0, {"train": {"loss": 0.0}, "test": {"loss": 0.0}}, 0.0, 0, 0, 0.0,
+                                           0.0) if k not in COUNTERS)
 
 
 def compare(trials, dataset, rtol):
@@ -170,3 +174,39 @@ def test_fused_supports_what_it_says_and_falls_back_otherwise():
     s = build_sweep({"dataset": "mnist1d", "epochs": 1, "grid": {"model": [{"kind": "mlp"}, {"kind": "cnn"}]}})
     units = make_units(s.trials, "auto", workers=1)
     assert sorted(u.engine for u in units) == ["fused", "reference"]
+
+
+def test_history_holds_each_splits_own_numbers_computed_by_hand():
+    """Epoch 0 (before any step) of a linear model, recomputed with numpy from the initial weights on
+    each split: a swap of the validation and test sets (or of train and validation) cannot pass."""
+    import numpy as np
+    import torch
+
+    s = build_sweep({"dataset": "iris", "dtype": "float64", "epochs": 1, "model": {"kind": "linear"},
+                     "optimizer": "sgd", "lr": 0.1, "seeds": [4]})
+    (trial,) = s.trials
+    data = load("iris", None, validation_of(trial))
+    common.init_seed(trial["seed"])
+    from dlbench import models
+
+    lin = models.build(trial["model"], data.info)[1]
+    w, b = lin.weight.detach().double().numpy(), lin.bias.detach().double().numpy()
+
+    def by_hand(x, y):
+        logits = x.astype(np.float64) @ w.T + b
+        logp = logits - np.log(np.exp(logits - logits.max(1, keepdims=True)).sum(1, keepdims=True)) - logits.max(
+            1, keepdims=True)
+        return -logp[np.arange(len(y)), y].mean(), (logits.argmax(1) == y).mean()
+
+    splits = {"train": (data.x_train, data.y_train), "val": (data.x_val, data.y_val),
+              "test": (data.x_test, data.y_test)}
+    expected = {name: by_hand(*xy) for name, xy in splits.items()}
+    assert len({round(v[0], 6) for v in expected.values()}) == 3  # the three splits differ: a swap would show
+    for result in (reference.train(trial, data), fused.train([trial], data)[0]):
+        row = result.history[0]
+        assert row["train_eval_loss"] == pytest.approx(expected["train"][0], rel=1e-12)
+        assert row["train_acc"] == pytest.approx(expected["train"][1], rel=1e-12)
+        for name in ("val", "test"):
+            assert row[f"{name}_loss"] == pytest.approx(expected[name][0], rel=1e-12), name
+            assert row[f"{name}_acc"] == pytest.approx(expected[name][1], rel=1e-12), name
+    assert torch.get_default_dtype() == torch.float32

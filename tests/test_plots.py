@@ -58,30 +58,39 @@ def test_curves_band_is_min_max_over_seeds_and_diverged_is_marked():
     assert info.style_keys == ["batch_size=10", "batch_size=100"]
 
 
-def test_curves_band_by_default_is_a_bootstrap_ci_and_says_so():
+def test_curves_band_by_default_is_a_t_interval_and_says_so():
     rows = [(f"t{s}", "adam", 0.1, 10, s, "ok", [0.1, 0.5 + s / 100, 0.8 + s / 50]) for s in range(4)]
     info = curves.curves_info(hand_made(rows), "test_acc")
     (c,) = info.curves
     expected = stats.intervals([np.array([0.8 + s / 50 for s in range(4)])])
     assert (c.lo[2], c.hi[2]) == (expected[0][0], expected[1][0])
-    assert info.band_label == "band: 95% bootstrap CI of the mean (N = 4 seeds)"
-    few = curves.curves_info(hand_made(ROWS), "test_acc")
-    assert "none below 3" in few.band_label and all(math.isnan(v) for c in few.curves for v in c.lo)
+    assert info.band_label == "band: 95% Student's t interval of the mean (N = 4 seeds)"
+    few = curves.curves_info(hand_made([r for r in ROWS if r[4] == 0]), "test_acc")
+    assert "none below 2" in few.band_label and all(math.isnan(v) for c in few.curves for v in c.lo)
     std = curves.curves_info(hand_made(rows), "test_acc", band="std").curves[0]
     vals = np.array([0.8 + s / 50 for s in range(4)])
     assert std.hi[2] == pytest.approx(vals.mean() + vals.std(ddof=1))
+    boot = curves.curves_info(hand_made(rows), "test_acc", method="bootstrap")
+    assert boot.band_label == "band: 95% bootstrap interval of the mean (BCa) (N = 4 seeds)"
 
-def test_lr_sensitivity_puts_diverged_lrs_on_the_edge():
+
+def test_lr_sensitivity_follows_the_tables_rule_for_diverged_seeds():
+    # final numbers: a diverged seed has none
     info = lr.lr_info(hand_made(ROWS), "test_acc", "final", band="minmax")
     line = next(ln for ln in info.lines if "10" in ln.name.split())
     assert line.lr == [0.1, 1.0]
     assert line.mean == pytest.approx([0.8, 0.4])  # lr 1.0: only the seed that did not diverge
-    assert line.diverged_lr == [1.0]
-    best = lr.lr_info(hand_made(ROWS), "test_acc", "best", band="minmax")
-    assert next(ln for ln in best.lines if "10" in ln.name.split()).hi[1] == pytest.approx(0.4)
+    assert line.diverged_lr == [1.0] and line.diverged == [(1, 2)]
+    # at the validation-chosen epoch (the default, as in the tables): it counts, stopped before it diverged
+    best = lr.lr_info(hand_made(ROWS), "test_acc", band="minmax")
+    line = next(ln for ln in best.lines if "10" in ln.name.split())
+    assert best.stat == "best"
+    assert line.n == [2, 2] and line.hi[1] == pytest.approx(0.6) and line.diverged == [(1, 2)]
     # "best" is the test value at the epoch validation chose, not the best test value over epochs
     chosen = lr.lr_info(hand_made(ROWS, val={"a1": [0.1, 0.9, 0.2]}), "test_acc", "best", band="minmax")
-    assert next(ln for ln in chosen.lines if "10" in ln.name.split()).hi[0] == pytest.approx(0.7)  # a0 final, a1 @ 1
+    assert next(ln for ln in chosen.lines if "10" in ln.name.split()).hi[0] == pytest.approx(0.7)  # a0 @ 2, a1 @ 1
+    # the lr validation chose is ringed: per line, the tables' choice
+    assert {ln.name: ln.chosen_lr for ln in info.lines} == {"sgd 10": 0.1, "sgd 100": 1.0}
 
 
 def test_heatmap_cells_hatches_and_best_cell():
@@ -119,7 +128,8 @@ def test_steps_to_target_takes_the_best_lr_and_keeps_not_reached():
 
 def test_default_target_and_timing_records():
     info = target.target_info(hand_made(ROWS), "val_acc")
-    assert info.default_target and info.target == pytest.approx(round(0.95 * 0.95, 3))
+    # the profile's rule: v0 = 0.1 (epoch 0), v* = 0.95 (lr 1.0, bs 100 at epoch 2): 0.1 + 0.95 × 0.85
+    assert info.default_target and info.target == pytest.approx(0.1 + 0.95 * 0.85)
     t = timing.timing_info(hand_made(ROWS))
     assert t.configs == ["sgd bs 10", "sgd bs 100"] and t.train_s == [0.5, 0.5] and t.eval_s == [0.1, 0.1]
 
@@ -172,7 +182,8 @@ def test_curves_by_other_x_and_two_sweeps_compared(cli, sweep_dir, tmp_path):
     (["--axes", "lr"], "is not two names"),
     (["--axes", "lr,colour"], "--axes 'colour'"),
     (["--band", "iqr"], "--band 'iqr' is unknown; allowed: ci, std, minmax, none"),
-    (["--stat", "max"], "--stat 'max' is unknown; allowed: final, best"),
+    (["--stat", "max"], "--stat 'max' is unknown; allowed: best, final"),
+    (["--ci", "wilson"], "--ci 'wilson' is unknown; allowed: t, bootstrap"),
     (["--kind", "target", "--metric", "test_acc"], "test numbers never choose"),
     (["--kind", "profile"], "at least 2 problems"),
 ])

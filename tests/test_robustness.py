@@ -81,21 +81,28 @@ def test_full_disk_mid_sweep_is_a_clear_error_and_leaves_no_half_file(cli, tmp_p
 
 
 def test_two_sweeps_at_once_on_one_folder(tmp_path):
-    """A real second process is refused while the first holds the lock; nothing is corrupted."""
+    """A real second process is refused while the first holds the lock; nothing is corrupted. The first
+    is paused (SIGSTOP) once it holds the lock, so it cannot finish before the second has tried."""
+    import signal
     import subprocess
+
+    import pandas as pd
 
     from tests.conftest import run_dlbench, start_dlbench, wait_until
 
-    spec = write(tmp_path / "s.toml", 'name = "s"\ndataset = "digits"\nepochs = 8\nbatch_size = 4\n'
+    spec = write(tmp_path / "s.toml", 'name = "s"\ndataset = "iris"\nepochs = 2\n'
                  'engine = "reference"\n[grid]\nlr = [0.01, 0.02]\n')
     first = start_dlbench("sweep", spec, "--out", tmp_path / "o", "--workers", "1", stdout=subprocess.DEVNULL)
     lock = tmp_path / "o" / "s" / ".lock"
-    wait_until(lambda: lock.exists() and bool(lock.read_text().strip()), first, timeout=60)
-    second = run_dlbench("sweep", spec, "--out", tmp_path / "o", "--workers", "1")
-    assert second.code == 2 and "in use by another dlbench sweep" in second.err
+    try:
+        assert wait_until(lambda: lock.exists() and bool(lock.read_text().strip()), first, timeout=60)
+        first.send_signal(signal.SIGSTOP)  # a stopped process keeps its lock
+        second = run_dlbench("sweep", spec, "--out", tmp_path / "o", "--workers", "1")
+        assert second.code == 2 and "in use by another dlbench sweep" in second.err
+        assert f"pid {first.pid}" in second.err
+    finally:
+        first.send_signal(signal.SIGCONT)
     assert first.wait(timeout=300) == 0, first.stderr.read()
-    import pandas as pd
-
     assert len(pd.read_parquet(tmp_path / "o" / "s" / "trials.parquet")) == 2
 
 

@@ -52,3 +52,31 @@ def test_a_newer_schema_is_refused_in_one_line(cli, tmp_path):
     (folder / "env.json").write_text(json.dumps(env))
     r = cli("show", folder)
     assert r.code == 2 and f"schema version {SCHEMA_VERSION + 1}" in r.err and len(r.err.strip().splitlines()) == 1
+
+
+SCHEMA2 = Path(__file__).parent / "data" / "schema2"  # written by dlbench 4282c38 (schema 2): a protocol, divergence
+
+
+def test_a_schema_2_folder_loads_with_what_schema_3_added():
+    trials, history, env = store.read_results(SCHEMA2)
+    assert env["schema_version"] == 2 and SCHEMA_VERSION == 3
+    assert len(trials) == 24 and set(trials.stage) == {"tune", "confirm"} and (trials.status == "diverged").sum() == 3
+    # the data columns schema 3 records per trial come from the dataset's metadata: iris, validation 0.1
+    assert set(trials.task) == {"multiclass"} and set(trials.n_train) == {107.0} and set(trials.n_val) == {12.0}
+    assert set(trials.n_test) == {30.0}
+    old = __import__("pandas").read_parquet(SCHEMA2 / "trials.parquet").set_index("trial_id")
+    new = trials.set_index("trial_id").loc[old.index]
+    for c in ("best_val_acc", "test_acc_at_best_val", "best_epoch", "steps"):
+        np.testing.assert_array_equal(new[c].to_numpy(dtype=float), old[c].to_numpy(dtype=float))
+    assert len(history) == len(__import__("pandas").read_parquet(SCHEMA2 / "history.parquet"))
+
+
+def test_show_and_report_on_a_schema_2_folder(cli, tmp_path):
+    folder = tmp_path / "old2"
+    shutil.copytree(SCHEMA2, folder)
+    r = cli("show", folder)
+    assert r.code == 0, r.err
+    out = " ".join(r.out.split())
+    assert "confirmed on fresh seeds (3-5)" in out and "adam vs sgd:" in out and "test split: 30 samples" in out
+    assert cli("report", folder).code == 0 and (folder / "report.html").exists()
+    assert cli("plot", folder, "--out", tmp_path / "p").code == 0

@@ -17,7 +17,7 @@ from tests.conftest import (
     run_dlbench,
     session_processes,
     start_dlbench,
-    wait_until,
+    wait_for_line,
     write,
 )
 
@@ -60,9 +60,10 @@ def test_a_signal_ends_the_sweep_and_takes_the_workers_with_it(clean, tmp_path, 
     spec, (t_clean, h_clean) = clean
     out = tmp_path / "out"
     p = start_dlbench("sweep", spec, "--out", out, "--workers", "2", start_new_session=True)
-    assert wait_until(lambda: count_records(out / "s") >= 1, p), "the sweep ended before it could be signalled"
+    wait_for_line(p, r"^\[1/12\]")  # the first trial is stored: the sweep is under way, 11 to go
     os.kill(p.pid, sig)  # the driver only, as timeout, systemd and Slurm do
-    _, err = p.communicate(timeout=60)  # returns only once nothing holds the pipes: no orphans
+    err = p.stderr.read()  # returns only once nothing holds the pipe: no orphans
+    p.wait(timeout=60)
     assert p.returncode == code, err
     stored = count_records(out / "s")
     assert 0 < stored < 12

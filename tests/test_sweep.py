@@ -34,9 +34,12 @@ def test_sweep_writes_the_contract(cli, spec, tmp_path):
     d = tmp_path / "r" / "t"
     assert {"spec.toml", "env.json", "trials.parquet", "history.parquet"} <= set(tree(d))
     env = json.loads((d / "env.json").read_text())
-    assert env["schema_version"] == 2 and env["torch"] and env["cpu"]
+    assert env["schema_version"] == 3 and env["torch"] and env["cpu"]
     trials, history, _ = store.read_results(d)
     assert len(trials) == 8 and set(trials["status"]) == {"ok"}
+    # what each trial's numbers were measured on (iris: 119 training samples, 12 of them for validation)
+    assert set(trials.task) == {"multiclass"} and (trials.n_train == 107).all() and (trials.n_val == 12).all()
+    assert (trials.n_test == 30).all()
     assert len(history) == 8 * 4  # epochs 0..3
     h = history[history.trial_id == trials.trial_id[0]].sort_values("epoch")
     assert list(h.epoch) == [0, 1, 2, 3]

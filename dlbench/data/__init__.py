@@ -258,13 +258,26 @@ def _from_disk_cache(name: str):
     return arrays
 
 
+class DataShapeError(ValueError):
+    """A loader returned arrays that do not match its dataset's metadata."""
+
+
 def _check_shapes(ds: Dataset) -> None:
+    """Real checks, not asserts (python -O skips those): a loader whose arrays disagree with the
+    metadata would otherwise train on the wrong shapes, or be split by the wrong sizes."""
     info = ds.info
-    assert ds.x_train.shape[1:] == info.input_shape, (info.name, ds.x_train.shape)
-    assert ds.x_test.shape[1:] == info.input_shape, (info.name, ds.x_test.shape)
-    assert len(ds.x_train) == len(ds.y_train) and len(ds.x_test) == len(ds.y_test), info.name
-    if not info.needs_files:  # file sets may be subsets a user made; the rest have fixed sizes
-        assert (len(ds.x_train), len(ds.x_test)) == (info.n_train, info.n_test), (info.name, len(ds.x_train))
+    problems = []
+    for split, x, y in (("training", ds.x_train, ds.y_train), ("test", ds.x_test, ds.y_test)):
+        if x.shape[1:] != info.input_shape:
+            problems.append(f"{split} inputs have shape {x.shape[1:]}, not {info.input_shape}")
+        if len(x) != len(y):
+            problems.append(f"{split} split has {len(x)} inputs but {len(y)} targets")
+    if not info.needs_files and (len(ds.x_train), len(ds.x_test)) != (info.n_train, info.n_test):
+        # file sets may be subsets a user made; the rest have fixed sizes
+        problems.append(f"{len(ds.x_train)} training and {len(ds.x_test)} test samples, not {info.n_train} and "
+                        f"{info.n_test}")
+    if problems:
+        raise DataShapeError(f"dataset {info.name!r}: {'; '.join(problems)}")
 
 
 def standardize(x_train: np.ndarray, x_test: np.ndarray, per_feature: bool = True):

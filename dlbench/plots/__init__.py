@@ -8,7 +8,7 @@ record that tests check without pixels) and a drawing step (`draw`) that only dr
     profile  performance profile of the optimizers across problems (profile.py)
     timing   train and eval seconds per epoch by configuration (timing.py)
 
-Bands over seeds (curves, lr) come from dlbench.stats: a 95% bootstrap CI of the mean by default.
+Bands over seeds (curves, lr) come from dlbench.stats: a 95% t interval of the mean by default.
 """
 
 from __future__ import annotations
@@ -69,6 +69,16 @@ def check_options(kind: str, x: str, stat: str, fmt: str, band: str) -> None:
         raise UserError(f"--band {band!r} is unknown; allowed: {', '.join(BANDS)}")
 
 
+def check_out_dir(outdir: Path) -> None:
+    """The figures' folder must be a folder, or creatable as one: no file on its path."""
+    for p in (outdir, *outdir.parents):
+        if p.exists():
+            if not p.is_dir():
+                raise UserError(f"--out {str(outdir)!r}: {str(p)!r} is a file; allowed: a folder for the figures "
+                                "(created when missing)")
+            return
+
+
 def target_default_metric(results) -> str:
     """The validation metric of the first dataset (the training set's without a split)."""
     from dlbench import stats
@@ -78,16 +88,17 @@ def target_default_metric(results) -> str:
     return stats.target_metric(stats.task_of(str(first["dataset"].iloc[0])), stats.has_validation(first))[0]
 
 
-def figure_job(results, kind: str, metric: str, x: str = "epoch", stat: str = "final", band: str = "ci",
-               axes: tuple[str, str] | None = None, target: float | None = None, target_metric: str | None = None):
+def figure_job(results, kind: str, metric: str, x: str = "epoch", stat: str = "best", band: str = "ci",
+               axes: tuple[str, str] | None = None, target: float | None = None, target_metric: str | None = None,
+               method: str = "t"):
     """(draw, info, file stem) of one figure kind: its data step run, its drawing left to do."""
     from dlbench.plots import _common, curves, heatmap, lr, profile, timing
     from dlbench.plots import target as target_plot
 
     if kind == "curves":
-        return curves.draw, curves.curves_info(results, metric, x, band), f"curves-{metric}-by-{x}"
+        return curves.draw, curves.curves_info(results, metric, x, band, method), f"curves-{metric}-by-{x}"
     if kind == "lr":
-        return lr.draw, lr.lr_info(results, metric, stat, band), f"lr-{metric}"
+        return lr.draw, lr.lr_info(results, metric, stat, band, method), f"lr-{metric}"
     if kind == "heatmap":
         pair = heatmap_axes(results, axes) or ("lr", "batch_size")
         return (heatmap.draw, heatmap.heatmap_info(results, metric, pair, stat),
@@ -102,11 +113,16 @@ def figure_job(results, kind: str, metric: str, x: str = "epoch", stat: str = "f
 
 def make_plots(folders: list[str], kind: str = "all", metric: str | None = None, x: str = "epoch",
                target: float | None = None, axes: str | None = None, fmt: str = "png", out: str | None = None,
-               stat: str = "final", band: str = "ci") -> list[Path]:
+               stat: str = "best", band: str = "ci", method: str = "t") -> list[Path]:
     """Draw the figures and return the files written."""
     from dlbench.plots import _common
 
     check_options(kind, x, stat, fmt, band)
+    from dlbench.stats import check_ci
+
+    check_ci(method)
+    outdir = Path(out) if out else Path(folders[0]) / "plots"
+    check_out_dir(outdir)
     results = _common.load(folders)
     asked = metric
     metric = _common.check_metric(metric or _common.default_metric(results), results)
@@ -119,12 +135,11 @@ def make_plots(folders: list[str], kind: str = "all", metric: str | None = None,
     kinds = supported_kinds(results) if kind == "all" else [kind]
     if kind == "lr" and results.trials["lr"].nunique() < 2:
         raise UserError("--kind lr needs several learning rates; this sweep has one; allowed: a sweep with an lr axis")
-    outdir = Path(out) if out else Path(folders[0]) / "plots"
     tag = "" if len(folders) == 1 else "-" + "-vs-".join(sorted(results.trials.sweep.unique()))[:80]
     # every data step first: bad input stops before any file is written
     jobs = []
     for k in kinds:
         # the target chooses an lr per batch size: a validation metric unless one was asked for
         target_metric = asked if kind == "target" and asked else None
-        jobs.append(figure_job(results, k, metric, x, stat, band, axes_pair, target, target_metric))
+        jobs.append(figure_job(results, k, metric, x, stat, band, axes_pair, target, target_metric, method))
     return [_common.save(draw(info), outdir, stem + tag, fmt) for draw, info, stem in jobs]

@@ -13,7 +13,8 @@ from dlbench.errors import UserError, did_you_mean
 
 # Okabe & Ito's colour-blind-safe palette, for categories (optimizers, sweeps).
 OKABE_ITO = ["#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#F0E442", "#000000"]
-MARKERS = ["o", "s", "^", "D", "v", "P", "X", "*"]
+MARKERS = ["o", "s", "^", "D", "v", "P", "*", "h"]
+DIVERGED_MARKER = "x"  # no optimizer's marker: a diverged seed is never mistaken for a line's point
 LINESTYLES = ["-", "--", ":", "-."]
 COLUMN_IN = 3.5  # one column of a two-column paper
 PAGE_IN = 7.2  # the full text width
@@ -22,12 +23,6 @@ METRICS = ("train_loss", "train_eval_loss", "train_acc", "val_loss", "val_acc", 
 XS = {"epoch": "epoch", "step": "steps", "samples": "samples", "time": "time"}
 X_LABELS = {"epoch": "epoch", "step": "optimizer steps", "samples": "training samples seen",
             "time": "training time (s)"}
-# axes a grid can vary over, and that figures may split by
-CONFIG_AXES = ("dataset", "validation", "stage", "model", "loss", "optimizer", "lr", "batch_size", "epochs", "schedule",
-               "device", "dtype",
-               "momentum", "dampening", "eps", "weight_decay", "alpha", "centered", "amsgrad", "beta1", "beta2",
-               "lr_decay", "initial_accumulator_value")
-KNOB_AXES = CONFIG_AXES[CONFIG_AXES.index("momentum"):]
 
 
 @dataclass
@@ -36,15 +31,18 @@ class Results:
     history: pd.DataFrame  # joined with config columns and "sweep"
 
     def varying(self, exclude=("seed",)) -> list[str]:
-        """Config axes with more than one value across the loaded sweeps. An optimizer knob
-        (momentum, eps, ...) counts only if it varies within one optimizer: its defaults differ
-        between optimizers without being an axis of the sweep."""
+        """Configuration columns (dlbench.store.config_columns) with more than one value across the
+        loaded sweeps. An optimizer knob (momentum, eps, ...) counts only if it varies within one
+        optimizer: its defaults differ between optimizers without being an axis of the sweep."""
+        from dlbench.store import config_columns, knob_columns
+
         t = self.trials
+        knobs = set(knob_columns(t))
         out = []
-        for c in CONFIG_AXES:
-            if c not in t or c in exclude:
+        for c in config_columns(t):
+            if c in exclude or c == "sweep":
                 continue
-            if c in KNOB_AXES:
+            if c in knobs:
                 if (t.groupby("optimizer")[c].nunique(dropna=True) > 1).any():
                     out.append(c)
             elif t[c].nunique(dropna=True) > 1:
@@ -56,6 +54,7 @@ def load(folders: list[str], read: dict | None = None) -> Results:
     """The folders' trials and history (with a sweep column, history joined with the config);
     `read`: folder -> (trials, history, env) already read, e.g. by the report's checks."""
     from dlbench import store
+    from dlbench.store import config_columns
 
     ts, hs = [], []
     names = []
@@ -68,8 +67,7 @@ def load(folders: list[str], read: dict | None = None) -> Results:
         if trials.empty:
             raise UserError(f"{folder!r} has no finished trials yet; allowed: a results folder with at least one trial")
         trials = trials.assign(sweep=name)
-        cols = ["trial_id", "sweep", "status", "diverged_epoch", "best_epoch", *[c for c in CONFIG_AXES if c in trials],
-                "seed"]
+        cols = ["trial_id", "sweep", "status", "diverged_epoch", "best_epoch", *config_columns(trials), "seed"]
         cols = list(dict.fromkeys(c for c in cols if c in trials))
         hist = history.drop(columns=[c for c in cols if c in history and c != "trial_id"])
         hist = hist.merge(trials[cols], on="trial_id", how="inner")
@@ -100,27 +98,30 @@ def higher_is_better(metric: str) -> bool:
 
 
 def label(metric: str) -> str:
-    words = {"train_loss": "training loss (mean over the epoch's batches)", "train_eval_loss": "training loss",
-             "train_acc": "training accuracy", "val_loss": "validation loss", "val_acc": "validation accuracy",
-             "val_r2": "validation R²", "val_rmse": "validation RMSE", "test_loss": "test loss",
-             "test_acc": "test accuracy", "test_r2": "test R²", "test_rmse": "test RMSE", "lr": "learning rate"}
-    return words.get(metric, metric)
+    from dlbench.words import metric_words
+
+    return metric_words(metric)
 
 
-STATS = ("final", "best")
+STATS = ("best", "final")
 STAT_WORDS = {"final": "final", "best": "at the validation-chosen epoch"}
 
 
 def final_or_best(trials_hist: pd.DataFrame, metric: str, stat: str) -> pd.Series:
-    """Per trial: the metric at its last epoch ('final') or at the epoch chosen on validation
-    ('best', the trial's best_epoch; the last epoch for trials without a validation split). The
-    best of the plotted metric over epochs would pick the epoch on that metric, test included."""
+    """Per trial: the metric at the epoch chosen on validation ('best', the trial's best_epoch;
+    the last epoch for trials without a validation split) or at its last epoch ('final'). The
+    best of the plotted metric over epochs would pick the epoch on that metric, test included.
+
+    The rule for diverged trials is the tables' (dlbench.stats): a diverged trial counts with its
+    numbers at the validation-chosen epoch, before it diverged; it has no final numbers (NaN)."""
     h = trials_hist.sort_values("epoch")
     last = h.groupby("trial_id")[metric].last()
+    status = h.groupby("trial_id")["status"].last()
+    final = last.where(status == "ok")
     if stat == "final" or "best_epoch" not in h:
-        return last
+        return final
     chosen = h[h["epoch"] == h["best_epoch"]].groupby("trial_id")[metric].last()
-    return chosen.combine_first(last)
+    return chosen.combine_first(final)
 
 
 def fmt_value(v) -> str:

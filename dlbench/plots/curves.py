@@ -1,5 +1,5 @@
 """Learning curves: metric vs epoch/step/samples/time, one panel per optimizer, one colour per
-lr, the mean over seeds with a band (a 95% bootstrap CI of the mean by default; std, min-max or
+lr, the mean over seeds with a band (a 95% t interval of the mean by default; std, min-max or
 none on request: dlbench.stats.band); diverged trials drawn up to the epoch they diverged and
 marked there with an x."""
 
@@ -12,6 +12,7 @@ import numpy as np
 
 from dlbench import stats
 from dlbench.plots._common import (
+    DIVERGED_MARKER,
     LINESTYLES,
     PAGE_IN,
     X_LABELS,
@@ -22,6 +23,7 @@ from dlbench.plots._common import (
     log_scale,
     style,
 )
+from dlbench.words import band_words
 
 
 @dataclass
@@ -46,17 +48,20 @@ class CurvesInfo:
     lrs: list[float]
     style_keys: list[str]
     band: str = "ci"
+    method: str = stats.DEFAULT_CI
 
     @property
     def band_label(self) -> str:
         """What the band is and over how many seeds, for the legend."""
         ns = sorted({c.n_seeds for c in self.curves})
         n = f"N = {ns[0]}" if len(ns) == 1 else f"N = {ns[0]}–{ns[-1]}"
-        few = self.band == "ci" and ns[0] < stats.MIN_N_FOR_CI
-        return f"band: {stats.BAND_WORDS[self.band]} ({n} seeds{'; none below 3' if few else ''})"
+        least = stats.MIN_N[self.method]
+        few = self.band == "ci" and ns[0] < least
+        return f"band: {band_words(self.band, self.method)} ({n} seeds{f'; none below {least}' if few else ''})"
 
 
-def curves_info(results: Results, metric: str, x: str = "epoch", band: str = "ci") -> CurvesInfo:
+def curves_info(results: Results, metric: str, x: str = "epoch", band: str = "ci",
+                method: str = stats.DEFAULT_CI) -> CurvesInfo:
     h = results.history
     others = [c for c in results.varying() if c not in ("optimizer", "lr")]
     if results.trials["sweep"].nunique() > 1:
@@ -70,7 +75,7 @@ def curves_info(results: Results, metric: str, x: str = "epoch", band: str = "ci
         vals = by_epoch[metric].apply(lambda s: s[np.isfinite(s)].to_numpy())
         xs = by_epoch[xcol].mean()
         keep = [e for e in vals.index if len(vals[e])]
-        lo, hi = stats.band([vals[e] for e in keep], band)
+        lo, hi = stats.band([vals[e] for e in keep], band, method)
         diverged = []
         for _, t in g[g.status == "diverged"].groupby("trial_id"):
             finite = t[np.isfinite(t[metric])]
@@ -84,7 +89,7 @@ def curves_info(results: Results, metric: str, x: str = "epoch", band: str = "ci
             lo=lo.tolist(), hi=hi.tolist(), n_seeds=int(g.trial_id.nunique()), diverged=diverged))
     # style keys in the groupby's (numeric) order of first appearance: bs 8, 32, 128, not "128" < "8"
     return CurvesInfo(metric, x, curves, sorted({c.panel for c in curves}), sorted({c.lr for c in curves}),
-                      list(dict.fromkeys(c.style_key for c in curves)), band)
+                      list(dict.fromkeys(c.style_key for c in curves)), band, method)
 
 
 def draw(info: CurvesInfo):
@@ -104,7 +109,7 @@ def draw(info: CurvesInfo):
             if info.band != "none" and c.n_seeds > 1:
                 ax.fill_between(c.x, c.lo, c.hi, color=colour[c.lr], alpha=0.2, lw=0)
             for dx, dy in c.diverged:
-                ax.plot([dx], [dy], marker="x", color="#D55E00", ms=6, mew=1.5, ls="none")
+                ax.plot([dx], [dy], marker=DIVERGED_MARKER, color="#D55E00", ms=6, mew=1.5, ls="none")
         ax.set_title(panel)
         ax.set_xlabel(X_LABELS[info.x])
     for ax in axes.flat[n:]:
@@ -118,7 +123,8 @@ def draw(info: CurvesInfo):
     if len(info.style_keys) > 1:
         handles += [mpl.lines.Line2D([], [], color="0.3", ls=dash[k], label=k) for k in info.style_keys]
     if any(c.diverged for c in info.curves):
-        handles.append(mpl.lines.Line2D([], [], color="#D55E00", marker="x", ls="none", label="diverged"))
+        handles.append(mpl.lines.Line2D([], [], color="#D55E00", marker=DIVERGED_MARKER, ls="none",
+                                        label="diverged"))
     if info.band != "none":
         handles.append(mpl.patches.Patch(color="0.5", alpha=0.3, lw=0, label=info.band_label.replace(" (", "\n(")))
     fig.legend(handles=handles, loc="outside right center", frameon=False)

@@ -1,13 +1,13 @@
-"""Heatmap over two grid axes (default lr × batch size): colour = the final metric (or its value
-at the epoch chosen on validation), mean over seeds; cells where a seed diverged are hatched; the
-cell chosen on validation (dlbench.stats.selection_of: the best mean of best_val_acc, or
-best_val_loss, over seeds) is outlined, whatever metric is drawn; values are written in the
+"""Heatmap over two grid axes (default lr × batch size): colour = the metric at the epoch chosen
+on validation (or its final value), mean over seeds; cells where seeds diverged are hatched and
+say "k/N div."; the cell validation chose (dlbench.stats.choose, the tables' rule) is outlined,
+whatever metric is drawn, and cells tied with it are outlined dashed; values are written in the
 cells. One panel per remaining configuration (e.g. per optimizer)."""
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -23,6 +23,7 @@ from dlbench.plots._common import (
     label,
     style,
 )
+from dlbench.words import metric_words
 
 
 @dataclass
@@ -33,6 +34,8 @@ class Panel:
     values: np.ndarray  # [rows, cols], NaN where no seed finished
     diverged: np.ndarray  # [rows, cols] bool: at least one seed diverged
     best: tuple[int, int] | None  # the cell chosen on validation (selection column), not on what is drawn
+    counts: dict = field(default_factory=dict)  # (i, j) -> (k diverged, of N seeds) where any diverged
+    tied: list[tuple[int, int]] = field(default_factory=list)  # cells tied with the chosen one
 
 
 @dataclass
@@ -45,7 +48,7 @@ class HeatmapInfo:
 
 
 def heatmap_info(results: Results, metric: str, axes: tuple[str, str] = ("lr", "batch_size"),
-                 stat: str = "final") -> HeatmapInfo:
+                 stat: str = "best") -> HeatmapInfo:
     for a in axes:
         if a not in results.trials:
             raise UserError(f"--axes {a!r} is not a column of these results; allowed: {', '.join(results.varying())}")
@@ -65,27 +68,27 @@ def heatmap_info(results: Results, metric: str, axes: tuple[str, str] = ("lr", "
         key = key if isinstance(key, tuple) else (key,)
         sel = stats.selection_of(g)  # each panel by its own dataset's rule
         chosen_by = sel.select
-        better = np.nanargmax if sel.select_higher else np.nanargmin
         cols = sorted(g[axes[0]].unique())
         rows = sorted(g[axes[1]].unique())
         vals = np.full((len(rows), len(cols)), np.nan)
-        chooser = np.full((len(rows), len(cols)), np.nan)
         div = np.zeros((len(rows), len(cols)), dtype=bool)
+        counts = {}
         for (c, r), cell in g.groupby([axes[0], axes[1]]):
             i, j = rows.index(r), cols.index(c)
-            ok = cell[(cell.status == "ok") & np.isfinite(cell.value)].value
-            vals[i, j] = ok.mean() if len(ok) else np.nan
-            div[i, j] = (cell.status == "diverged").any()
-            if sel.select in cell:
-                pick = stats.usable(cell)[sel.select].to_numpy(dtype=float)
-                pick = pick[np.isfinite(pick)]
-                chooser[i, j] = pick.mean() if len(pick) else np.nan
-        best = None
-        if np.isfinite(chooser).any():
-            flat = better(chooser)
-            best = (int(flat // len(cols)), int(flat % len(cols)))
+            v = cell["value"].to_numpy(dtype=float)
+            v = v[np.isfinite(v)]
+            vals[i, j] = v.mean() if len(v) else np.nan
+            k = int((cell.status == "diverged").sum())
+            div[i, j] = k > 0
+            if k:
+                counts[(i, j)] = (k, int((cell.status != "failed").sum()))
+        choice = stats.choose(g.drop(columns="value"), sel)
+        best, tied = None, []
+        if choice is not None:
+            best = (rows.index(choice.config[axes[1]]), cols.index(choice.config[axes[0]]))
+            tied = [(rows.index(c[axes[1]]), cols.index(c[axes[0]])) for c in choice.tied]
         name = " ".join(f"{fmt_value(k)}" for k in key) or "all trials"
-        panels.append(Panel(name, rows, cols, vals, div, best))
+        panels.append(Panel(name, rows, cols, vals, div, best, counts, tied))
     return HeatmapInfo(metric, stat, axes, panels, chosen_by)
 
 
@@ -112,7 +115,9 @@ def draw(info: HeatmapInfo):
                 if p.diverged[i, j]:
                     ax.add_patch(mpl.patches.Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False, hatch="///",
                                                        edgecolor="0.4", lw=0))
-                text = f"{v:.3g}" if np.isfinite(v) else "div."
+                text = f"{v:.3g}" if np.isfinite(v) else "n/a"
+                if (i, j) in p.counts:
+                    text += "\n{}/{} div.".format(*p.counts[(i, j)])
                 bright = np.isfinite(v) and (v - vmin) / ((vmax - vmin) or 1) > 0.5
                 dark_text = bright if higher_is_better(info.metric) else not bright
                 ax.text(j, i, text, ha="center", va="center", fontsize=6,
@@ -120,6 +125,9 @@ def draw(info: HeatmapInfo):
         if p.best is not None:
             i, j = p.best
             ax.add_patch(mpl.patches.Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False, edgecolor="#D55E00", lw=2))
+        for i, j in p.tied:
+            ax.add_patch(mpl.patches.Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False, edgecolor="#D55E00", lw=1.2,
+                                               ls="--"))
         ax.set_xticks(range(len(p.cols)), [fmt_value(c) for c in p.cols], rotation=45)
         ax.set_yticks(range(len(p.rows)), [fmt_value(r) for r in p.rows])
         ax.set_xlabel(info.axes[0].replace("_", " "))
@@ -130,7 +138,7 @@ def draw(info: HeatmapInfo):
         ax.set_visible(False)
     fig.colorbar(image, ax=axes, label=f"{label(info.metric)}, {STAT_WORDS[info.stat]}\n(mean over seeds)",
                  shrink=0.9)
-    chooser = {"best_val_acc": "validation accuracy", "best_val_loss": "validation loss"}.get(
-        info.chosen_by, info.chosen_by.replace("_", " "))
-    fig.suptitle(f"hatched: a seed diverged; outlined: the cell chosen by mean {chooser}")
+    tied = "; dashed: tied with it" if any(p.tied for p in info.panels) else ""
+    fig.suptitle(f"hatched: k/N seeds diverged; outlined: the cell chosen by mean {metric_words(info.chosen_by)}"
+                 f"{tied}")
     return fig

@@ -1,7 +1,9 @@
-"""Learning-rate sensitivity: the final metric (or its value at the epoch chosen on validation)
+"""Learning-rate sensitivity: the metric at the epoch chosen on validation (or its final value)
 vs lr on a log axis, one line per optimizer, the mean over seeds with a band (dlbench.stats.band:
-a 95% bootstrap CI by default), diverged configurations as triangles on the top edge: the "too
-small, just right, too large" picture."""
+a 95% t interval of the mean by default), the lr validation chose ringed (dlbench.stats.choose,
+the tables' rule), and lrs where seeds diverged marked on the top edge with "k/N": the "too small,
+just right, too large" picture. Diverged seeds follow the tables' rule: counted at the epoch
+validation chose, left out of final numbers."""
 
 from __future__ import annotations
 
@@ -12,6 +14,7 @@ import numpy as np
 from dlbench import stats
 from dlbench.plots._common import (
     COLUMN_IN,
+    DIVERGED_MARKER,
     MARKERS,
     OKABE_ITO,
     STAT_WORDS,
@@ -21,6 +24,7 @@ from dlbench.plots._common import (
     log_scale,
     style,
 )
+from dlbench.words import band_words
 
 
 @dataclass
@@ -32,6 +36,9 @@ class LrLine:
     hi: list[float]
     diverged_lr: list[float]  # lrs where at least one seed diverged
     n: list[int] = field(default_factory=list)  # seeds with a value per lr
+    diverged: list[tuple[int, int]] = field(default_factory=list)  # per diverged lr: (k diverged, of N seeds)
+    chosen_lr: float | None = None  # the lr validation chose (dlbench.stats.choose), None when none
+    tied_lr: list[float] = field(default_factory=list)  # lrs tied with it on the selection metric
 
 
 @dataclass
@@ -40,9 +47,11 @@ class LrInfo:
     stat: str
     lines: list[LrLine]
     band: str = "ci"
+    method: str = stats.DEFAULT_CI
 
 
-def lr_info(results: Results, metric: str, stat: str = "final", band: str = "ci") -> LrInfo:
+def lr_info(results: Results, metric: str, stat: str = "best", band: str = "ci",
+            method: str = stats.DEFAULT_CI) -> LrInfo:
     value = final_or_best(results.history, metric, stat).rename("value")
     t = results.trials.merge(value, left_on="trial_id", right_index=True, how="left")
     others = [c for c in results.varying() if c not in ("optimizer", "lr")]
@@ -52,17 +61,24 @@ def lr_info(results: Results, metric: str, stat: str = "final", band: str = "ci"
     for key, g in t.groupby(["optimizer", *others], sort=True, dropna=False):
         key = key if isinstance(key, tuple) else (key,)
         name = " ".join(str(k) for k in key)
-        lrs, mean, cells, div = [], [], [], []
+        lrs, mean, cells, div, counts = [], [], [], [], []
         for lr, cell in g.groupby("lr", sort=True):
-            ok = cell[(cell.status == "ok") & np.isfinite(cell.value)].value.to_numpy(dtype=float)
+            vals = cell["value"].to_numpy(dtype=float)
+            vals = vals[np.isfinite(vals)]
             lrs.append(float(lr))
-            mean.append(float(ok.mean()) if len(ok) else float("nan"))
-            cells.append(ok)
-            if (cell.status == "diverged").any():
+            mean.append(float(vals.mean()) if len(vals) else float("nan"))
+            cells.append(vals)
+            k = int((cell.status == "diverged").sum())
+            if k:
                 div.append(float(lr))
-        lo, hi = stats.band(cells, band)
-        lines.append(LrLine(name, lrs, mean, lo.tolist(), hi.tolist(), div, [len(c) for c in cells]))
-    return LrInfo(metric, stat, lines, band)
+                counts.append((k, int((cell.status != "failed").sum())))
+        lo, hi = stats.band(cells, band, method)
+        choice = stats.choose(g.drop(columns="value"), stats.selection_of(g))
+        chosen = None if choice is None else float(choice.config["lr"])
+        tied = [] if choice is None else sorted(float(c["lr"]) for c in choice.tied)
+        lines.append(LrLine(name, lrs, mean, lo.tolist(), hi.tolist(), div, [len(c) for c in cells], counts,
+                            chosen, tied))
+    return LrInfo(metric, stat, lines, band, method)
 
 
 def draw(info: LrInfo):
@@ -77,15 +93,20 @@ def draw(info: LrInfo):
         ax.plot(line.lr, line.mean, color=c, marker=m, ms=3.5, label=line.name)
         if info.band != "none":
             ax.fill_between(line.lr, line.lo, line.hi, color=c, alpha=0.2, lw=0)
-        if line.diverged_lr:
-            ax.plot(line.diverged_lr, [edge] * len(line.diverged_lr), ls="none", marker="^", color=c, ms=6,
-                    mec="black", mew=0.5, clip_on=False)
+        if line.chosen_lr is not None and line.chosen_lr in line.lr:
+            y = line.mean[line.lr.index(line.chosen_lr)]
+            ax.plot([line.chosen_lr], [y], ls="none", marker="o", ms=9, mfc="none", mec=c, mew=1.2)
+        for lr_, (k, n) in zip(line.diverged_lr, line.diverged, strict=True):
+            ax.plot([lr_], [edge], ls="none", marker=DIVERGED_MARKER, color=c, ms=6, mew=1.5, clip_on=False)
+            ax.annotate(f"{k}/{n}", (lr_, edge), xytext=(0, 4), textcoords="offset points", ha="center",
+                        fontsize=5.5, color=c, annotation_clip=False)
     log_scale(ax, "x")
     ax.set_ylim(top=edge + 0.02 * (top - bottom or 1.0))
     ax.set_xlabel("learning rate")
     ax.set_ylabel(f"{label(info.metric)}, {STAT_WORDS[info.stat]}")
     ns = sorted({n for line in info.lines for n in line.n if n})
     n = (f"N = {ns[0]}" if len(ns) == 1 else f"N = {ns[0]}–{ns[-1]}") if ns else "N = 0"
-    ax.set_title(f"lr sensitivity: mean over seeds ({n})\nband: {stats.BAND_WORDS[info.band]}; ▲ = diverged")
+    ax.set_title(f"lr sensitivity: mean over seeds ({n})\nband: {band_words(info.band, info.method)}; "
+                 f"○ chosen on validation; {DIVERGED_MARKER} k/N seeds diverged")
     fig.legend(loc="outside lower center", ncols=min(4, len(info.lines)), frameon=False)
     return fig

@@ -26,9 +26,10 @@ class ProfileInfo:
 def profile_info(results: Results, fraction: float = stats.TARGET_FRACTION) -> ProfileInfo:
     pc = stats.profile_costs(results.trials, results.history, fraction=fraction)
     if len(pc.costs) < 2:
+        dropped = (f" ({len(pc.dropped)} more left out: their target is met before any step)" if pc.dropped else "")
         raise UserError(f"--kind profile compares optimizers across problems; these results hold {len(pc.costs)} "
-                        "(dataset, model); allowed: results with at least 2 problems (several datasets, or several "
-                        "folders)")
+                        f"(dataset, model){dropped}; allowed: results with at least 2 problems (several datasets, or "
+                        "several folders)")
     prof = stats.performance_profile(pc.costs)
     solvers = [str(s) for s in pc.costs.columns]
     taus = {s: prof[prof.solver == s].tau.tolist() for s in solvers}
@@ -57,7 +58,10 @@ def draw(info: ProfileInfo):
     never = int(sum(math.isinf(v) for v in info.costs.costs.to_numpy().ravel()))
     missed = (f"{never} (optimizer, problem) never reached it (cost ∞)" if never
               else "every optimizer reached every target")
+    dropped = info.costs.dropped
+    left = (f"\nleft out (target met before any step): {', '.join(dropped)}" if dropped else "")
     ax.set_title(f"performance profile over {len(info.problems)} problems: steps to a validation target\n"
-                 f"target: {100 * info.costs.fraction:g}% of the way from the start to the best result; {missed}")
+                 f"target: {100 * info.costs.fraction:g}% of the way from the start to the best result; {missed}"
+                 f"{left}")
     fig.legend(loc="outside lower center", ncols=min(4, len(info.solvers)), frameon=False)
     return fig

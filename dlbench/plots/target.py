@@ -7,12 +7,14 @@ are drawn as "not reached"."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
+from dlbench import stats
 from dlbench.errors import UserError
 from dlbench.plots._common import COLUMN_IN, MARKERS, OKABE_ITO, Results, higher_is_better, label, log_scale, style
+from dlbench.store import config_columns
 
 
 @dataclass
@@ -28,67 +30,60 @@ class TargetLine:
 @dataclass
 class TargetInfo:
     metric: str
-    target: float
+    target: float  # NaN when each problem has its own (see targets)
     lines: list[TargetLine]
     default_target: bool = False
-
-
-def first_reach(history, metric: str, target: float):
-    """Per trial: (steps, epoch, seconds) at the first epoch whose metric reaches the target."""
-    ok = history[history[metric] >= target] if higher_is_better(metric) else history[history[metric] <= target]
-    first = ok.sort_values("epoch").groupby("trial_id").first()
-    return first[["steps", "epoch", "time"]].add_prefix("reach_")
-
-
-def default_target(results: Results, metric: str) -> float:
-    """95% of the best final accuracy (or 105% of the lowest final loss): a target most good
-    configurations reach, so that the batch-size effect shows."""
-    last = results.history.sort_values("epoch").groupby("trial_id")[metric].last()
-    last = last[np.isfinite(last)]
-    if higher_is_better(metric):
-        return float(np.round(0.95 * last.max(), 3))
-    return float(np.round(1.05 * last.min(), 4))
+    targets: dict = field(default_factory=dict)  # problem -> its target
+    met_at_start: list[str] = field(default_factory=list)  # problems whose target is met before any step
 
 
 CHOOSING_METRICS = ("val_acc", "val_loss", "val_r2", "val_rmse", "train_acc", "train_eval_loss", "train_loss")
 
 
 def target_info(results: Results, metric: str, target: float | None = None) -> TargetInfo:
+    """Steps to the target per batch size, at the best lr, by the performance profile's rule
+    (dlbench.stats.config_costs: the median over seeds, a seed that misses counting as inf; the
+    target by default v0 + 0.95 (v* - v0), set on each problem's own results)."""
     if metric not in CHOOSING_METRICS:
         raise UserError(f"--metric {metric!r} cannot set a target: the target plot chooses the best lr per batch "
                         f"size by it, and test numbers never choose; allowed: {', '.join(CHOOSING_METRICS)}")
     if results.trials["batch_size"].nunique() < 2:
         raise UserError("--kind target needs several batch sizes; this sweep has one; allowed: a sweep with a "
                         "batch_size axis")
-    chosen = default_target(results, metric) if target is None else target
-    reach = first_reach(results.history, metric, chosen)
-    t = results.trials.merge(reach, left_on="trial_id", right_index=True, how="left")
+    higher = higher_is_better(metric)
     others = [c for c in results.varying() if c not in ("lr", "batch_size")]
-    if t["sweep"].nunique() > 1:
+    if results.trials["sweep"].nunique() > 1:
         others = ["sweep", *others]
-    lines = []
-    groups = t.groupby(others, sort=True, dropna=False) if others else [(("all",), t)]
-    for key, g in groups:
-        key = key if isinstance(key, tuple) else (key,)
-        bs_list, steps, epochs, secs, lrs = [], [], [], [], []
-        for bs, cell in g.groupby("batch_size", sort=True):
-            # median over seeds per lr (not reached counts as infinite), then the best lr
-            per_lr = cell.assign(s=cell.reach_steps.fillna(np.inf)).groupby("lr")
-            med = per_lr.agg(s=("s", "median"), e=("reach_epoch", "median"), t=("reach_time", "median"))
-            bs_list.append(int(bs))
-            if np.isfinite(med.s).any():
-                best = med.s.idxmin()
-                steps.append(float(med.loc[best, "s"]))
-                epochs.append(float(med.loc[best, "e"]))
-                secs.append(float(med.loc[best, "t"]))
-                lrs.append(float(best))
-            else:
-                steps.append(float("nan"))
-                epochs.append(float("nan"))
-                secs.append(float("nan"))
-                lrs.append(float("nan"))
-        lines.append(TargetLine(" ".join(str(k) for k in key), bs_list, steps, epochs, secs, lrs))
-    return TargetInfo(metric, chosen, lines, default_target=target is None)
+    problems = [c for c in ("sweep", "dataset", "model") if c in others]
+    lines, targets, met_at_start = [], {}, []
+    t = results.trials
+    for pkey, pt in (t.groupby(problems, sort=True, dropna=False) if problems else [((), t)]):
+        ph = results.history[results.history["trial_id"].isin(pt["trial_id"])]
+        cols = config_columns(pt)
+        chosen = (stats.problem_target(ph, metric, higher, stats.TARGET_FRACTION, cols) if target is None
+                  else target)
+        pname = " ".join(str(k) for k in (pkey if isinstance(pkey, tuple) else (pkey,)))
+        targets[pname] = chosen
+        costs = stats.config_costs(pt, ph, metric, chosen, higher, cols)
+        if (costs["steps"] == 0).any():
+            met_at_start.append(pname or "these results")
+        line_keys = [c for c in others if c not in problems]
+        for key, g in (costs.groupby(problems + line_keys, sort=True, dropna=False) if problems + line_keys
+                       else [(("all",), costs)]):
+            key = key if isinstance(key, tuple) else (key,)
+            bs_list, steps, epochs, secs, lrs = [], [], [], [], []
+            for bs, cell in g.groupby("batch_size", sort=True):
+                bs_list.append(int(bs))
+                best = cell.sort_values(["steps", "lr"], kind="stable").iloc[0]
+                reached = np.isfinite(best["steps"])
+                steps.append(float(best["steps"]) if reached else float("nan"))
+                epochs.append(float(best["epoch"]) if reached else float("nan"))
+                secs.append(float(best["time"]) if reached else float("nan"))
+                lrs.append(float(best["lr"]) if reached else float("nan"))
+            lines.append(TargetLine(" ".join(str(k) for k in key), bs_list, steps, epochs, secs, lrs))
+    shown = next(iter(targets.values())) if len(set(targets.values())) == 1 else float("nan")
+    return TargetInfo(metric, shown, lines, default_target=target is None, targets=targets,
+                      met_at_start=met_at_start)
 
 
 def draw(info: TargetInfo):
@@ -100,10 +95,11 @@ def draw(info: TargetInfo):
         c, m = OKABE_ITO[i % len(OKABE_ITO)], MARKERS[i % len(MARKERS)]
         bs = np.array(line.batch_size, dtype=float)
         st = np.array(line.steps)
-        ok = np.isfinite(st)
+        ok = np.isfinite(st) & (st > 0)  # 0 steps: met before any step (said in the title)
         ax.plot(bs[ok], st[ok], color=c, marker=m, ms=4, label=line.name)
-        if (~ok).any():
-            ax.plot(bs[~ok], [top] * int((~ok).sum()), ls="none", marker=m, mfc="white", color=c, ms=5,
+        missed = ~np.isfinite(st)
+        if missed.any():
+            ax.plot(bs[missed], [top] * int(missed.sum()), ls="none", marker=m, mfc="white", color=c, ms=5,
                     clip_on=False)
         if ok.any():
             b0, s0 = bs[ok][0], st[ok][0]
@@ -117,8 +113,10 @@ def draw(info: TargetInfo):
     ax.set_xlabel("batch size")
     ax.set_ylabel("steps to reach target")
     op = "≥" if higher_is_better(info.metric) else "≤"
-    how = " (default: 95% of best)" if info.default_target else ""
-    ax.set_title(f"steps to {label(info.metric)} {op} {info.target:g}{how}\n"
-                 "dotted: perfect scaling; open marker: not reached")
+    value = f"{info.target:.4g}" if np.isfinite(info.target) else "each problem's target"
+    how = f" ({100 * stats.TARGET_FRACTION:g}% of the way from the start to the best)" if info.default_target else ""
+    early = f"; met before any step: {', '.join(info.met_at_start)}" if info.met_at_start else ""
+    ax.set_title(f"steps to {label(info.metric)} {op} {value}{how}\n"
+                 f"dotted: perfect scaling; open marker: not reached{early}")
     fig.legend(loc="outside lower center", ncols=min(4, len(info.lines)), frameon=False)
     return fig

@@ -38,7 +38,7 @@ def draw(info: TimingInfo):
     fig, ax = plt.subplots(figsize=(COLUMN_IN + 1.2, 0.22 * n + 1.0))
     y = np.arange(n)
     ax.barh(y - 0.2, info.train_s, height=0.4, color=OKABE_ITO[0], label="train")
-    ax.barh(y + 0.2, info.eval_s, height=0.4, color=OKABE_ITO[1], label="eval (train + test sets)")
+    ax.barh(y + 0.2, info.eval_s, height=0.4, color=OKABE_ITO[1], label="eval (train, validation and test sets)")
     ax.set_yticks(y, [f"{c} [{e}]" for c, e in zip(info.configs, info.engines, strict=True)])
     ax.set_xlabel("seconds per epoch per trial (median)")
     ax.set_title("time per epoch (fused trials: the group's time ÷ its trials)")

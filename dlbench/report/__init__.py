@@ -40,24 +40,23 @@ def check_out(out: Path) -> None:
                         "folder")
 
 
-def make_report(folders: list[str], fmt: str = "html", out: str | None = None) -> list[Path]:
+def make_report(folders: list[str], fmt: str = "html", out: str | None = None, method: str = "t") -> list[Path]:
     """Write the report; returns the files written. Every check and every number comes first:
     bad input writes nothing."""
-    from dlbench.report import _data, _text
+    from dlbench.report import _data, _html, _text
+    from dlbench.stats import check_ci
     from dlbench.store import atomic_write
 
     if fmt not in FORMATS:
         raise UserError(f"--format {fmt!r} is unknown; allowed: {', '.join(FORMATS)}")
+    check_ci(method)
     if not folders:
         raise UserError("no results folder given; allowed: one or more folders written by `dlbench sweep`")
     target = Path(out) if out else default_out(folders, fmt)
     check_out(target)
+    data = _data.report_data(folders, with_figures=fmt == "html", method=method)
     if fmt == "html":
-        files = {target: _html_page(folders)}
-    else:
-        data = _data.report_data(folders, with_figures=False)
-    if fmt == "html":
-        pass
+        files = {target: _html.render(data)}
     elif fmt == "md":
         files = {target: _text.markdown(data)}
     elif fmt == "tex":
@@ -67,9 +66,3 @@ def make_report(folders: list[str], fmt: str = "html", out: str | None = None) -
     for path, text in files.items():
         atomic_write(path, text.encode())
     return list(files)
-
-
-def _html_page(folders: list[str]) -> str:
-    from dlbench.report import _data, _html
-
-    return _html.render(_data.report_data(folders, with_figures=True))

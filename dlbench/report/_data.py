@@ -11,9 +11,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from dlbench import stats
+from dlbench import stats, words
 from dlbench.errors import UserError
-from dlbench.store import trial_label
+from dlbench.store import config_columns, trial_label
 
 # what the tables and the csv summarize over seeds, per configuration, besides the selection rule's own
 EXTRA_METRICS = ("best_val_loss", "test_loss_at_best_val", "final_test_loss", "final_train_eval_loss", "best_epoch",
@@ -58,6 +58,7 @@ class ReportData:
     trials: pd.DataFrame  # every trial, for the full table
     figures: list[Figure]
     several: bool  # several folders: a side-by-side comparison
+    method: str = stats.DEFAULT_CI  # how intervals and verdicts are computed (t or bootstrap)
 
     @functools.cached_property
     def hypers(self) -> list[str]:
@@ -91,7 +92,7 @@ def folder_info(name: str, path: Path, trials: pd.DataFrame, env: dict) -> Folde
     bad = trials[trials["status"] == "failed"]
     notes = []
     for dataset, d in trials.groupby("dataset"):
-        note = stats.no_validation_note(d, env)
+        note = words.no_validation_note(d, env)
         if note:
             notes.append(f"{dataset}: {note}" if trials["dataset"].nunique() > 1 else note)
     fallbacks = Counter(r for r in trials.get("fallback_reason", pd.Series(dtype=str)).dropna())
@@ -104,11 +105,12 @@ def folder_info(name: str, path: Path, trials: pd.DataFrame, env: dict) -> Folde
         trial_seconds=float(np.nansum(trials["wall_time"].to_numpy(dtype=float))), notes=notes)
 
 
-def config_table(trials: pd.DataFrame, best: list[stats.Best]) -> tuple[pd.DataFrame, list[str]]:
+def config_table(trials: pd.DataFrame, best: list[stats.Best],
+                 method: str = stats.DEFAULT_CI) -> tuple[pd.DataFrame, list[str]]:
     """Every configuration over its seeds: keys, `chosen` (the configuration the selection rule
-    picked for its optimizer), and n, mean, std, ci_low, ci_high of each metric."""
+    picked for its optimizer), runs and diverged, and n, mean, std, ci_low, ci_high of each metric."""
     t = trials
-    cols = stats.config_columns(t)
+    cols = config_columns(t)
     metrics = []
     for b in best:
         for m in (b.selection.report, b.selection.select):
@@ -116,7 +118,7 @@ def config_table(trials: pd.DataFrame, best: list[stats.Best]) -> tuple[pd.DataF
                 metrics.append(m)
     metrics += [m for m in EXTRA_METRICS if m in t and m not in metrics and np.isfinite(
         t[m].to_numpy(dtype=float)).any()]
-    table = stats.many_stats(t, metrics, cols).drop(columns=[f"{m}_median" for m in metrics])
+    table = stats.many_stats(t, metrics, cols, method).drop(columns=[f"{m}_median" for m in metrics])
     chosen = np.zeros(len(table), dtype=bool)
     for b in best:
         want = {**b.config, **({"sweep": b.sweep} if "sweep" in table else {})}
@@ -138,7 +140,7 @@ def figure_plan(results) -> list[str]:
     return [k for k in supported_kinds(results) if k != "heatmap" or several_batch_sizes]
 
 
-def make_figure(results, key: str) -> Figure:
+def make_figure(results, key: str, method: str = stats.DEFAULT_CI) -> Figure:
     """One figure's record (the plot module's info step) with its title and caption."""
     from dlbench.plots import _common, figure_job
 
@@ -146,50 +148,62 @@ def make_figure(results, key: str) -> Figure:
     task = stats.task_of(str(t["dataset"].iloc[0]))
     shown = "test_acc" if task in ("binary", "multiclass") else ("test_r2" if task == "regression" else "test_loss")
     shown = _common.check_metric(shown, results)
-    draw, info, _ = figure_job(results, key, shown, "epoch", stat="best", band="ci")
-    words = _common.label(shown)
+    draw, info, _ = figure_job(results, key, shown, "epoch", stat="best", band="ci", method=method)
+    what = _common.label(shown)
     if key == "curves":
-        title, caption = "Learning curves", (f"{words} by epoch: mean over seeds, band: {stats.BAND_WORDS['ci']} "
-                                             f"(none below {stats.MIN_N_FOR_CI} seeds); x: diverged.")
+        title, caption = "Learning curves", (f"{what} by epoch: mean over seeds, band: "
+                                             f"{words.band_words('ci', method)} (none below {stats.MIN_N[method]} "
+                                             f"seeds); {_common.DIVERGED_MARKER}: a seed diverged there.")
     elif key == "lr":
-        title, caption = "Learning-rate sensitivity", (f"{words} at the epoch chosen on validation, mean over seeds "
-                                                       "with a 95% CI; ▲: a seed diverged.")
+        title, caption = "Learning-rate sensitivity", (
+            f"{what} at the epoch chosen on validation, mean over seeds with a {words.band_words('ci', method)}; "
+            f"ringed: the lr validation chose; {_common.DIVERGED_MARKER} k/N: seeds that diverged (counted at the "
+            "epoch validation chose, before they diverged).")
     elif key == "heatmap":
         title = " × ".join(a.replace("_", " ") for a in info.axes)
-        caption = (f"{words} at the epoch chosen on validation (mean over seeds); the outlined cell is the one "
-                   "validation chose.")
+        caption = (f"{what} at the epoch chosen on validation (mean over seeds); the outlined cell is the one "
+                   "validation chose (dashed: tied with it); hatched: seeds diverged.")
     elif key == "target":
-        title, caption = "Steps to a validation target", (f"optimizer steps until {_common.label(info.metric)} "
-                                                          f"reaches {info.target:g}; the best lr per batch size "
-                                                          "(median over seeds).")
+        target = f"{info.target:.4g}" if np.isfinite(info.target) else "each problem's target"
+        title, caption = "Steps to a validation target", (
+            f"optimizer steps until {_common.label(info.metric)} reaches {target} (by default "
+            f"{100 * stats.TARGET_FRACTION:g}% of the way from the untrained model to the best result, the "
+            "performance profile's rule); the best lr per batch size (median over seeds).")
     elif key == "profile":
         title, caption = "Performance profile", (
             "fraction of problems on which an optimizer's steps to the problem's validation target are within τ of "
             f"the best optimizer's; target: {100 * info.costs.fraction:g}% of the way from the untrained model to the "
             "best result in the sweep; ∞ when never reached.")
     else:
-        title, caption = "Time per epoch", ("median seconds per epoch per trial, training and evaluation; fused "
-                                            "trials share their unit's time.")
+        title, caption = "Time per epoch", ("median seconds per epoch per trial, training and evaluation (training, "
+                                            "validation and test sets); fused trials share their unit's time.")
     return Figure(key, title, caption, info, draw)
 
 
-def figures(results) -> list[Figure]:
-    return [make_figure(results, k) for k in figure_plan(results)]
+def figures(results, method: str = stats.DEFAULT_CI) -> list[Figure]:
+    return [make_figure(results, k, method) for k in figure_plan(results)]
 
 
-def report_data(folders: list[str], with_figures: bool = True) -> ReportData:
+def report_data(folders: list[str], with_figures: bool = True, method: str = stats.DEFAULT_CI) -> ReportData:
     results, envs = load(folders)
-    return summarize(folders, results, envs, figures(results) if with_figures else [])
+    return summarize(folders, results, envs, figures(results, method) if with_figures else [], method)
 
 
-def summarize(folders: list[str], results, envs: dict, figs: list[Figure]) -> ReportData:
+TRIAL_ORDER = ("sweep", "dataset", "optimizer", "stage")
+
+
+def summarize(folders: list[str], results, envs: dict, figs: list[Figure],
+              method: str = stats.DEFAULT_CI) -> ReportData:
     """Everything the report shows, from loaded results (figs: the figure records, or none)."""
     t = results.trials
     infos = [folder_info(name, Path(f), d, envs[f])
              for f, (name, d) in zip(folders, t.groupby("sweep", sort=False), strict=True)]
-    best = stats.best_configs(t)
-    comparisons = stats.compare(best)
-    configs, metrics = config_table(t, best)
+    best = stats.best_configs(t, method=method)
+    comparisons = stats.compare(best, method)
+    configs, metrics = config_table(t, best, method)
+    # every trial, in the order a reader looks for one: dataset, optimizer, configuration, seed
+    order = [c for c in TRIAL_ORDER if c in t] + [c for c in config_columns(t) if c not in TRIAL_ORDER] + ["seed"]
+    t = t.sort_values(order, kind="stable", na_position="last").reset_index(drop=True)
     title = " vs ".join(i.name for i in infos)
-    return ReportData(title, infos, best, comparisons, stats.seeds_note(best), configs, metrics, t, figs,
-                      len(folders) > 1)
+    return ReportData(title, infos, best, comparisons, words.seeds_note(best), configs, metrics, t, figs,
+                      len(folders) > 1, method)

@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from dlbench import __version__, stats
+from dlbench import __version__, stats, words
 from dlbench.report._data import ReportData
-from dlbench.summary import cell, column_label, fmt, fmt_ci, fmt_interval
-from dlbench.summary import config_label as _config_label
+from dlbench.store import config_columns
+from dlbench.summary import cell, fmt, fmt_ci, fmt_interval
 
 TRIAL_COLUMNS = ("sweep", "dataset", "optimizer", "lr", "batch_size", "epochs", "seed", "stage", "status",
                  "diverged_epoch", "best_epoch", "best_val_acc", "best_val_loss", "test_acc_at_best_val",
@@ -37,36 +37,31 @@ def svg(fig, n: int) -> str:
     return re.sub(r"<metadata>.*?</metadata>", "", text, flags=re.S)
 
 
-def _verdict(c: stats.Comparison) -> str:
-    v = c.verdict
-    if v == "n/a":
-        return f"too few seeds (N={min(c.n_a, c.n_b)})"
-    if v == "none":
-        return "not distinguishable"
-    return f"{c.a if v == 'a' else c.b} better"
-
-
 def _tag_class(c: stats.Comparison) -> str:
     return {"a": "better", "b": "better", "none": "same"}.get(c.verdict, "few")
 
 
 def groups(data: ReportData) -> list[dict]:
-    """The best configurations and comparisons of each (folder, dataset)."""
+    """The best configurations and comparisons of each (folder, dataset), with their notes."""
     out = []
     keys = list(dict.fromkeys((b.sweep, b.dataset) for b in data.best))
     for sweep, dataset in keys:
         best = [b for b in data.best if (b.sweep, b.dataset) == (sweep, dataset)]
         sel = best[0].selection
-        best.sort(key=lambda b: -b.report["mean"] if sel.report_higher else b.report["mean"])
+        best.sort(key=lambda b: (-b.report["mean"] if sel.report_higher else b.report["mean"], b.name))
         pairs = [c for c in data.comparisons if (c.sweep, c.dataset) == (sweep, dataset)]
         ties = [c.b if c.a == best[0].name else c.a for c in pairs
                 if best[0].name in (c.a, c.b) and c.verdict in ("none", "n/a")]
+        cols = config_columns(data.trials)
+        notes = [words.family_note(pairs), words.resolution_note(best[0])]
+        notes += [words.tie_note(b, cols) for b in best] + [words.edge_note(b) for b in best]
         out.append({"title": f"{sweep}: {dataset}" if data.several else dataset, "dataset": dataset, "ties": ties,
-                    "best": best, "leader": best[0], "leader_config": _config_label(best[0].config, data.hypers),
-                    "metric_words": stats.metric_words(sel.report),
-                    "how": "; ".join(dict.fromkeys(b.how for b in best)), "report_short": column_label(sel.report),
-                    "select_short": column_label(sel.select), "confirmed": any(b.confirmed for b in best),
-                    "comparisons": pairs, "edges": [n for n in (stats.edge_note(b) for b in best) if n]})
+                    "best": best, "leader": best[0], "leader_config": words.fmt_config(best[0].config, data.hypers),
+                    "metric_words": words.metric_words(sel.report),
+                    "how": "; ".join(dict.fromkeys(words.best_how(b) for b in best)),
+                    "report_short": words.column_label(sel.report), "select_short": words.column_label(sel.select),
+                    "confirmed": any(b.confirmed for b in best), "diverged": any(b.diverged for b in best),
+                    "comparisons": pairs, "notes": [n for n in notes if n]})
     return out
 
 
@@ -75,28 +70,29 @@ def render_svgs(jobs: list[tuple]) -> list[str]:
     return [svg(draw(info), n) for draw, info, n in jobs]
 
 
-def render(data: ReportData, figures: list[dict] | None = None) -> str:
-    """The page; its figures drawn here from data.figures unless given as {key, title, caption, svg}."""
+def render(data: ReportData) -> str:
+    """The page, its figures drawn from data.figures."""
     import jinja2
 
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(Path(__file__).parent), autoescape=True,
                              trim_blocks=False, lstrip_blocks=False, undefined=jinja2.StrictUndefined)
-    if figures is None:
-        svgs = render_svgs([(f.draw, f.info, i) for i, f in enumerate(data.figures)])
-        figures = [{"key": f.key, "title": f.title, "caption": f.caption, "svg": s}
-                   for f, s in zip(data.figures, svgs, strict=True)]
+    svgs = render_svgs([(f.draw, f.info, i) for i, f in enumerate(data.figures)])
+    figures = [{"key": f.key, "title": f.title, "caption": f.caption, "svg": s}
+               for f, s in zip(data.figures, svgs, strict=True)]
     configs = data.configs
-    keys = [c for c in stats.config_columns(configs) if configs[c].nunique(dropna=True) > 1
-            or c in ("dataset", "optimizer", "lr")]
+    keys = [c for c in config_columns(data.trials) if c in configs and (configs[c].nunique(dropna=True) > 1
+            or c in ("dataset", "optimizer", "lr"))]
     config_metrics = data.metrics[:2]
     trial_cols = [c for c in TRIAL_COLUMNS if c in data.trials and (
         data.trials[c].notna().any() and (c not in ("sweep", "stage") or data.trials[c].nunique() > 1))]
     numeric = {c for c in trial_cols if pd.api.types.is_numeric_dtype(data.trials[c])}
     return env.get_template("report.html.j2").render(
         data=data, version=__version__, written=time.strftime("%Y-%m-%d %H:%M"), groups=groups(data),
-        figures=figures, fmt=fmt, ci=fmt_ci, interval=fmt_interval, verdict=_verdict, tag_class=_tag_class, show=cell,
-        short=column_label,
-        config_label=lambda b: _config_label(b.config, data.hypers),
+        figures=figures, fmt=fmt, ci=lambda d: fmt_ci(d, data.method), interval=fmt_interval,
+        verdict=words.verdict_words, tag_class=_tag_class, show=cell, short=words.column_label, w=words,
+        ci_words=words.CI_WORDS[data.method], diff_words=words.DIFF_WORDS[data.method],
+        min_n=stats.MIN_N[data.method],
+        config_label=lambda b: words.fmt_config(b.config, data.hypers),
         env_json=lambda e: json.dumps(e, indent=2, sort_keys=True, default=str),
         config_cols=keys, config_metrics=config_metrics, config_rows=configs.to_dict("records"),
         trial_cols=trial_cols, trial_rows=data.trials[trial_cols].to_dict("records"), numeric=numeric)

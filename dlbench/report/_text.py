@@ -9,9 +9,10 @@ import re
 
 import pandas as pd
 
-from dlbench import stats
+from dlbench import words
 from dlbench.report._data import ReportData
-from dlbench.summary import cell, column_label, config_label, fmt, fmt_interval
+from dlbench.store import config_columns
+from dlbench.summary import cell, fmt, fmt_interval
 
 # --------------------------------------------------------------------------------------------
 # Markdown
@@ -35,36 +36,53 @@ def markdown(data: ReportData) -> str:
         ["folder", "trials", "ok", "diverged", "failed", "engines", "training time (s, summed)"],
         [[f.name, sum(f.counts.values()), f.counts.get("ok", 0), f.counts.get("diverged", 0), f.counts.get("failed", 0),
           ", ".join(f"{n} {e}" for e, n in f.engines.items()), f"{f.trial_seconds:.1f}"] for f in data.folders])]
-    hows = list(dict.fromkeys(b.how for b in data.best))
+    hows = list(dict.fromkeys(words.best_how(b) for b in data.best))
     confirmed = any(b.confirmed for b in data.best)
+    diverged = any(b.diverged for b in data.best)
     several = len({(b.sweep, b.dataset) for b in data.best}) > 1
     rows = []
     for b in data.best:
-        row = ([b.sweep] if data.several else []) + [b.dataset, b.name, config_label(b.config, data.hypers),
+        row = ([b.sweep] if data.several else []) + [b.dataset, b.name, words.fmt_config(b.config, data.hypers),
                                                      b.report["n"], fmt(b.report["mean"]),
                                                      fmt_interval(b.report["ci_low"], b.report["ci_high"]),
-                                                     column_label(b.selection.report)]
+                                                     words.column_label(b.selection.report)]
+        if diverged:
+            row.append(words.diverged_text(b) or "")
         if confirmed:
             row.append(f"{fmt(b.tuning['mean'])} ({b.tuning['n']})" if b.tuning else "")
         rows.append(row)
     header = (["folder"] if data.several else []) + ["dataset", "optimizer", "configuration", "N", "mean", "95% CI",
-                                                     "metric"] + (["tuning mean (N)"] if confirmed else [])
+                                                     "metric"] + (["diverged"] if diverged else []) + (
+        ["tuning mean (N)"] if confirmed else [])
     out += ["", "## Best configuration per optimizer", "", md_table(header, rows), ""]
     out += [f"{h[0].upper()}{h[1:]}." for h in hows]
-    out += ["", data.seeds_note[0].upper() + data.seeds_note[1:] + "."]
-    out += [f"- note: {n}" for n in (stats.edge_note(b, several) for b in data.best) if n]
+    out += [f"CI: {words.CI_WORDS[data.method]} over seeds.", ""]
+    out += [data.seeds_note[0].upper() + data.seeds_note[1:] + "."]
+    cols = config_columns(data.trials)
+    notes = []
+    for sweep, dataset in dict.fromkeys((b.sweep, b.dataset) for b in data.best):
+        items = [b for b in data.best if (b.sweep, b.dataset) == (sweep, dataset)]
+        pairs = [c for c in data.comparisons if (c.sweep, c.dataset) == (sweep, dataset)]
+        where = f"{dataset}: " if several else ""
+        notes += [where + n for n in (words.family_note(pairs), words.resolution_note(items[0])) if n]
+        notes += [n for n in (words.tie_note(b, cols) for b in items) if n]
+    notes += [n for n in (words.edge_note(b, several) for b in data.best) if n]
+    out += [f"- note: {n}" for n in notes]
     out += ["", "## Pairwise comparisons", ""]
     if data.comparisons:
-        out.append(md_table(["dataset", "A", "B", "mean(A) - mean(B)", "95% CI", "P(A better)", "verdict"],
-                            [[c.dataset, c.a, c.b, c.diff_text(), c.interval_text(), f"{c.p_better:.2f}",
-                              c.conclusion()] for c in data.comparisons]))
+        out.append(md_table(["dataset", "A", "B", "mean(A) - mean(B)", "95% CI", "P(A better)", "p", "p (Holm)",
+                             "verdict"],
+                            [[c.dataset, c.a, c.b, words.diff_text(c), words.interval_text(c), f"{c.p_better:.2f}",
+                              words.p_text(c.p_value), words.p_text(c.p_adjusted), words.conclusion(c)]
+                             for c in data.comparisons]))
     else:
         out.append(md_table(["dataset", "note"], [[b.dataset, "one optimizer: nothing to compare"] for b in data.best]))
     cfg = data.configs
-    keys = [c for c in stats.config_columns(cfg) if cfg[c].nunique(dropna=True) > 1 or c in ("dataset", "optimizer")]
+    keys = [c for c in config_columns(data.trials) if c in cfg and (cfg[c].nunique(dropna=True) > 1
+                                                                    or c in ("dataset", "optimizer"))]
     m = data.metrics[0]
     out += ["", "## All configurations", "", md_table(
-        [*keys, "chosen", "N", column_label(m), "95% CI"],
+        [*keys, "chosen", "N", words.column_label(m), "95% CI"],
         [[cell(r[c], 6) for c in keys] + [cell(r["chosen"]), int(r[f"{m}_n"]), fmt(r[f"{m}_mean"]),
                                           fmt_interval(r[f"{m}_ci_low"], r[f"{m}_ci_high"])]
          for r in cfg.to_dict("records")])]
@@ -87,18 +105,32 @@ def tex_escape(text: str) -> str:
     return re.sub(r"[\\&%$#_{}~^]", lambda m: TEX_SPECIAL[m.group()], str(text))
 
 
+def tex_number(v: float, digits: int = 4) -> str:
+    """A number for math mode with `digits` significant digits: 0.9722, 0.000123, 1.2\\times10^{-7}
+    (a fixed number of decimals would print a small loss as 0.0000)."""
+    text = f"{v:.{digits}g}"
+    if "e" in text:
+        mant, exp = text.split("e")
+        return rf"{mant}\times10^{{{int(exp)}}}"
+    return text
+
+
 def latex(data: ReportData) -> str:
     """One booktabs table: optimizers × (folder and) dataset, each cell the mean with its 95% CI
-    as +/− offsets; the best per column in bold (by the metric's direction)."""
+    as +/− offsets; in bold, the best mean per column and every optimizer the comparisons cannot
+    tell apart from it (the Holm-adjusted verdict is not 'better')."""
     cols = list(dict.fromkeys((b.sweep, b.dataset) for b in data.best))
     opts = sorted({b.name for b in data.best})
     cell = {(b.name, b.sweep, b.dataset): b for b in data.best}
-    best_in = {}
+    bold: dict[tuple, set[str]] = {}
     for col in cols:
         items = [b for b in data.best if (b.sweep, b.dataset) == col and math.isfinite(b.report["mean"])]
         if items:
-            pick = max if items[0].selection.report_higher else min
-            best_in[col] = pick(items, key=lambda b: b.report["mean"]).name
+            higher = items[0].selection.report_higher
+            leader = sorted(items, key=lambda b: (-b.report["mean"] if higher else b.report["mean"], b.name))[0]
+            ties = {c.b if c.a == leader.name else c.a for c in data.comparisons
+                    if (c.sweep, c.dataset) == col and leader.name in (c.a, c.b) and c.verdict in ("none", "n/a")}
+            bold[col] = {leader.name, *ties}
     lines = [r"\begin{table}[t]", r"\centering", r"\begin{tabular}{l" + "r" * len(cols) + "}", r"\toprule"]
     head = [tex_escape(f"{s}: {d}" if data.several else d) for s, d in cols]
     lines.append("optimizer & " + " & ".join(head) + r" \\")
@@ -111,11 +143,11 @@ def latex(data: ReportData) -> str:
                 cells.append("--")
                 continue
             mean, lo, hi = b.report["mean"], b.report["ci_low"], b.report["ci_high"]
-            text = f"{mean:.4f}"
-            if best_in.get(col) == o:
+            text = tex_number(mean)
+            if o in bold.get(col, ()):
                 text = rf"\mathbf{{{text}}}"
             if math.isfinite(lo):
-                text += f"^{{+{hi - mean:.4f}}}_{{-{mean - lo:.4f}}}"
+                text += f"^{{+{tex_number(hi - mean, 2)}}}_{{-{tex_number(mean - lo, 2)}}}"
             cells.append(f"${text}$")
         lines.append(tex_escape(o) + " & " + " & ".join(cells) + r" \\")
     lines += [r"\bottomrule", r"\end{tabular}", r"\caption{" + tex_escape(caption(data)) + "}",
@@ -124,14 +156,17 @@ def latex(data: ReportData) -> str:
 
 
 def caption(data: ReportData) -> str:
-    words = list(dict.fromkeys(stats.metric_words(b.selection.report) for b in data.best))
-    hows = list(dict.fromkeys(b.how for b in data.best))
+    what = list(dict.fromkeys(words.metric_words(b.selection.report) for b in data.best))
+    hows = list(dict.fromkeys(words.best_how(b) for b in data.best))
     ns = sorted({b.report["n"] for b in data.best})
     n = f"N = {ns[0]}" if len(ns) == 1 else f"N = {ns[0]}-{ns[-1]}"
     fresh = "fresh seeds that took no part in choosing" if all(b.confirmed for b in data.best) else \
         "the seeds that also chose the configuration"
-    return (f"{'; '.join(words).capitalize()}: mean over {n} seeds ({fresh}), with the 95% percentile-bootstrap "
-            f"confidence interval as +/- offsets; best per column in bold. {'; '.join(hows).capitalize()}.")
+    k = max((c.family for c in data.comparisons), default=0)
+    family = f" over the {k} pairs of each dataset" if k > 1 else ""
+    return (f"{'; '.join(what).capitalize()}: mean over {n} seeds ({fresh}), with the {words.CI_WORDS[data.method]} "
+            f"as +/- offsets. In bold: the best mean per column and every optimizer not distinguishable from it "
+            f"({words.DIFF_WORDS[data.method]}, Holm-adjusted{family}, 5% level). {'; '.join(hows).capitalize()}.")
 
 
 # --------------------------------------------------------------------------------------------
@@ -147,10 +182,12 @@ def csv_configs(data: ReportData) -> str:
 
 
 def csv_pairs(data: ReportData) -> str:
+    columns = ["sweep", "dataset", "a", "b", "metric", "n_a", "n_b", "diff", "ci_low", "ci_high", "p_value",
+               "p_holm", "family", "p_a_better", "verdict", "seeds_needed", "method"]
     rows = [{"sweep": c.sweep, "dataset": c.dataset, "a": c.a, "b": c.b, "metric": c.metric, "n_a": c.n_a,
-             "n_b": c.n_b, "diff": c.diff, "ci_low": c.ci_low, "ci_high": c.ci_high, "p_a_better": c.p_better,
-             "verdict": c.verdict, "seeds_needed": c.seeds_needed} for c in data.comparisons]
+             "n_b": c.n_b, "diff": c.diff, "ci_low": c.ci_low, "ci_high": c.ci_high, "p_value": c.p_value,
+             "p_holm": c.p_adjusted, "family": c.family, "p_a_better": c.p_better, "verdict": c.verdict,
+             "seeds_needed": c.seeds_needed, "method": c.method} for c in data.comparisons]
     buf = io.StringIO()
-    pd.DataFrame(rows, columns=["sweep", "dataset", "a", "b", "metric", "n_a", "n_b", "diff", "ci_low", "ci_high",
-                                "p_a_better", "verdict", "seeds_needed"]).to_csv(buf, index=False)
+    pd.DataFrame(rows, columns=columns).to_csv(buf, index=False)
     return buf.getvalue()
