@@ -819,12 +819,15 @@ def performance_profile(costs: pd.DataFrame) -> pd.DataFrame:
 BANDS = ("ci", "std", "minmax", "none")
 
 
-def band(groups: list[np.ndarray], kind: str, method: str = DEFAULT_CI) -> tuple[np.ndarray, np.ndarray]:
+def band(groups: list[np.ndarray], kind: str, method: str = DEFAULT_CI,
+         metric: str | None = None) -> tuple[np.ndarray, np.ndarray]:
     """(low, high) of a band per group of seed values: a 95% interval of the mean (NaN below
-    MIN_N[method]), mean ± std, min-max, or none (NaN)."""
+    MIN_N[method]; clipped to the metric's range), mean ± std, min-max, or none (NaN)."""
     n = len(groups)
     if kind == "ci":
-        return intervals(groups, method)
+        low, high = intervals(groups, method)
+        lo_bound, hi_bound = bounds(metric)
+        return np.clip(low, lo_bound, hi_bound), np.clip(high, lo_bound, hi_bound)
     low, high = np.full(n, np.nan), np.full(n, np.nan)
     for i, g in enumerate(groups):
         if not len(g):

@@ -59,6 +59,12 @@ def band_words(kind: str, method: str = stats.DEFAULT_CI) -> str:
     return CI_WORDS[method] if kind == "ci" else BAND_WORDS[kind]
 
 
+def short_band(kind: str, method: str = stats.DEFAULT_CI) -> str:
+    """The band in a figure's title: '95% t interval', 'min–max', ..."""
+    return {"t": "95% t interval", "bootstrap": "95% bootstrap interval"}[method] if kind == "ci" else \
+        BAND_WORDS[kind]
+
+
 def fmt_config(config: dict, columns: list[str]) -> str:
     """'lr=0.01 bs=32 epochs=10' from a configuration's columns."""
     short = {"batch_size": "bs"}
@@ -179,7 +185,13 @@ def interval_text(c: stats.Comparison) -> str:
 
 
 def p_text(p: float) -> str:
+    """A p-value for a table cell: '0.041', '<0.001', 'n/a'."""
     return "n/a" if not math.isfinite(p) else ("<0.001" if p < 0.001 else f"{p:.3f}")
+
+
+def p_phrase(p: float) -> str:
+    """'= 0.041' or '< 0.001', to follow 'p' in a sentence."""
+    return "< 0.001" if p < 0.001 else f"= {p:.3f}"
 
 
 def verdict_words(c: stats.Comparison) -> str:
@@ -226,7 +238,8 @@ def comparison_line(c: stats.Comparison) -> str:
     separate a difference of this size (0.20 pts) at 80% power'."""
     op = ">" if c.higher else "<"
     p = "" if not math.isfinite(c.p_value) else (
-        f", p = {p_text(c.p_value)}" + (f" (Holm {p_text(c.p_adjusted)})" if c.family > 1 else ""))
+        f", p {p_phrase(c.p_value)}" + (f" (Holm {p_phrase(c.p_adjusted).removeprefix('= ')})" if c.family > 1
+                                        else ""))
     return (f"{c.a} vs {c.b}: {diff_text(c)} {interval_text(c)}, P({c.a} {op} {c.b}) = {c.p_better:.2f}{p}: "
             f"{conclusion(c)}")
 

@@ -241,3 +241,20 @@ def test_list_commands_show_the_registry(cli):
     assert r.code == 0 and all(n in r.out for n in DATASETS)
     r = cli("optimizers")
     assert r.code == 0 and all(n in r.out for n in OPTIMIZERS) and "initial_accumulator_value" in r.out
+
+
+def test_a_loader_with_the_wrong_shapes_is_a_real_error_also_under_python_O():
+    """_check_shapes raises an exception of its own, not an assert (which python -O skips)."""
+    info = DATASETS["iris"]
+    bad = datasets.Dataset(info, np.zeros((10, 3), np.float32), np.zeros(9, np.int64),
+                           np.zeros((5, 4), np.float32), np.zeros(5, np.int64))
+    with pytest.raises(datasets.DataShapeError, match=r"training inputs have shape \(3,\), not \(4,\); training "
+                                                      "split has 10 inputs but 9 targets"):
+        datasets._check_shapes(bad)
+    import subprocess
+    import sys
+
+    code = ("import numpy as np; from dlbench import data as d; i = d.DATASETS['iris']; "
+            "d._check_shapes(d.Dataset(i, np.zeros((10, 3)), np.zeros(10), np.zeros((5, 4)), np.zeros(5)))")
+    p = subprocess.run([sys.executable, "-O", "-c", code], capture_output=True, text=True)
+    assert p.returncode != 0 and "DataShapeError" in p.stderr

@@ -90,3 +90,14 @@ def test_accumulator_start_changes_early_training(tmp_path):
     first = history[history.epoch == 1].pivot_table(index=["seed", "lr"], columns="initial_accumulator_value",
                                                     values="train_eval_loss")
     assert (first[0.0] < first[0.1]).all()  # a cache that starts at 0 takes bigger first steps
+
+
+def test_a_lesson_stopped_by_a_signal_draws_nothing(tmp_path, monkeypatch):
+    import dlbench.plots
+    import dlbench.runner
+    from dlbench.lessons import run_lesson
+
+    drawn = []
+    monkeypatch.setattr(dlbench.runner, "run_sweep", lambda *a, **k: 130)
+    monkeypatch.setattr(dlbench.plots, "make_plots", lambda *a, **k: drawn.append(a) or [])
+    assert run_lesson("gd-vs-sgd", str(tmp_path)) == (130, []) and drawn == []

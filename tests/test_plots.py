@@ -231,3 +231,18 @@ def test_performance_profile_over_problems_from_one_folder_or_several(cli, tmp_p
     assert len(both.problems) == 3 and both.problems[0].startswith("third breast_cancer")
     r = cli("plot", tmp_path / "two", "--out", tmp_path / "all")  # 'all' draws it when there are 2+ problems
     assert r.code == 0 and (tmp_path / "all" / "profile.png").exists()
+
+
+def test_out_that_is_a_file_is_one_line_not_a_traceback(cli, sweep_dir, tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("keep me")
+    for out in (blocker, blocker / "plots"):
+        r = cli("plot", sweep_dir, "--kind", "timing", "--out", out)
+        assert r.code == 2 and "is a file" in r.err and len(r.err.strip().splitlines()) == 1, r.err
+    assert blocker.read_text() == "keep me"
+
+
+def test_the_timing_figure_says_evaluation_covers_the_validation_set_too():
+    fig = timing.draw(timing.timing_info(hand_made(ROWS)))
+    labels = [t.get_text() for t in fig.legends[0].get_texts()]
+    assert "eval (train, validation and test sets)" in labels

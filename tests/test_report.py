@@ -253,3 +253,10 @@ def test_the_report_says_what_ran(folder, tmp_path):
     n_div = int((trials.status == "diverged").sum())
     assert n_div > 0 and f"{n_div} diverged trial(s)" in html
     assert not math.isnan(trials.wall_time.sum())
+
+
+def test_latex_numbers_keep_their_significant_digits():
+    from dlbench.report._text import tex_number
+
+    assert tex_number(0.000123456) == "0.0001235"  # :.4f printed 0.0001, and a smaller loss 0.0000
+    assert tex_number(3.2e-7) == r"3.2\times10^{-7}" and tex_number(0.9722) == "0.9722"

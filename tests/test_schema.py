@@ -80,3 +80,33 @@ def test_show_and_report_on_a_schema_2_folder(cli, tmp_path):
     assert "confirmed on fresh seeds (3-5)" in out and "adam vs sgd:" in out and "test split: 30 samples" in out
     assert cli("report", folder).code == 0 and (folder / "report.html").exists()
     assert cli("plot", folder, "--out", tmp_path / "p").code == 0
+
+
+def test_a_damaged_record_in_a_partial_folder_is_said_not_skipped_in_silence(tmp_path, capsys):
+    folder = tmp_path / "partial"
+    shutil.copytree(SCHEMA2, folder)
+    (folder / "trials.parquet").unlink()  # killed before its tables were written: read from the records
+    victim = sorted((folder / "trials").glob("*.json"))[0]
+    victim.write_text(victim.read_text()[:50])
+    trials, _, _ = store.read_results(folder)
+    assert len(trials) == 23
+    err = capsys.readouterr().err
+    assert f"warning: 1 damaged trial record(s) in {folder / 'trials'} left out ({victim.name})" in err
+
+
+def test_env_records_the_git_revision_of_dlbench_not_of_the_current_folder(tmp_path, monkeypatch):
+    import subprocess
+
+    other = tmp_path / "other-repo"
+    other.mkdir()
+    for cmd in (["init", "-q"], ["-c", "user.email=a@b", "-c", "user.name=a", "commit", "-q", "--allow-empty",
+                                 "-m", "x"]):
+        subprocess.run(["git", *cmd], cwd=other, check=True)
+    monkeypatch.chdir(other)
+    theirs = subprocess.run(["git", "rev-parse", "HEAD"], cwd=other, capture_output=True, text=True).stdout.strip()
+    ours = store.git_rev()
+    assert ours != theirs
+    root = Path(store.__file__).resolve().parents[1]
+    if (root / ".git").exists():
+        assert ours == subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True,
+                                      text=True).stdout.strip()

@@ -1,7 +1,8 @@
 """Learning curves: metric vs epoch/step/samples/time, one panel per optimizer, one colour per
 lr, the mean over seeds with a band (a 95% t interval of the mean by default; std, min-max or
-none on request: dlbench.stats.band); diverged trials drawn up to the epoch they diverged and
-marked there with an x."""
+none on request: dlbench.stats.band); diverged trials drawn up to the epoch before they diverged
+(the exploded value that stopped them is no point of a curve) and marked with an x where they
+diverged, at their last value before it."""
 
 from __future__ import annotations
 
@@ -63,6 +64,10 @@ class CurvesInfo:
 def curves_info(results: Results, metric: str, x: str = "epoch", band: str = "ci",
                 method: str = stats.DEFAULT_CI) -> CurvesInfo:
     h = results.history
+    # the epoch a trial diverged at holds the exploded value that stopped it: it is not a point of the
+    # curve (it would stretch the axis by orders of magnitude); the trial is marked there instead
+    exploded = (h["status"] == "diverged") & (h["epoch"] >= h["diverged_epoch"].astype(float))
+    h = h.assign(**{metric: h[metric].where(~exploded)})
     others = [c for c in results.varying() if c not in ("optimizer", "lr")]
     if results.trials["sweep"].nunique() > 1:
         others = ["sweep", *others]
@@ -75,12 +80,13 @@ def curves_info(results: Results, metric: str, x: str = "epoch", band: str = "ci
         vals = by_epoch[metric].apply(lambda s: s[np.isfinite(s)].to_numpy())
         xs = by_epoch[xcol].mean()
         keep = [e for e in vals.index if len(vals[e])]
-        lo, hi = stats.band([vals[e] for e in keep], band, method)
+        lo, hi = stats.band([vals[e] for e in keep], band, method, metric)
         diverged = []
         for _, t in g[g.status == "diverged"].groupby("trial_id"):
+            t = t.sort_values("epoch")
             finite = t[np.isfinite(t[metric])]
             last = finite.iloc[-1] if len(finite) else t.iloc[0]
-            dx = t[t.epoch == t.epoch.max()][xcol].iloc[0]
+            dx = t[t.epoch == t.epoch.max()][xcol].iloc[0]  # where it diverged, at its last value before
             diverged.append((float(dx), float(last[metric])))
         curves.append(Curve(
             panel=str(key["optimizer"]), lr=float(key["lr"]),

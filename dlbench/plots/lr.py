@@ -24,7 +24,7 @@ from dlbench.plots._common import (
     log_scale,
     style,
 )
-from dlbench.words import band_words
+from dlbench.words import short_band
 
 
 @dataclass
@@ -72,7 +72,7 @@ def lr_info(results: Results, metric: str, stat: str = "best", band: str = "ci",
             if k:
                 div.append(float(lr))
                 counts.append((k, int((cell.status != "failed").sum())))
-        lo, hi = stats.band(cells, band, method)
+        lo, hi = stats.band(cells, band, method, metric)
         choice = stats.choose(g.drop(columns="value"), stats.selection_of(g))
         chosen = None if choice is None else float(choice.config["lr"])
         tied = [] if choice is None else sorted(float(c["lr"]) for c in choice.tied)
@@ -103,10 +103,10 @@ def draw(info: LrInfo):
     log_scale(ax, "x")
     ax.set_ylim(top=edge + 0.02 * (top - bottom or 1.0))
     ax.set_xlabel("learning rate")
-    ax.set_ylabel(f"{label(info.metric)}, {STAT_WORDS[info.stat]}")
+    ax.set_ylabel(f"{label(info.metric)}\n({STAT_WORDS[info.stat]})")
     ns = sorted({n for line in info.lines for n in line.n if n})
     n = (f"N = {ns[0]}" if len(ns) == 1 else f"N = {ns[0]}–{ns[-1]}") if ns else "N = 0"
-    ax.set_title(f"lr sensitivity: mean over seeds ({n})\nband: {band_words(info.band, info.method)}; "
-                 f"○ chosen on validation; {DIVERGED_MARKER} k/N seeds diverged")
+    ax.set_title(f"lr sensitivity: mean over seeds ({n}), band: {short_band(info.band, info.method)}\n"
+                 f"○ chosen on validation; {DIVERGED_MARKER} k/N seeds diverged", pad=10)
     fig.legend(loc="outside lower center", ncols=min(4, len(info.lines)), frameon=False)
     return fig
