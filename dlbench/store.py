@@ -402,16 +402,19 @@ def fill_data_columns(trials):
 # The trial keys in the order readers show them (the canonical trial's keys, betas as two columns);
 # every other column of trials.parquet that is not a result is a configuration column too (an
 # optimizer's knobs), after these, in name order.
-CONFIG_ORDER = ("sweep", "stage", "dataset", "validation", "model", "loss", "optimizer", "lr", "batch_size", "epochs",
-                "schedule", "device", "dtype")
+def _config_order() -> tuple[str, ...]:
+    from dlbench.spec import TRIAL_KEYS
+
+    return ("sweep", "stage", *(k for k in TRIAL_KEYS if k not in TRIAL_ONLY))
+
+
+TRIAL_ONLY = ("id", "seed")  # keys of a canonical trial that are not configuration columns
+CONFIG_ORDER = _config_order()
 
 
 def result_columns() -> set[str]:
     """The columns of trials.parquet that are results, not configuration."""
     return {*summary({"status": "ok", "history": []}), "trial_id", "seed", "config", "chosen_by", "model_kind"}
-
-
-TRIAL_ONLY = ("id", "seed")  # keys of a canonical trial that are not configuration columns
 
 
 def config_columns(trials, with_seed: bool = False) -> list[str]:

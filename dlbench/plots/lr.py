@@ -96,6 +96,10 @@ def draw(info: LrInfo):
         if line.chosen_lr is not None and line.chosen_lr in line.lr:
             y = line.mean[line.lr.index(line.chosen_lr)]
             ax.plot([line.chosen_lr], [y], ls="none", marker="o", ms=9, mfc="none", mec=c, mew=1.2)
+        for lr_ in line.tied_lr:  # tied with the chosen one on the selection metric
+            if lr_ in line.lr:
+                ax.plot([lr_], [line.mean[line.lr.index(lr_)]], ls="none", marker="o", ms=9, mfc="none", mec=c,
+                        mew=0.6)
         for lr_, (k, n) in zip(line.diverged_lr, line.diverged, strict=True):
             ax.plot([lr_], [edge], ls="none", marker=DIVERGED_MARKER, color=c, ms=6, mew=1.5, clip_on=False)
             ax.annotate(f"{k}/{n}", (lr_, edge), xytext=(0, 4), textcoords="offset points", ha="center",
@@ -104,9 +108,10 @@ def draw(info: LrInfo):
     ax.set_ylim(top=edge + 0.02 * (top - bottom or 1.0))
     ax.set_xlabel("learning rate")
     ax.set_ylabel(f"{label(info.metric)}\n({STAT_WORDS[info.stat]})")
+    tied = " (thin: tied with it)" if any(line.tied_lr for line in info.lines) else ""
     ns = sorted({n for line in info.lines for n in line.n if n})
     n = (f"N = {ns[0]}" if len(ns) == 1 else f"N = {ns[0]}–{ns[-1]}") if ns else "N = 0"
     ax.set_title(f"lr sensitivity: mean over seeds ({n}), band: {short_band(info.band, info.method)}\n"
-                 f"○ chosen on validation; {DIVERGED_MARKER} k/N seeds diverged", pad=10)
+                 f"○ chosen on validation{tied}; {DIVERGED_MARKER} k/N seeds diverged", pad=10)
     fig.legend(loc="outside lower center", ncols=min(4, len(info.lines)), frameon=False)
     return fig
