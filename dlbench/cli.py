@@ -85,7 +85,7 @@ def sweep(
              "dtype": dtype, "engine": engine}
     for key, text in flags.items():
         if text is not None:
-            value = specs.parse_value(text) if key in ("model", "schedule") else specs.flag_list(text, key)
+            value = specs.parse_value(text, f"--{key}") if key in ("model", "schedule") else specs.flag_list(text, key)
             specs.override(raw, key, value)
     for assignment in set_ or []:
         specs.apply_set(raw, assignment)
@@ -94,7 +94,7 @@ def sweep(
     for key, value in (("data_dir", data_dir), ("executor", executor), ("address", address)):
         if value is not None:
             raw[key] = value
-    sw = specs.build_sweep(raw, default_name=default_name)
+    sw = specs.build_sweep(raw, default_name=default_name, base_dir=str(Path(spec).parent) if spec else ".")
 
     from dlbench.runner import run_sweep
 

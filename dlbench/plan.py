@@ -27,6 +27,7 @@ class Unit:
     trials: list[dict]
     engine: str  # "fused" or "reference"
     reason: str | None = None  # why a trial --engine auto would fuse runs on the reference engine
+    files: object = None  # dlbench.plugins.SweepFiles: the users' files the trials need, travelling with them
 
     @property
     def ids(self) -> list[str]:
@@ -95,7 +96,18 @@ def make_units(trials: list[dict], engine: str, workers: int) -> list[Unit]:
         units += [Unit(group[i::chunks], "fused") for i in range(chunks)]
     # big units first, so that the last ones to finish are short
     units.sort(key=lambda u: -cost(u))
+    files = sweep_files()
+    for u in units:
+        u.files = files
     return units
+
+
+def sweep_files():
+    """The users' files this sweep's trials use (their Python files with their content), or None."""
+    from dlbench import plugins
+
+    files = plugins.REGISTRY.files
+    return files.shipped(everything=False) if files.files else None
 
 
 def cost(unit: Unit) -> float:
@@ -118,6 +130,10 @@ def run_unit(unit: Unit, data_dir: str | None = None) -> list[dict]:
 
     if torch.get_num_threads() != TRAIN_THREADS:
         torch.set_num_threads(TRAIN_THREADS)
+    if unit.files is not None:
+        from dlbench import plugins
+
+        plugins.use(unit.files)
     try:
         ds = datasets.load(unit.trials[0]["dataset"], data_dir, validation_of(unit.trials[0]))
     except Exception as e:  # noqa: BLE001 - reported per trial, the sweep goes on
@@ -146,7 +162,11 @@ def _run_fused(trials: list[dict], ds) -> list[dict]:
         results = fused.train(trials, ds)
     except Exception as e:  # noqa: BLE001 - sorted below: out of memory, or the unit fails
         if not is_out_of_memory(e):
-            return [failed(t, e, "fused") for t in trials]
+            if len(trials) == 1:
+                return [failed(trials[0], e, "fused")]
+            # one trial's code raised (a user's optimizer or model, say): find it by training the
+            # trials one by one; the others are results, and only the one that raises fails
+            return [r for t in trials for r in _run_fused([t], ds)]
         _release_memory(trials[0]["device"])
         if len(trials) == 1:
             return _run_reference(trials, ds, f"out of memory on the fused engine even alone ({_short(e)})")
@@ -205,8 +225,10 @@ def as_dict(result, wall_time: float, unit_size: int, fallback_reason: str | Non
 
 
 def failed(trial: dict, exc: BaseException, engine: str, fallback_reason: str | None = None) -> dict:
+    """A failed trial's result: the exception's type and last line, and where it was raised."""
     tb = traceback.extract_tb(exc.__traceback__)
     where = f" at {tb[-1].filename.rsplit('/', 1)[-1]}:{tb[-1].lineno}" if tb else ""
+    lines = str(exc).strip().splitlines()
     return {"trial_id": trial["id"], "status": "failed", "history": [], "diverged_epoch": None,
-            "error": f"{type(exc).__name__}: {exc}{where}", "engine": engine, "fallback_reason": fallback_reason,
-            "wall_time": 0.0, "unit_size": 1}
+            "error": f"{type(exc).__name__}: {lines[-1] if lines else ''}{where}", "engine": engine,
+            "fallback_reason": fallback_reason, "wall_time": 0.0, "unit_size": 1}

@@ -14,6 +14,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from dlbench import SCHEMA_VERSION
+from dlbench.errors import UserError
 from dlbench.spec import EXPECT_METRICS, Sweep
 from dlbench.store import ResultsDir, model_label, schedule_label, trial_label
 
@@ -149,6 +150,8 @@ def run_sweep(sweep: Sweep, out: str | Path, *, fresh: bool = False, dry_run: bo
         for d in wanted_devices:
             devices.check_device(d, available)
     _check_files(sweep, sweep.data_dir)
+    if not fresh:
+        check_user_files(path)
     if dry_run:
         print_grid(sweep, console, dry_run=True)
         print_plan(units, console, workers)
@@ -224,7 +227,8 @@ def _run(sweep: Sweep, results: ResultsDir, workers: int, wanted_devices: list[s
         print_grid(sweep, console)
         with stop.critical():
             results.write_spec(sweep.to_toml())
-            results.write_env(store.environment(wanted_devices, workers, threads=TRAIN_THREADS))
+            results.write_env(store.environment(wanted_devices, workers, threads=TRAIN_THREADS,
+                                                plugins=_plugins_provenance()))
             records, damaged = results.load_records()
         for name in damaged:
             err.print("[yellow]warning:[/] " + escape(f"damaged record {name} in {path / 'trials'}: moved aside as "
@@ -300,6 +304,12 @@ def _run_stage(trials: list[dict], stage: str, sweep: Sweep, executor, records, 
     _execute(executor, units, by_id, records, results, console, done, len(trials), stage, stop, chosen)
 
 
+def _plugins_provenance() -> dict:
+    from dlbench import plugins
+
+    return plugins.REGISTRY.provenance()
+
+
 def chosen_by(sweep: Sweep) -> str:
     """How stage 1 chose what stage 2 confirms, in words stored with each confirm trial."""
     from dlbench import stats
@@ -340,6 +350,29 @@ def _confirm_size(sweep: Sweep) -> int:
     from dlbench import design
 
     return len(design.groups_of(sweep.trials, sweep.protocol["per"])) * sweep.protocol["confirm_seeds"]
+
+
+def check_user_files(path: Path) -> None:
+    """A user's file (an optimizer, a model, a dataset) that changed since this results folder was
+    written would mix old and new results under one name: refuse, saying which and the ways out."""
+    import json
+
+    from dlbench import plugins
+
+    env_file = path / "env.json"
+    if not env_file.exists():
+        return
+    try:
+        before = json.loads(env_file.read_text()).get("plugins", {})
+    except ValueError:
+        return  # a damaged env.json is the reader's to report; it is rewritten on this run
+    now = plugins.REGISTRY.provenance()
+    for key, was in before.items():
+        sha = (now.get(key) or {}).get("sha256")
+        if was.get("sha256") and sha and sha != was["sha256"]:
+            raise UserError(f"{key}: {was.get('path')} changed since {path} was written (SHA-256 "
+                            f"{was['sha256'][:12]}… then, {sha[:12]}… now): its results would mix with the old ones; "
+                            "allowed: restore the file, --fresh (moves the old results aside), or another --name")
 
 
 def _check_files(sweep: Sweep, data_dir: str | None = None) -> None:

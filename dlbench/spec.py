@@ -39,7 +39,7 @@ TRIAL_KEYS = ("dataset", "validation", "model", "loss", "optimizer", "lr", "batc
 KNOB_KEYS = tuple(KNOBS)
 # Keys about how or where a sweep runs, not what it computes (not part of trial ids).
 RUN_KEYS = ("name", "description", "engine", "workers", "data_dir", "executor", "address")
-TABLE_KEYS = ("grid", "search", "protocol", "expect", "lesson")
+TABLE_KEYS = ("grid", "search", "protocol", "expect", "lesson", "optimizers")
 AXIS_KEYS = (*TRIAL_KEYS, *KNOB_KEYS)  # what a trial is made of, in display order
 ALL_KEYS = (*TRIAL_KEYS, "seeds", *KNOB_KEYS, *RUN_KEYS, *TABLE_KEYS)
 
@@ -114,6 +114,8 @@ class Sweep:
     description: str = ""
     lesson: dict[str, Any] = field(default_factory=dict)
     grids: list[SubGrid] = field(default_factory=list)  # several: [[grid]] tables
+    optimizers: dict[str, dict] = field(default_factory=dict)  # [optimizers.NAME] tables: named plugin optimizers
+    base_dir: str = "."  # where file references (./my_opt.py:MyOpt) are resolved: the spec file's folder
     top_axes: dict[str, list] = field(default_factory=dict)  # top-level lists, crossed with every sub-grid
     search: dict | None = None  # [search] with its sampled points
     protocol: dict | None = None  # [protocol]
@@ -155,6 +157,8 @@ class Sweep:
             lines += ["", "[expect]"] + [f"{k} = {_toml(v)}" for k, v in self.expect.items()]
         if self.lesson:
             lines += ["", "[lesson]"] + [f"{k} = {_toml(v)}" for k, v in self.lesson.items()]
+        for name, table in self.optimizers.items():
+            lines += ["", f"[optimizers.{_toml_key(name)}]"] + [f"{k} = {_toml(v)}" for k, v in table.items()]
         return "\n".join(lines) + "\n"
 
 
@@ -185,14 +189,17 @@ def read_spec_file(path: str | Path) -> dict:
         raise UserError(f"spec file {str(p)!r} is not valid TOML: {e}") from None
 
 
-def parse_value(text: str) -> Any:
-    """A CLI value in TOML value syntax (1e-3, [1, 2], "x", {kind="mlp"}); bare words are strings."""
+def parse_value(text: str, flag: str | None = None) -> Any:
+    """A CLI value in TOML value syntax (1e-3, [1, 2], "x", {kind="mlp"}); bare words and paths
+    (adam, lion_pytorch:Lion, ./my_opt.py:MyOpt, ../data/t.csv) are strings."""
     try:
         return tomllib.loads(f"v = {text}")["v"]
     except tomllib.TOMLDecodeError:
-        if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_.:/-]*", text):
+        if re.fullmatch(r"[A-Za-z0-9_.~/][A-Za-z0-9_.:/~+=-]*", text):
             return text
-        raise UserError(f"value {text!r} is not valid TOML; allowed: a TOML value like 1e-3, [1, 2] or \"x\"") from None
+        where = f"{flag} " if flag else "value "
+        raise UserError(f"{where}{text!r} is not valid TOML; allowed: a TOML value like 1e-3, [1, 2] or \"x\", a name, "
+                        "or a path") from None
 
 
 def apply_set(raw: dict, assignment: str) -> None:
@@ -203,7 +210,7 @@ def apply_set(raw: dict, assignment: str) -> None:
     parts = [k.strip() for k in key.strip().split(".")]
     if not all(parts):
         raise UserError(f"--set {assignment!r}: empty key; allowed: key=value, e.g. --set epochs=3")
-    value = parse_value(text.strip())
+    value = parse_value(text.strip(), f"--set {key.strip()}")
     target = raw
     if parts[0] == "grid" and isinstance(raw.get("grid"), list) and len(parts) > 1:
         raise UserError(f"--set {assignment!r}: this spec has several [[grid]] tables, so grid.{'.'.join(parts[1:])} "
@@ -246,7 +253,7 @@ def flag_list(text: str, key: str) -> Any:
     items = [t.strip() for t in text.split(",")]
     if any(not t for t in items):
         raise UserError(f"--{key.replace('_', '-')} {text!r} has an empty item; allowed: comma-separated values")
-    values = [parse_value(t) for t in items]
+    values = [parse_value(t, f"--{key.replace('_', '-')}") for t in items]
     return values if len(values) > 1 else values[0]
 
 
@@ -254,14 +261,19 @@ def flag_list(text: str, key: str) -> Any:
 # Validation and expansion
 
 
-def build_sweep(raw: dict, default_name: str = "sweep") -> Sweep:
-    """Validate a raw spec (file + overrides) and expand it. Raises UserError on any bad input."""
-    from dlbench import design
+def build_sweep(raw: dict, default_name: str = "sweep", base_dir: str | None = None) -> Sweep:
+    """Validate a raw spec (file + overrides) and expand it. Raises UserError on any bad input.
+    `base_dir`: where file references in it are resolved (the spec file's folder; the working
+    folder for flags)."""
+    from dlbench import design, plugins
 
     if not isinstance(raw, dict):
         raise UserError("spec is not a table; allowed: a TOML document of key = value lines")
     raw = {k: v for k, v in raw.items()}
-    _check_keys(raw, ALL_KEYS, "")
+    named = _check_named_optimizers(raw.pop("optimizers", None))
+    registry = plugins.reset(base_dir or ".", named)
+    extra = _extra_keys(raw, named)  # keys no built-in knows: keywords of the users' optimizers
+    _check_keys({k: v for k, v in raw.items() if k not in extra}, ALL_KEYS, "")
     for key, value in raw.items():
         if _has_none(value):  # TOML has no null; only a spec built in Python can hold one
             raise UserError(f"{key} = {value!r} holds an empty value (None); allowed: a value TOML can write")
@@ -318,16 +330,16 @@ def build_sweep(raw: dict, default_name: str = "sweep") -> Sweep:
     array = isinstance(raw_grid, list)  # [[grid]] tables may also fix a key (optimizer = "adam")
     for i, table in enumerate(grid_tables):
         where = f"grid[{i + 1}]" if array else "grid"
-        grids.append(_sub_grid(table, where, raw, search is not None, array, notes))
+        grids.append(_sub_grid(table, where, raw, search is not None, array, notes, extra))
 
     # each sub-grid's combinations (or sampled points), crossed with the top-level axes
-    top_order = [k for k in AXIS_KEYS if k in top_axes]
+    top_order = [k for k in (*AXIS_KEYS, *sorted(extra)) if k in top_axes]
     if search is not None:
         combos_per_grid = _search_points(grids, search, notes)
     else:
         combos_per_grid = []
         for g in grids:
-            order = [k for k in AXIS_KEYS if k in g.values]
+            order = [k for k in (*AXIS_KEYS, *sorted(extra)) if k in g.values]
             combos_per_grid.append([dict(zip(order, c, strict=True))
                                     for c in itertools.product(*(g.values[k] for k in order))])
     n = sum(len(c) for c in combos_per_grid) * math.prod(len(top_axes[k]) for k in top_order)
@@ -342,24 +354,32 @@ def build_sweep(raw: dict, default_name: str = "sweep") -> Sweep:
             for top in itertools.product(*(top_axes[k] for k in top_order)):
                 values = {**DEFAULTS, **fixed, **dict(zip(top_order, top, strict=True)), **combo}
                 trial = canonical_trial(values)
-                used_knobs |= {k for k in KNOB_KEYS if k in trial}
+                used_knobs |= {k for k in (*KNOB_KEYS, *extra) if k in trial}
                 if trial["id"] not in seen:  # a trial in several sub-grids is one trial
                     seen.add(trial["id"])
                     trials.append(trial)
-    given_knobs = {k for k in KNOB_KEYS if k in top_axes or k in fixed or any(k in g.values for g in grids)}
+    given_knobs = {k for k in (*KNOB_KEYS, *extra)
+                   if k in top_axes or k in fixed or any(k in g.values for g in grids)}
     for k in sorted(given_knobs - used_knobs):
-        users = [o for o, spec in OPTIMIZERS.items() if k in spec.defaults]
         opts = sorted({t["optimizer"] for t in trials})
+        if k in extra:
+            takes = {o: registry.optimizer(o).keywords for o in opts if o not in OPTIMIZERS}
+            words = sorted({w for ws in takes.values() for w in ws})
+            raise UserError(f"unknown key {k!r}: no optimizer of this sweep takes it"
+                            f"{did_you_mean(k, [*ALL_KEYS, *words])}; allowed: the spec's keys, or a keyword of "
+                            + "; ".join(f"{o} ({', '.join(ws) or 'none'})" for o, ws in takes.items()))
+        users = [o for o, spec in OPTIMIZERS.items() if k in spec.defaults]
+        plugin_users = [o for o in opts if o not in OPTIMIZERS and k in registry.optimizer(o).keywords]
         raise UserError(f"{k} does not apply to optimizer {', '.join(opts)}; allowed: {k} with "
-                        f"{', '.join(users)}")
+                        f"{', '.join(users + plugin_users)}")
     axes = dict(top_axes)
     if len(grids) == 1 and search is None:
         axes.update(grids[0].values)
-    axes = {k: axes[k] for k in AXIS_KEYS if k in axes}
+    axes = {k: axes[k] for k in (*AXIS_KEYS, *sorted(extra)) if k in axes}
     return Sweep(name=name, trials=trials, axes=axes, fixed=fixed, engine=engine, workers=workers, data_dir=data_dir,
                  executor=executor, address=address, expect=expect, description=description, lesson=lesson,
                  grids=grids, top_axes={k: top_axes[k] for k in top_order}, search=search, protocol=protocol,
-                 notes=notes)
+                 notes=notes, optimizers=named, base_dir=base_dir or ".")
 
 
 def _grid_tables(grid: Any) -> list[dict]:
@@ -373,11 +393,12 @@ def _grid_tables(grid: Any) -> list[dict]:
     raise UserError(f"grid = {grid!r} is not allowed; allowed: a table [grid] of lists, or several [[grid]] tables")
 
 
-def _sub_grid(table: dict, where: str, top: dict, search: bool, array: bool, notes: list[str]) -> SubGrid:
+def _sub_grid(table: dict, where: str, top: dict, search: bool, array: bool, notes: list[str],
+              extra: set[str] = frozenset()) -> SubGrid:
     from dlbench import design
 
     table = dict(table)
-    _check_keys(table, (*TRIAL_KEYS, "seeds", *KNOB_KEYS), f"{where}.")
+    _check_keys({k: v for k, v in table.items() if k not in extra}, (*TRIAL_KEYS, "seeds", *KNOB_KEYS), f"{where}.")
     if "seeds" in table:
         table["seed"] = table.pop("seeds")
     if search and "seed" in table:
@@ -429,6 +450,70 @@ def _search_points(grids: list[SubGrid], search: dict, notes: list[str]) -> list
     return per_grid
 
 
+def _check_named_optimizers(table: Any) -> dict[str, dict]:
+    """[optimizers.NAME] tables: a plugin optimizer under a short name, with fixed keywords:
+
+        [optimizers.lion2]
+        class = "lion_pytorch:Lion"
+        betas = [0.95, 0.98]
+    """
+    from dlbench import plugins
+
+    if table is None:
+        return {}
+    if not isinstance(table, dict) or not all(isinstance(v, dict) for v in table.values()):
+        raise UserError("optimizers is not allowed as given; allowed: tables like [optimizers.lion2] with class = "
+                        "\"module:Class\" and fixed keywords")
+    out = {}
+    for name, spec in table.items():
+        where = f"optimizers.{name}"
+        if name in OPTIMIZERS:
+            raise UserError(f"[{where}] reuses the built-in name {name!r}; allowed: another name (built-ins take their "
+                            "knobs in the grid, e.g. betas = [[0.9, 0.95]])")
+        if not NAME_RE.match(name) or ":" in name:
+            raise UserError(f"[{where}]: {name!r} is not allowed as a name; allowed: letters, digits, '.', '_', '-'")
+        if "class" not in spec:
+            raise UserError(f"[{where}] has no class; allowed: class = \"module:Class\" or \"./file.py:Class\"")
+        if plugins.parse_ref(spec["class"]) is None:
+            raise UserError(f"{where}.class = {spec['class']!r} is not a reference; allowed: \"module:Class\" or "
+                            "\"./file.py:Class\"")
+        for k, v in spec.items():
+            if k in ("params", "lr") or k in TRIAL_KEYS:
+                raise UserError(f"{where}.{k} is not allowed: {k} is dlbench's to set; allowed: the optimizer's own "
+                                "keywords")
+        out[name] = dict(spec)
+    return out
+
+
+def _names_of_optimizers(raw: dict) -> set:
+    """Every optimizer name the spec mentions, at top level or in any grid table."""
+    out: set = set()
+    tables = [raw] + (raw["grid"] if isinstance(raw.get("grid"), list) else [raw.get("grid") or {}])
+    for t in tables:
+        if not isinstance(t, dict):
+            continue
+        v = t.get("optimizer")
+        for x in v if isinstance(v, list) else [v]:
+            if isinstance(x, str):
+                out.add(x)
+    return out
+
+
+def _extra_keys(raw: dict, named: dict) -> set[str]:
+    """Keys at top level or in a grid table that dlbench does not know. They are kept, as keywords
+    of the users' optimizers, only when the spec names an optimizer that is not built in; each
+    must then be taken by one of them (checked once the trials are expanded)."""
+    known = {*ALL_KEYS, *TRIAL_KEYS, *KNOB_KEYS}
+    tables = [raw] + (raw["grid"] if isinstance(raw.get("grid"), list) else [raw.get("grid") or {}])
+    keys = {k for t in tables if isinstance(t, dict) for k in t if k not in known}
+    plugins_named = any(n not in OPTIMIZERS for n in _names_of_optimizers(raw)) or bool(named)
+    return keys if plugins_named else set()
+
+
+def _toml_key(key: str) -> str:
+    return key if re.fullmatch(r"[A-Za-z0-9_-]+", key) else _toml_string(key)
+
+
 def _has_none(value: Any) -> bool:
     if value is None:
         return True
@@ -456,20 +541,54 @@ def canonical_trial(values: dict) -> dict:
     t["model"] = check_model(values.get("model") or default_model(info), info)
     t["loss"] = check_loss(values.get("loss"), info.task, info.name)
     opt = values["optimizer"]
-    if not isinstance(opt, str) or opt not in OPTIMIZERS:
-        raise UserError(f"optimizer = {opt!r} is unknown{did_you_mean(opt, OPTIMIZERS)}; allowed: "
-                        f"{', '.join(OPTIMIZERS)}")
+    if not isinstance(opt, str):
+        raise UserError(f"optimizer = {opt!r} is not allowed; allowed: a name, MODULE:ATTR or ./file.py:ATTR")
     t["optimizer"] = opt
     t["lr"] = check_lr(values["lr"])
-    t["batch_size"] = check_batch_size(values["batch_size"], split_sizes(info, validation)[0], info.name)
+    n_train = split_sizes(info, validation)[0]
+    t["batch_size"] = check_batch_size(values["batch_size"], n_train, info.name)
     t["epochs"] = _whole(values["epochs"], "epochs", 1)
     t["seed"] = _whole(values["seed"], "seed", 0)
     t["schedule"] = check_schedule(values["schedule"], t["epochs"])
     t["device"] = check_device_name(values["device"])
     t["dtype"] = _choice(values["dtype"], DTYPES, "dtype")
-    t.update(check_optimizer_knobs(opt, {k: values[k] for k in KNOB_KEYS if k in values}, f"optimizer {opt}"))
+    if opt in OPTIMIZERS:
+        t.update(check_optimizer_knobs(opt, {k: values[k] for k in KNOB_KEYS if k in values}, f"optimizer {opt}"))
+    else:
+        t.update(_plugin_optimizer(opt, values, t, n_train))
     t["id"] = trial_id(t)
     return t
+
+
+def _plugin_optimizer(name: str, values: dict, trial: dict, n_train: int) -> dict:
+    """A user's optimizer in a trial: its reference (when the name is an alias or an entry point)
+    and the keywords of this trial it takes, each checked against its signature and by a tiny
+    construction."""
+    from dlbench import plugins
+
+    registry = plugins.REGISTRY
+    try:
+        plugin = registry.optimizer(name)
+    except KeyError:
+        eps = sorted(plugins.entry_points())
+        names = [*OPTIMIZERS, *registry.named, *eps]
+        raise UserError(f"optimizer = {name!r} is unknown{did_you_mean(name, names)}; allowed: "
+                        f"{', '.join(names)}, MODULE:ATTR (e.g. torch.optim:NAdam), ./file.py:ATTR, or "
+                        "[optimizers.NAME]") from None
+    where = f"optimizer {name}"
+    out: dict[str, Any] = {}
+    if plugin.ref.text != name:
+        out["optimizer_class"] = plugin.ref.text
+    skip = set(TRIAL_KEYS) | {"seeds", *RUN_KEYS, *TABLE_KEYS, "id"}
+    given = {k: v for k, v in values.items() if k not in skip and (k in plugin.keywords or (
+        plugin.open_keywords and k not in KNOB_KEYS))}
+    registry.check_keywords(name, given, trial["lr"], where)
+    if plugin.needs_closure and trial["batch_size"] != n_train:
+        raise UserError(f"{where}: {plugin.ref.text} needs a closure (its step re-evaluates the loss), which dlbench "
+                        f"runs on the whole training set; allowed: batch_size = \"full\" for it")
+    out.update({k: plugin.fixed[k] for k in sorted(plugin.fixed)})
+    out.update({k: given[k] for k in sorted(given)})
+    return out
 
 
 def trial_id(trial: dict) -> str:

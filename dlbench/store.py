@@ -172,8 +172,10 @@ def flat_config(trial: dict) -> dict[str, Any]:
             row["model_kind"] = v["kind"]
         elif k == "schedule":
             row["schedule"] = schedule_label(v)
-        elif k == "betas":
+        elif k == "betas" and isinstance(v, list) and len(v) == 2:
             row["beta1"], row["beta2"] = v
+        elif isinstance(v, list | dict):  # an optimizer's keyword with a structured value: one readable cell
+            row[k] = json.dumps(v)
         else:
             row[k] = v
     return row
@@ -443,7 +445,7 @@ def knob_columns(trials) -> list[str]:
 # Environment
 
 
-def environment(devices: list[str], workers: int, threads: int | None = None) -> dict:
+def environment(devices: list[str], workers: int, threads: int | None = None, plugins: dict | None = None) -> dict:
     """What ran where. torch is imported only when this process needs it anyway (it trains, or
     a GPU was asked for): a CPU sweep on worker processes reads versions from package metadata."""
     from importlib.metadata import version
@@ -472,6 +474,8 @@ def environment(devices: list[str], workers: int, threads: int | None = None) ->
         "command": " ".join(sys.argv),
         "written_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
+    if plugins:  # what users brought: each reference's distribution and version, or its file and SHA-256
+        env["plugins"] = plugins
     return env
 
 

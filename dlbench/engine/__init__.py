@@ -15,4 +15,12 @@ def fused_supports(trial: dict) -> str | None:
         return f"model kind {trial['model']['kind']!r} runs on the reference engine"
     if trial["device"] == "mps":
         return "mps runs on the reference engine"
+    from dlbench.optim import OPTIMIZERS
+
+    if trial["optimizer"] not in OPTIMIZERS:
+        from dlbench import plugins
+
+        if plugins.REGISTRY.for_trial(trial).needs_closure:
+            return (f"optimizer {trial['optimizer']} needs a closure (its step re-evaluates the loss), which the "
+                    "reference engine passes to step()")
     return None

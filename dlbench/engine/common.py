@@ -60,8 +60,32 @@ def init_seed(seed: int) -> None:
 
 
 def make_optimizer(trial: dict, params) -> torch.optim.Optimizer:
+    """The trial's optimizer over `params`: a built-in's torch.optim class with its knobs, or the
+    user's optimizer exactly as its constructor builds it (dlbench.plugins)."""
+    if trial["optimizer"] not in OPTIMIZERS:
+        from dlbench import plugins
+
+        return plugins.make_optimizer(trial, params)
     spec = OPTIMIZERS[trial["optimizer"]]
     return getattr(torch.optim, spec.torch_class)(params, **spec.torch_kwargs(trial))
+
+
+def needs_closure(trial: dict) -> bool:
+    """Whether the trial's optimizer steps with a closure that re-evaluates the loss (LBFGS)."""
+    if trial["optimizer"] in OPTIMIZERS:
+        return False
+    from dlbench import plugins
+
+    return plugins.REGISTRY.for_trial(trial).needs_closure
+
+
+def set_mode(optimizers, training: bool) -> None:
+    """Optimizers with train() and eval() (schedule-free ones) evaluate in eval mode: put them there
+    before an evaluation and back after it. Others have nothing to switch."""
+    for opt in optimizers:
+        switch = getattr(opt, "train" if training else "eval", None)
+        if callable(switch):
+            switch()
 
 
 def make_scheduler(trial: dict, optimizer: torch.optim.Optimizer):

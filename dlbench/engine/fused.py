@@ -35,6 +35,7 @@ from dlbench.engine.common import (
     history_row,
     init_seed,
     is_diverged,
+    set_mode,
     tensors,
 )
 from dlbench.optim import lr_schedule
@@ -224,14 +225,16 @@ UPDATES = {"sgd": SGDUpdate, "momentum": SGDUpdate, "nesterov": SGDUpdate, "adag
 
 
 # --------------------------------------------------------------------------------------------
-# The stacked model
+# The stacked models
 
 
 class StackedMLP:
     """K MLPs (or linear models). Row k of `theta` [K, P] holds trial k's parameters and row k
     of `grad` [K, P] its gradient; each layer's weight [K, in, out] and bias [K, 1, out] is a
     leaf view into both, so autograd accumulates straight into the flat gradient and each
-    optimizer updates its rows of `theta` in a few whole-tensor ops."""
+    optimizer updates its rows of `theta` in a few whole-tensor ops. Hand-written: on the CPU it
+    measures faster than the torch.func path (StackedModule) for these models
+    (benchmarks/fused_vs_loops.py --generic-models)."""
 
     def __init__(self, trials: list[dict], info, dtype, device):
         self.sizes = models.layer_sizes(trials[0]["model"], info)
@@ -255,16 +258,102 @@ class StackedMLP:
             bias.grad = self.grad[:, off + a * b:off + a * b + b].view(-1, 1, b)
             self.params.append((w, bias))
             off += a * b + b
+        self.eval_chunk = max(256, (1 << 24) // max(1, self.K * max(self.sizes)))
 
-    def forward(self, x):
-        """x: [K, B, in] (one batch per trial) or [B, in] (the same inputs for every trial)."""
-        h = x
+    def forward(self, x, per_trial: bool):
+        """x: [K, B, ...] (one batch per trial) or [B, ...] (the same inputs for every trial)."""
+        h = x.flatten(2) if per_trial else x.flatten(1)
         last = len(self.params) - 1
         for i, (w, b) in enumerate(self.params):
             h = torch.baddbmm(b, h, w) if h.dim() == 3 else torch.matmul(h, w) + b
             if i < last and self.act is not None:
                 h = self.act(h)
         return h
+
+    def train(self, mode: bool = True) -> None:
+        pass  # no layer of an MLP behaves differently in training
+
+    def leaves(self, a: int, b: int) -> list[torch.Tensor]:
+        """Leaf tensors over rows a..b of theta, with their gradients as views of `grad`, in the
+        reference module's parameter order (weight, bias per layer). One row: each the shape of
+        the reference parameter (weight [out, in], a transposed view); several: stacked."""
+        out, off = [], 0
+        for n_in, n_out in zip(self.sizes[:-1], self.sizes[1:], strict=True):
+            for size, shape in ((n_in * n_out, (n_in, n_out)), (n_out, (n_out,))):
+                leaf = self.theta.detach()[a:b, off:off + size]
+                g = self.grad[a:b, off:off + size]
+                if b - a == 1:
+                    leaf, g = leaf[0].view(shape), g[0].view(shape)
+                    if len(shape) == 2:
+                        leaf, g = leaf.t(), g.t()
+                leaf.requires_grad_(True)
+                leaf.grad = g
+                out.append(leaf)
+                off += size
+        return out
+
+
+class StackedModule:
+    """K copies of any nn.Module the vmap of torch.func can batch (stack_module_state's idea,
+    functional_call and vmap), their parameters as views into one flat `theta` [K, P] so that the
+    built-in update rules and any torch.optim optimizer work on them as on StackedMLP. Each copy
+    is built by the trial's model builder under the trial's seed, as in the reference engine."""
+
+    def __init__(self, trials: list[dict], info, dtype, device):
+        import copy
+
+        from torch.func import functional_call, vmap
+
+        self.K = len(trials)
+        built = []
+        for t in trials:
+            init_seed(t["seed"])
+            built.append(models.build(t["model"], info).to(dtype).to(device))
+        named = list(built[0].named_parameters())
+        self.shapes = [(n, p.shape) for n, p in named]
+        P = sum(p.numel() for _, p in named)
+        self.theta = torch.zeros(self.K, P, dtype=dtype, device=device)
+        self.grad = torch.zeros_like(self.theta)
+        self.stacked: dict[str, torch.Tensor] = {}
+        off = 0
+        for name, shape in self.shapes:
+            n = shape.numel()
+            view = self.theta[:, off:off + n].view(self.K, *shape)
+            view.copy_(torch.stack([dict(m.named_parameters())[name].detach() for m in built]))
+            leaf = view.requires_grad_(True)
+            leaf.grad = self.grad[:, off:off + n].view(self.K, *shape)
+            self.stacked[name] = leaf
+            off += n
+        self.buffers = {name: torch.stack([dict(m.named_buffers())[name] for m in built])
+                        for name, _ in built[0].named_buffers()}
+        self.base = copy.deepcopy(built[0]).to("meta")
+
+        def call(p, b, x):
+            return functional_call(self.base, (p, b), (x,))
+
+        self.per_trial = vmap(call, in_dims=(0, 0, 0))
+        self.shared = vmap(call, in_dims=(0, 0, None))
+        self.eval_chunk = max(256, (1 << 22) // self.K)
+
+    def train(self, mode: bool = True) -> None:
+        self.base.train(mode)
+
+    def forward(self, x, per_trial: bool):
+        """x: [K, B, *input] (one batch per trial) or [B, *input] (the same inputs for all)."""
+        return (self.per_trial if per_trial else self.shared)(self.stacked, self.buffers, x)
+
+    def leaves(self, a: int, b: int) -> list[torch.Tensor]:
+        out, off = [], 0
+        for _, shape in self.shapes:
+            n = shape.numel()
+            leaf, g = self.theta.detach()[a:b, off:off + n], self.grad[a:b, off:off + n]
+            leaf, g = (leaf[0].view(shape), g[0].view(shape)) if b - a == 1 else (leaf.view(b - a, *shape),
+                                                                                  g.view(b - a, *shape))
+            leaf.requires_grad_(True)
+            leaf.grad = g
+            out.append(leaf)
+            off += n
+        return out
 
 
 def per_sample_loss(name: str, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -290,20 +379,20 @@ def per_trial_loss(name: str, out: torch.Tensor, y: torch.Tensor) -> torch.Tenso
 
 
 @torch.no_grad()
-def evaluate_all(net: StackedMLP, loss: str, x, y, task: str) -> dict[str, torch.Tensor]:
+def evaluate_all(net, loss: str, x, y, task: str) -> dict[str, torch.Tensor]:
     """Per-trial mean loss and metric over a whole split, each a [K] float64 tensor.
 
     Per-sample values are gathered first and reduced once per trial, so a trial's numbers do
     not depend on how many trials share its group (the chunking follows K, the sums do not):
     a resumed sweep that regroups the remaining trials reproduces them bit for bit."""
     K, n = net.K, len(x)
-    chunk = max(256, (1 << 24) // max(1, K * max(net.sizes)))
+    chunk = net.eval_chunk
     losses = torch.empty(K, n, dtype=x.dtype, device=x.device)
     right = torch.empty(K, n, dtype=torch.bool, device=x.device) if task in ("multiclass", "binary") else None
     sq = torch.empty(K, n, dtype=x.dtype, device=x.device) if task == "regression" else None
     for i in range(0, n, chunk):
         xb, yb = x[i:i + chunk], y[i:i + chunk]
-        out = net.forward(xb.flatten(1))
+        out = net.forward(xb, per_trial=False)
         yk = yb.unsqueeze(0).expand(K, *yb.shape)
         losses[:, i:i + chunk] = per_sample_loss(loss, out, yk)
         if task == "multiclass":
@@ -323,30 +412,114 @@ def evaluate_all(net: StackedMLP, loss: str, x, y, task: str) -> dict[str, torch
     return row
 
 
+# --------------------------------------------------------------------------------------------
+# Any torch.optim.Optimizer
+
+
+def hyperparameters(trial: dict) -> str:
+    """What a trial's optimizer update depends on besides its data: everything but its seed and id."""
+    import json
+
+    return json.dumps({k: v for k, v in trial.items() if k not in ("id", "seed")}, sort_keys=True)
+
+
+class GenericUpdate:
+    """The user's optimizer, unmodified, on a block of rows of the stacked model. Each trial gets
+    its own optimizer over its own parameters (so per-tensor and global rules, LAMB's trust ratio,
+    Prodigy's step-size estimate, SOAP's eigenbases, see exactly one trial), in the reference
+    module's parameter order, shapes and memory layout: leaf views of the stacked rows where they
+    are laid out as the reference's parameters are, else contiguous copies synchronized around
+    each step (a matmul on a transposed view rounds differently, and an eigenbasis amplifies
+    that). Where the update rule is known to act on each element alone (plugins.ELEMENTWISE,
+    torch.optim's elementwise classes), trials with identical hyperparameters share one optimizer
+    over views of their stacked rows: the same numbers, fewer calls."""
+
+    def __init__(self, trials: list[dict], net, start: int):
+        from dlbench import plugins
+
+        plugin = plugins.REGISTRY.for_trial(trials[0])
+        self.slots: list[tuple[int, int, torch.optim.Optimizer, list | None]] = []
+        i = 0
+        while i < len(trials):
+            j = i + 1
+            if plugin.elementwise:
+                while j < len(trials) and hyperparameters(trials[j]) == hyperparameters(trials[i]):
+                    j += 1
+            views = net.leaves(start + i, start + j)
+            pairs = None
+            if not plugin.elementwise and not all(v.is_contiguous() for v in views):
+                pairs = []
+                for v in views:
+                    p = v.detach().clone(memory_format=torch.contiguous_format).requires_grad_(True)
+                    p.grad = torch.zeros_like(p)
+                    pairs.append((v, p))
+            params = views if pairs is None else [p for _, p in pairs]
+            opt = plugin.construct(params, trials[i]["lr"], plugins.optimizer_keywords(trials[i]))
+            self.slots.append((start + i, start + j, opt, pairs))
+            i = j
+
+    def set_lr(self, lr_epoch: torch.Tensor) -> None:
+        """Each slot's lr for this epoch (the schedule in closed form, as the reference's scheduler
+        sets it; 0 for a diverged trial)."""
+        for a, _, opt, _ in self.slots:
+            for group in opt.param_groups:
+                group["lr"] = float(lr_epoch[a])
+
+    @torch.no_grad()
+    def step(self) -> None:
+        for _, _, opt, pairs in self.slots:
+            if pairs is None:
+                opt.step()
+                continue
+            for v, p in pairs:
+                p.grad.copy_(v.grad)
+            opt.step()
+            for v, p in pairs:
+                v.copy_(p)
+
+    @torch.no_grad()
+    def set_mode(self, training: bool) -> None:
+        for _, _, opt, pairs in self.slots:
+            set_mode([opt], training)
+            for v, p in pairs or []:  # a mode switch may move the parameters (schedule-free: y <-> x)
+                v.copy_(p)
+
+
+def stacked_model(trials: list[dict], info, dtype, device):
+    """The stacked form of the unit's model: the hand-written StackedMLP for linear and mlp,
+    torch.func (StackedModule) for every other model the fused engine trains."""
+    kind = trials[0]["model"]["kind"]
+    cls = StackedMLP if kind in ("linear", "mlp") else StackedModule
+    return cls(trials, info, dtype, device)
+
+
 def train(trials: list[dict], data: Dataset) -> list[TrialResult]:
     """Train a group (same dataset, model, loss, batch size, epochs, device, dtype) at once."""
     first = trials[0]
     for t in trials:
         if supports(t) is not None:
             raise ValueError(supports(t))
-    order_idx = sorted(range(len(trials)), key=lambda i: (trials[i]["optimizer"], i))
+    # by optimizer (each updates a contiguous block of rows), and within one by hyperparameters
+    order_idx = sorted(range(len(trials)), key=lambda i: (trials[i]["optimizer"], hyperparameters(trials[i]), i))
     trials = [trials[i] for i in order_idx]
     device, dtype, task = first["device"], dtype_of(first), data.task
     splits = tensors(data, device, dtype)
     x_train, y_train = splits["train"]
-    x_train_flat = x_train.flatten(1)
     n, bs, epochs, K = len(x_train), first["batch_size"], first["epochs"], len(trials)
 
-    net = StackedMLP(trials, data.info, dtype, device)
+    net = stacked_model(trials, data.info, dtype, device)
     P = net.theta.shape[1]
-    slices, updates = [], []
+    slices, updates, generic = [], [], []
     start = 0
     while start < K:
         end = start
         while end < K and trials[end]["optimizer"] == trials[start]["optimizer"]:
             end += 1
-        slices.append((start, end))
-        updates.append(UPDATES[trials[start]["optimizer"]](trials[start:end], (end - start, P), dtype, device))
+        if trials[start]["optimizer"] in UPDATES:
+            slices.append((start, end))
+            updates.append(UPDATES[trials[start]["optimizer"]](trials[start:end], (end - start, P), dtype, device))
+        else:
+            generic.append(GenericUpdate(trials[start:end], net, start))
         start = end
     lrs = torch.tensor([lr_schedule(t) for t in trials], dtype=torch.float64, device=device).T  # [E, K]
     # rows per optimizer-update call: a cache-sized block per state tensor keeps a CPU update fast
@@ -361,9 +534,15 @@ def train(trials: list[dict], data: Dataset) -> list[TrialResult]:
     frozen = False
 
     def evaluate_epoch():  # per split, per metric: a list over the K trials
+        net.train(False)
+        for g in generic:
+            g.set_mode(training=False)
         with Timer(device) as timer:
             evals = {name: {m: v.tolist() for m, v in evaluate_all(net, first["loss"], x, y, task).items()}
                      for name, (x, y) in splits.items()}
+        for g in generic:
+            g.set_mode(training=True)
+        net.train(True)
         return evals, timer.seconds
 
     evals, eval_time = evaluate_epoch()
@@ -375,14 +554,16 @@ def train(trials: list[dict], data: Dataset) -> list[TrialResult]:
         perm = torch.stack([o[epoch - 1] for o in orders]).to(device)  # [K, n]
         lr_epoch = (lrs[epoch - 1].view(-1, 1) * alive).contiguous()
         lr_slices = [lr_epoch[a:b] for a, b in slices]
+        for g in generic:
+            g.set_lr(lr_epoch.view(-1))
         loss_sum = torch.zeros(K, dtype=torch.float64, device=device)
         n_batches = 0
         with Timer(device) as timer:
             for i in range(0, n, bs):
                 idx = perm[:, i:i + bs]  # [K, B]
-                xb = x_train_flat[idx]  # [K, B, in]
+                xb = x_train[idx]  # [K, B, *input]
                 yb = y_train[idx]
-                losses = per_trial_loss(first["loss"], net.forward(xb), yb)
+                losses = per_trial_loss(first["loss"], net.forward(xb, per_trial=True), yb)
                 net.grad.zero_()
                 losses.sum().backward()  # trials are independent: row k of grad is trial k's
                 steps += 1
@@ -393,6 +574,8 @@ def train(trials: list[dict], data: Dataset) -> list[TrialResult]:
                             r1 = min(r0 + block, b - a)
                             r = slice(r0, r1)
                             upd.step(net.theta[a + r0:a + r1], net.grad[a + r0:a + r1], lr[r], steps, r)
+                    for g in generic:
+                        g.step()
                     if frozen:
                         net.theta.masked_fill_(~alive, 0.0)
                     loss_sum += losses.detach().double()
@@ -423,5 +606,3 @@ def train(trials: list[dict], data: Dataset) -> list[TrialResult]:
 def _at(evals: dict[str, dict[str, list]], k: int) -> dict[str, dict[str, float]]:
     """Trial k's numbers out of per-split, per-metric lists over the unit."""
     return {name: {m: vals[k] for m, vals in row.items()} for name, row in evals.items()}
-
-

@@ -19,6 +19,8 @@ from dlbench.engine.common import (
     is_diverged,
     make_optimizer,
     make_scheduler,
+    needs_closure,
+    set_mode,
     tensors,
 )
 
@@ -36,10 +38,14 @@ def train(trial: dict, data: Dataset) -> TrialResult:
     loss_fn = losses.loss_fn(trial["loss"])
     orders = data_order(trial["seed"], n, trial["epochs"])
 
+    closure_step = needs_closure(trial)  # LBFGS: step(closure), on the whole training set (checked in the spec)
+
     def eval_all():  # the training, validation and test sets, each whole
         model.eval()
+        set_mode([optimizer], training=False)
         with Timer(device) as t:
             evals = {name: evaluate(model, loss_fn, x, y, task) for name, (x, y) in splits.items()}
+        set_mode([optimizer], training=True)
         return evals, t.seconds
 
     evals, eval_time = eval_all()
@@ -53,10 +59,13 @@ def train(trial: dict, data: Dataset) -> TrialResult:
         model.train()
         with Timer(device) as t:
             for idx in order.split(batch_size):
-                loss = loss_fn(model(x_train[idx]), y_train[idx])
-                optimizer.zero_grad()
-                loss.backward()
-                optimizer.step()
+                if closure_step:
+                    loss = optimizer.step(_closure(model, loss_fn, optimizer, x_train[idx], y_train[idx]))
+                else:
+                    loss = loss_fn(model(x_train[idx]), y_train[idx])
+                    optimizer.zero_grad()
+                    loss.backward()
+                    optimizer.step()
                 batch_losses.append(loss.detach())
                 steps += 1
                 samples += len(idx)
@@ -68,3 +77,15 @@ def train(trial: dict, data: Dataset) -> TrialResult:
         if is_diverged(train_loss, loss0) or is_diverged(evals["train"]["loss"], loss0):
             return TrialResult(trial["id"], "diverged", history, diverged_epoch=epoch)
     return TrialResult(trial["id"], "ok", history)
+
+
+def _closure(model, loss_fn, optimizer, x, y):
+    """The closure an LBFGS-style step calls to re-evaluate the loss and its gradient on one batch;
+    the step returns the loss of its first evaluation."""
+    def closure():
+        optimizer.zero_grad()
+        loss = loss_fn(model(x), y)
+        loss.backward()
+        return loss
+
+    return closure
