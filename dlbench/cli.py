@@ -94,11 +94,16 @@ def sweep(
     for key, value in (("data_dir", data_dir), ("executor", executor), ("address", address)):
         if value is not None:
             raw[key] = value
-    sw = specs.build_sweep(raw, default_name=default_name, base_dir=str(Path(spec).parent) if spec else ".")
+    from dlbench.runner import early_pool, run_sweep
 
-    from dlbench.runner import run_sweep
-
-    return run_sweep(sw, out, fresh=fresh, dry_run=dry_run, workers=workers)
+    pool = None if dry_run else early_pool(raw, workers)
+    try:
+        sw = specs.build_sweep(raw, default_name=default_name, base_dir=str(Path(spec).parent) if spec else ".",
+                               pool=pool)
+        return run_sweep(sw, out, fresh=fresh, dry_run=dry_run, workers=workers, pool=pool)
+    finally:
+        if pool is not None:
+            pool.kill()  # a no-op once run_sweep has ended it
 
 
 @app.command(epilog="Examples:\n\n  dlbench show results/quickstart\n\n  dlbench show results/quickstart --json")
@@ -212,15 +217,28 @@ def compare_devices(
     return run_compare(dataset, model, batch_sizes, devices, threads, include_sweep, out, name, quick)
 
 
-@app.command(epilog="Examples:\n\n  dlbench optimizers")
+@app.command(epilog="Examples:\n\n  dlbench optimizers\n\n  dlbench sweep --optimizer adam,torch.optim:NAdam,"
+                    "lion_pytorch:Lion,./my_opt.py:MyOpt")
 def optimizers() -> int:
-    """List optimizers and schedules with their knobs, defaults and allowed ranges."""
+    """List optimizers and schedules: the built-ins with their knobs, every torch.optim class, and the
+    optimizers installed packages register (entry points `dlbench.optimizers`)."""
+    from dlbench import plugins
     from dlbench.optim import KNOBS, OPTIMIZERS, SCHEDULE_COMMON, SCHEDULES
     from dlbench.output import print_table
 
-    print_table("optimizers", ["name", "torch class", "what it is", "knobs (default; allowed)"], [
+    print_table("built-in optimizers (fused by hand-written updates)", ["name", "torch class", "what it is",
+                                                                        "knobs (default; allowed)"], [
         [o.name, f"torch.optim.{o.torch_class}" + (" (nesterov=True)" if o.fixed else ""), o.description,
          "\n".join(f"{k} = {v} ({KNOBS[k].allowed})" for k, v in o.defaults.items())] for o in OPTIMIZERS.values()])
+    rows = [[ref, "torch", "reference engine (needs a closure)" if ref.endswith("LBFGS") else
+             ("2-D parameters only" if ref.endswith("Muon") else
+              ("sparse gradients only" if ref.endswith("SparseAdam") else "fused"))]
+            for ref in plugins.torch_optimizers()]
+    for name, ep in plugins.entry_points().items():
+        dist = getattr(ep, "dist", None)
+        rows.append([name, f"{dist.name} {dist.version}" if dist else "?", f"entry point: {ep.value}"])
+    print_table("any torch.optim.Optimizer, by import path (MODULE:ATTR, ./file.py:ATTR) or entry point",
+                ["optimizer", "from", "engine"], rows)
     print_table("schedules (stepped once per epoch)", ["kind", "what it does", "parameters (default)"], [
         [sc.name, sc.description, ", ".join(f"{k} = {v}" for k, v in {**sc.defaults, **SCHEDULE_COMMON}.items())]
         for sc in SCHEDULES.values()])

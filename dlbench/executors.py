@@ -37,9 +37,10 @@ class LocalExecutor:
     `start()` launches the pool early, so that importing torch in the workers overlaps with the
     driver's own start-up (reading the spec and the results folder)."""
 
-    def __init__(self, workers: int, data_dir: str | None = None):
+    def __init__(self, workers: int, data_dir: str | None = None, preload: tuple[str, ...] = ()):
         self.workers = workers
         self.data_dir = data_dir
+        self.preload = preload  # more modules for the forkserver to import once (torch._dynamo, for user optimizers)
         self.pool = None
 
     def start(self) -> LocalExecutor:
@@ -51,8 +52,12 @@ class LocalExecutor:
 
             os.environ[DRIVER_ENV] = str(os.getpid())  # read by the forkserver and the workers it forks
             ctx = mp.get_context("forkserver")
-            ctx.set_forkserver_preload(["dlbench.lifeline", "torch", "dlbench.plan", "dlbench.engine.fused"])
+            ctx.set_forkserver_preload(["dlbench.lifeline", "torch", "dlbench.plan", "dlbench.engine.fused",
+                                        *self.preload])
             self.pool = ProcessPoolExecutor(max_workers=self.workers, mp_context=ctx, initializer=_warm)
+            # the pool launches its processes on the first submit: submit a no-op now, so that the
+            # forkserver and the workers import torch while this process goes on with its own work
+            self.pool.submit(os.getpid)
         return self
 
     def shutdown(self) -> None:
@@ -168,7 +173,24 @@ class DaskExecutor:
             raise UserError(f"cannot reach the Dask scheduler at address = {self.address!r} ({type(e).__name__}); "
                             "allowed: the address of a running scheduler, e.g. tcp://127.0.0.1:8786, or local") \
                 from None
+        self.check_workers()
         return self
+
+    def check_workers(self) -> None:
+        """Every module a user's plugin imports must be installed on every worker (files travel with
+        the work; modules do not): one line naming the first one missing, before anything runs."""
+        from dlbench import plugins
+
+        needed = plugins.REGISTRY.modules()
+        if not needed:
+            return
+        missing = self.client.run(plugins.missing_modules, sorted(needed))
+        for worker, mods in sorted(missing.items()):
+            if mods:
+                self.shutdown()
+                raise UserError(f"module {mods[0]!r} ({needed[mods[0]]}) is not installed on Dask worker {worker}; "
+                                "allowed: install it on every worker, or bring the code as a file "
+                                "(./my_code.py:Name), which travels with the work")
 
     def shutdown(self) -> None:
         """Cancel this driver's futures and disconnect; a cluster given by address keeps running

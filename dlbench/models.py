@@ -6,6 +6,9 @@ Spec: `model = { kind = "mlp", hidden = [128, 128], activation = "relu" }`.
   stack is still one linear map.
 - cnn: a small conv net: 2-D for image sets, 1-D for mnist1d; `channels` per conv block.
 - problem: the DeepOBS problems train their own parameter vector.
+- factory: the user's own: `model = { factory = "MODULE:FUNC", <keywords> }` or
+  `--model ./my_model.py:make`, where FUNC(input_shape, n_outputs, **keywords) returns an
+  nn.Module (dlbench.plugins resolves it; each trial builds it under its own seed).
 """
 
 from __future__ import annotations
@@ -33,14 +36,19 @@ def default_model(info: DatasetInfo) -> dict:
 
 def check_model(value: Any, info: DatasetInfo, where: str = "model") -> dict:
     """Canonical model table for dataset `info`, or a UserError naming what is wrong."""
+    from dlbench import plugins
+
     if isinstance(value, str):
-        value = {"kind": value}
+        value = {"factory": value} if plugins.parse_ref(value) else {"kind": value}
     if not isinstance(value, dict):
         raise UserError(f"{where} = {value!r} is not allowed; allowed: a table like {{ kind = \"mlp\" }}")
+    if "factory" in value:
+        return check_factory(value, info, where)
     kind = value.get("kind")
     if not isinstance(kind, str) or kind not in MODEL_KEYS:
         raise UserError(
-            f"{where}.kind = {kind!r} is unknown{did_you_mean(kind, MODEL_KEYS)}; allowed: {', '.join(MODEL_KEYS)}"
+            f"{where}.kind = {kind!r} is unknown{did_you_mean(kind, MODEL_KEYS)}; allowed: {', '.join(MODEL_KEYS)}, "
+            "or factory = \"module:function\" (your own nn.Module)"
         )
     if (kind == "problem") != (info.task == "objective"):
         allowed = "problem" if info.task == "objective" else "linear, mlp, cnn"
@@ -77,6 +85,39 @@ def check_model(value: Any, info: DatasetInfo, where: str = "model") -> dict:
     return out
 
 
+def check_factory(value: dict, info: DatasetInfo, where: str = "model") -> dict:
+    """A user's model: {factory = "MODULE:FUNC", <keywords>}. Checked before anything runs: the
+    function resolves, takes the keywords, and builds an nn.Module whose output on two samples of
+    the dataset has the shape its loss needs. Canonical form: kind "factory", the reference, then
+    the keywords in name order."""
+    import inspect
+
+    from dlbench import plugins
+
+    value = dict(value)
+    if value.pop("kind", "factory") != "factory":
+        raise UserError(f"{where}: kind and factory together; allowed: one of the two")
+    text = value.pop("factory")
+    if info.task == "objective":
+        raise UserError(f"{where}.factory does not fit dataset {info.name!r} (its problem defines the model); "
+                        "allowed: kind = \"problem\"")
+    fn = plugins.REGISTRY.factory(text, f"{where}.factory")
+    try:
+        sig = inspect.signature(fn)
+        params = list(sig.parameters.values())
+        open_kw = any(p.kind is p.VAR_KEYWORD for p in params)
+        names = [p.name for p in params[2:] if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+    except (TypeError, ValueError):
+        open_kw, names = True, []
+    for k in value:
+        if not open_kw and k not in names:
+            raise UserError(f"{where}: {text} takes no keyword {k!r}{did_you_mean(k, names)}; allowed: "
+                            f"{', '.join(names) or 'none besides input_shape and n_outputs'}")
+    out = {"kind": "factory", "factory": text, **{k: value[k] for k in sorted(value)}}
+    plugins.check_model(out, info, where)
+    return out
+
+
 def output_size(info: DatasetInfo) -> int:
     return info.n_classes if info.task == "multiclass" else 1
 
@@ -94,6 +135,10 @@ def build(model: dict, info: DatasetInfo):
     from torch import nn
 
     kind = model["kind"]
+    if kind == "factory":
+        from dlbench import plugins
+
+        return plugins.build_model(model, info)
     if kind == "problem":
         from dlbench.data import deepobs
 

@@ -90,10 +90,17 @@ def make_units(trials: list[dict], engine: str, workers: int) -> list[Unit]:
         else:
             units.append(Unit([t], "reference", reason))
     for group in fused.values():
-        # enough chunks to keep every worker busy, none larger than the cap; dealt out in turn
-        # so each chunk gets a share of every optimizer (their updates cost differently)
-        chunks = max(math.ceil(len(group) / max_unit_size(group[0])), min(workers, len(group)))
-        units += [Unit(group[i::chunks], "fused") for i in range(chunks)]
+        # enough chunks to keep every worker busy, none larger than the cap; configurations dealt
+        # out in turn, so each chunk gets a share of every optimizer (their updates cost
+        # differently) and the seeds of one configuration stay together (a user's elementwise
+        # optimizer then updates them in one call: engine.fused.GenericUpdate)
+        configs: dict[str, list[dict]] = {}
+        for t in group:
+            configs.setdefault(json.dumps({k: v for k, v in t.items() if k not in ("id", "seed")}, sort_keys=True),
+                               []).append(t)
+        blocks = list(configs.values())
+        chunks = max(math.ceil(len(group) / max_unit_size(group[0])), min(workers, len(blocks)))
+        units += [Unit([t for b in blocks[i::chunks] for t in b], "fused") for i in range(chunks)]
     # big units first, so that the last ones to finish are short
     units.sort(key=lambda u: -cost(u))
     files = sweep_files()

@@ -19,6 +19,7 @@ that changed since the driver checked it.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import importlib
 import inspect
@@ -180,15 +181,23 @@ def _line(e: BaseException) -> str:
     return (text[-1] if text else type(e).__name__)[:200]
 
 
+@functools.cache
+def _distributions() -> dict[str, list[str]]:
+    """Top-level module -> the distributions that provide it (scanning them takes a quarter second)."""
+    from importlib.metadata import packages_distributions
+
+    return packages_distributions()
+
+
 def provenance(ref: Ref, files: SweepFiles) -> dict:
     """Where a reference's code comes from: its distribution and version, or its file and SHA-256."""
     if ref.is_file:
         f = files.files[ref.path]
         return {"path": f.path, "sha256": f.sha256}
-    from importlib.metadata import packages_distributions, version
+    from importlib.metadata import version
 
     top = ref.module.split(".")[0]
-    dists = packages_distributions().get(top, [])
+    dists = _distributions().get(top, [])
     out: dict[str, Any] = {"module": ref.module}
     if dists:
         out["distribution"] = dists[0]
@@ -261,6 +270,12 @@ class PluginRegistry:
         self.named = named or {}  # [optimizers.NAME] tables: NAME -> {"class": ref, **fixed keywords}
         self.optimizers: dict[str, OptimizerPlugin] = {}
         self.checked: set[str] = set()  # (optimizer, keywords) already constructed once
+        self.factories: dict[str, Any] = {}  # model factory reference -> the function
+        self.model_checks: dict[str, str | None] = {}  # model (canonical JSON) + input shape -> why not fused, or None
+        self.datasets: dict[str, dict] = {}  # dataset label -> its provenance (file and SHA-256, or loader)
+        self.notes: list[str] = []  # what checking inferred, said once when the sweep starts
+        self.defer = False  # collect the tiny constructions (run_constructions runs them, maybe in a worker)
+        self.pending: list[tuple[str, str, dict, float, str]] = []
 
     def optimizer(self, name: str, where: str = "optimizer") -> OptimizerPlugin:
         if name in self.optimizers:
@@ -317,18 +332,58 @@ class PluginRegistry:
         key = json.dumps([name, lr, keywords], sort_keys=True, default=str)
         if key in self.checked:
             return
-        import torch
-
-        try:
-            opt = plugin.construct([torch.nn.Parameter(torch.zeros(2, 2))], lr, keywords)
-        except Exception as e:  # noqa: BLE001 - the user's constructor refused: say it in one line
-            raise UserError(f"{where}: constructing {plugin.ref.text}(lr={lr:g}"
-                            + "".join(f", {k}={v!r}" for k, v in {**plugin.fixed, **keywords}.items())
-                            + f") raised {type(e).__name__}: {_line(e)}; allowed: arguments it accepts") from None
-        if not isinstance(opt, torch.optim.Optimizer):
-            raise UserError(f"{where}: {plugin.ref.text}(params, lr, ...) returned {type(opt).__name__}, not a "
-                            "torch.optim.Optimizer; allowed: an Optimizer subclass or a function returning one")
         self.checked.add(key)
+        if self.defer:
+            self.pending.append((key, name, keywords, lr, where))
+        else:
+            error = construct_error(plugin, keywords, lr, where)
+            if error:
+                raise UserError(error)
+
+    def run_constructions(self, pool=None) -> None:
+        """The tiny constructions collected while a spec was checked: in a worker of `pool` (a local
+        executor started early: constructing a torch.optim.Optimizer imports torch._dynamo, a second
+        and a half, which the workers import anyway) or here. Raises the first refusal."""
+        items, self.pending, self.defer = self.pending, [], False
+        if not items:
+            return
+        payload = [(name, keywords, lr, where) for _, name, keywords, lr, where in items]
+        if pool is not None and pool.pool is not None:
+            errors = pool.pool.submit(remote_constructions, payload, self.files, self.named).result()
+        else:
+            errors = [construct_error(self.optimizer(n, w), k, lr, w) for n, k, lr, w in payload]
+        for e in errors:
+            if e:
+                raise UserError(e)
+
+    def modules(self) -> dict[str, str]:
+        """The modules the sweep's plugins import (module -> the reference that needs it): what
+        every worker must have installed."""
+        out = {p.ref.module: p.ref.text for p in self.optimizers.values() if p.ref.module}
+        for text in self.factories:
+            ref = parse_ref(text)
+            if ref.module:
+                out[ref.module] = text
+        for d in self.datasets.values():
+            ref = parse_ref(d.get("loader"))
+            if ref is not None and ref.module:
+                out[ref.module] = d["loader"]
+        return out
+
+    # -- models ------------------------------------------------------------------------------
+    def factory(self, text: str, where: str = "model.factory"):
+        """A model factory FUNC(input_shape, n_outputs, **keywords) -> nn.Module, resolved once."""
+        if text not in self.factories:
+            ref = parse_ref(text)
+            if ref is None:
+                raise UserError(f"{where} = {text!r} is not a reference; allowed: \"module:function\" or "
+                                "\"./file.py:function\"")
+            obj = load_object(ref, self.files, where)
+            if not callable(obj):
+                raise UserError(f"{where} = {text!r} is a {type(obj).__name__}, not a function; allowed: a function "
+                                "(input_shape, n_outputs, **keywords) returning an nn.Module")
+            self.factories[text] = obj
+        return self.factories[text]
 
     def provenance(self) -> dict:
         out = {}
@@ -338,7 +393,35 @@ class PluginRegistry:
             out[f"optimizer {name}"] = {"reference": p.ref.text, **provenance(p.ref, self.files),
                                         **({"entry_point": p.entry_point} if p.entry_point else {}),
                                         **({"fixed": p.fixed} if p.fixed else {})}
+        for text in self.factories:
+            out[f"model {text}"] = {"reference": text, **provenance(parse_ref(text), self.files)}
+        for label, d in self.datasets.items():
+            out[f"dataset {label}"] = d
         return out
+
+
+def construct_error(plugin: OptimizerPlugin, keywords: dict, lr: float, where: str) -> str | None:
+    """Construct the optimizer once on a tiny parameter with these keywords: None when it works,
+    else the one-line refusal."""
+    import torch
+
+    try:
+        opt = plugin.construct([torch.nn.Parameter(torch.zeros(2, 2))], lr, keywords)
+    except Exception as e:  # noqa: BLE001 - the user's constructor refused: say it in one line
+        return (f"{where}: constructing {plugin.ref.text}(lr={lr:g}"
+                + "".join(f", {k}={v!r}" for k, v in {**plugin.fixed, **keywords}.items())
+                + f") raised {type(e).__name__}: {_line(e)}; allowed: arguments it accepts")
+    if not isinstance(opt, torch.optim.Optimizer):
+        return (f"{where}: {plugin.ref.text}(params, lr, ...) returned {type(opt).__name__}, not a "
+                "torch.optim.Optimizer; allowed: an Optimizer subclass or a function returning one")
+    return None
+
+
+def remote_constructions(items, files: SweepFiles, named: dict) -> list[str | None]:
+    """construct_error for each (name, keywords, lr, where), in a worker process."""
+    registry = use(files, named)
+    return [construct_error(registry.optimizer(name, where), keywords, lr, where)
+            for name, keywords, lr, where in items]
 
 
 def describe_optimizer(name: str, ref: Ref, obj: Any, fixed: dict, where: str) -> OptimizerPlugin:
@@ -424,3 +507,121 @@ def optimizer_name(trial: dict) -> str:
 def make_optimizer(trial: dict, params):
     """The torch optimizer of a plugin trial, exactly as its constructor builds it."""
     return REGISTRY.for_trial(trial).construct(params, trial["lr"], optimizer_keywords(trial))
+
+
+def missing_modules(modules: list[str]) -> list[str]:
+    """The modules of `modules` that cannot be imported here (run on each Dask worker)."""
+    import importlib.util
+
+    out = []
+    for m in modules:
+        try:
+            if importlib.util.find_spec(m) is None:
+                out.append(m)
+        except (ImportError, ValueError):
+            out.append(m)
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# Models
+
+
+def factory_keywords(model: dict) -> dict:
+    return {k: v for k, v in model.items() if k not in ("kind", "factory")}
+
+
+def build_model(model: dict, info):
+    """The user's nn.Module for a trial (call under the trial's seed, as for the built-ins)."""
+    from dlbench.models import output_size
+
+    fn = REGISTRY.factory(model["factory"])
+    kw = {k: tuple(v) if isinstance(v, list) else v for k, v in factory_keywords(model).items()}
+    return fn(tuple(info.input_shape), output_size(info), **kw)
+
+
+def check_model(model: dict, info, where: str = "model") -> None:
+    """Build the user's model once and run it on two samples: an nn.Module, and an output the
+    loss can take ([2, n_outputs]). Also decides, once, whether the fused engine can train it."""
+    import torch
+
+    from dlbench.models import output_size
+
+    key = json.dumps([model, list(info.input_shape), output_size(info)], sort_keys=True)
+    if key in REGISTRY.model_checks:
+        return
+    torch.manual_seed(0)
+    try:
+        module = build_model(model, info)
+    except Exception as e:  # noqa: BLE001 - the user's factory refused: one line
+        raise UserError(f"{where}: {model['factory']}({_call_text(info, model)}) raised {type(e).__name__}: "
+                        f"{_line(e)}; allowed: a function (input_shape, n_outputs, **keywords) returning an "
+                        "nn.Module") from None
+    if not isinstance(module, torch.nn.Module):
+        raise UserError(f"{where}: {model['factory']} returned {type(module).__name__}, not an nn.Module; allowed: "
+                        "a function returning an nn.Module")
+    if not any(p.requires_grad for p in module.parameters()):
+        raise UserError(f"{where}: the model {model['factory']} builds has no trainable parameter; allowed: a module "
+                        "with parameters")
+    want = (2, output_size(info))
+    try:
+        with torch.no_grad():
+            out = module.eval()(torch.zeros(2, *info.input_shape))
+    except Exception as e:  # noqa: BLE001
+        raise UserError(f"{where}: {model['factory']}'s forward on a batch of shape {[2, *info.input_shape]} raised "
+                        f"{type(e).__name__}: {_line(e)}; allowed: a module that takes inputs of shape "
+                        f"[batch, {', '.join(map(str, info.input_shape))}]") from None
+    if not isinstance(out, torch.Tensor) or tuple(out.shape) != want:
+        shape = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+        raise UserError(f"{where}: {model['factory']} outputs {shape} for a batch of 2, not {want}; allowed: one "
+                        f"output per sample of size n_outputs = {want[1]} ({info.task})")
+    REGISTRY.model_checks[key] = fused_reason(model, info)
+
+
+def _call_text(info, model) -> str:
+    from dlbench.models import output_size
+
+    kw = "".join(f", {k}={v!r}" for k, v in factory_keywords(model).items())
+    return f"{tuple(info.input_shape)}, {output_size(info)}{kw}"
+
+
+def fused_reason(model: dict, info) -> str | None:
+    """Why the fused engine (torch.func: stack_module_state, functional_call, vmap) cannot train
+    this model, or None when it can. Two copies are built and run stacked on a tiny batch in
+    training mode, forward and backward: a module that updates buffers in place while training
+    (BatchNorm's running statistics) or draws random numbers (dropout, which the reference engine
+    draws per model in another order) cannot be stacked exactly."""
+    import copy
+
+    import torch
+    from torch.func import functional_call, vmap
+
+    torch.manual_seed(0)
+    copies = [build_model(model, info) for _ in range(2)]
+    before = {n: b.clone() for n, b in copies[0].named_buffers()}
+    copies[0].train()(torch.randn(3, *info.input_shape))
+    if any(not torch.equal(before[n], b) for n, b in copies[0].named_buffers()):
+        return "it updates buffers in place while training (BatchNorm's running statistics, say)"
+    base = copy.deepcopy(copies[1]).to("meta").train()
+    params = {n: torch.stack([dict(c.named_parameters())[n].detach() for c in copies]).requires_grad_()
+              for n, _ in copies[1].named_parameters()}
+    buffers = {n: torch.stack([dict(c.named_buffers())[n] for c in copies]) for n, _ in copies[1].named_buffers()}
+    try:
+        out = vmap(lambda p, b, x: functional_call(base, (p, b), (x,)))(params, buffers,
+                                                                        torch.randn(2, 3, *info.input_shape))
+        out.sum().backward()
+    except Exception as e:  # noqa: BLE001 - whatever vmap cannot batch
+        text = _line(e)
+        if "random" in text.lower():
+            return "it draws random numbers while training (dropout, say), which the reference engine draws per model"
+        return f"torch.func cannot batch it ({type(e).__name__}: {text[:120]})"
+    return None
+
+
+def model_fused_reason(model: dict, info) -> str | None:
+    from dlbench.models import output_size
+
+    key = json.dumps([model, list(info.input_shape), output_size(info)], sort_keys=True)
+    if key not in REGISTRY.model_checks:
+        check_model(model, info)
+    return REGISTRY.model_checks[key]

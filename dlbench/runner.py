@@ -126,8 +126,25 @@ def print_plan(units, console: Console, workers: int) -> None:
         console.print(f"[yellow]note:[/] {k} trial{'s' * (k != 1)} on the reference engine, {escape(reason)}")
 
 
+def early_pool(raw: dict, workers: int | None):
+    """A local worker pool started before the spec is checked, when checking it means importing the
+    user's code (and with it torch and, for any torch.optim.Optimizer, torch._dynamo: about 3 s
+    here): the workers import the same while this process checks. None when there is nothing to
+    overlap (one worker, Dask, only built-ins)."""
+    from dlbench.executors import LocalExecutor, default_workers
+    from dlbench.spec import mentions_user_code
+
+    n = workers or raw.get("workers") or default_workers()
+    if not isinstance(n, int) or n <= 1 or raw.get("executor", "local") != "local" or raw.get("address"):
+        return None
+    if not mentions_user_code(raw):
+        return None
+    return LocalExecutor(n, raw.get("data_dir") if isinstance(raw.get("data_dir"), str) else None,
+                         preload=("torch._dynamo",)).start()
+
+
 def run_sweep(sweep: Sweep, out: str | Path, *, fresh: bool = False, dry_run: bool = False,
-              workers: int | None = None, console: Console | None = None) -> int:
+              workers: int | None = None, console: Console | None = None, pool=None) -> int:
     """Run a validated sweep; the exit code: 0; 1 when a trial failed or an expectation did not
     hold; 128 + N when signal N ended it (130 Ctrl-C, 143 SIGTERM, 129 SIGHUP).
 
@@ -152,6 +169,10 @@ def run_sweep(sweep: Sweep, out: str | Path, *, fresh: bool = False, dry_run: bo
     _check_files(sweep, sweep.data_dir)
     if not fresh:
         check_user_files(path)
+    if pool is not None and (dry_run or sweep.executor != "local" or pool.workers != workers
+                             or pool.data_dir != sweep.data_dir):
+        pool.kill()  # started early for nothing: the sweep runs elsewhere, or not at all
+        pool = None
     if dry_run:
         print_grid(sweep, console, dry_run=True)
         print_plan(units, console, workers)
@@ -165,7 +186,7 @@ def run_sweep(sweep: Sweep, out: str | Path, *, fresh: bool = False, dry_run: bo
 
         executor = DaskExecutor(sweep.address, workers, sweep.data_dir)
     else:
-        executor = LocalExecutor(workers, sweep.data_dir)
+        executor = pool or LocalExecutor(workers, sweep.data_dir)
     with StopOnSignal(on_second=executor.kill) as stop:
         try:
             if sweep.executor == "dask":
@@ -182,7 +203,10 @@ def run_sweep(sweep: Sweep, out: str | Path, *, fresh: bool = False, dry_run: bo
             finally:
                 results.unlock()
         finally:
-            executor.kill() if stop.signum is not None else executor.shutdown()
+            # every result is in by now: idle local workers are ended rather than left to tear down
+            # their interpreters (with torch loaded that takes most of a second each); a Dask
+            # executor only disconnects either way
+            executor.kill() if stop.signum is not None or sweep.executor == "local" else executor.shutdown()
 
 
 def _import_table_writers() -> None:

@@ -261,10 +261,11 @@ def flag_list(text: str, key: str) -> Any:
 # Validation and expansion
 
 
-def build_sweep(raw: dict, default_name: str = "sweep", base_dir: str | None = None) -> Sweep:
+def build_sweep(raw: dict, default_name: str = "sweep", base_dir: str | None = None, pool=None) -> Sweep:
     """Validate a raw spec (file + overrides) and expand it. Raises UserError on any bad input.
     `base_dir`: where file references in it are resolved (the spec file's folder; the working
-    folder for flags)."""
+    folder for flags). `pool`: a local executor started early, where the tiny constructions of
+    the users' optimizers run (see plugins.PluginRegistry.run_constructions)."""
     from dlbench import design, plugins
 
     if not isinstance(raw, dict):
@@ -272,6 +273,7 @@ def build_sweep(raw: dict, default_name: str = "sweep", base_dir: str | None = N
     raw = {k: v for k, v in raw.items()}
     named = _check_named_optimizers(raw.pop("optimizers", None))
     registry = plugins.reset(base_dir or ".", named)
+    registry.defer = True
     extra = _extra_keys(raw, named)  # keys no built-in knows: keywords of the users' optimizers
     _check_keys({k: v for k, v in raw.items() if k not in extra}, ALL_KEYS, "")
     for key, value in raw.items():
@@ -376,6 +378,8 @@ def build_sweep(raw: dict, default_name: str = "sweep", base_dir: str | None = N
     if len(grids) == 1 and search is None:
         axes.update(grids[0].values)
     axes = {k: axes[k] for k in (*AXIS_KEYS, *sorted(extra)) if k in axes}
+    registry.run_constructions(pool)
+    notes += registry.notes
     return Sweep(name=name, trials=trials, axes=axes, fixed=fixed, engine=engine, workers=workers, data_dir=data_dir,
                  executor=executor, address=address, expect=expect, description=description, lesson=lesson,
                  grids=grids, top_axes={k: top_axes[k] for k in top_order}, search=search, protocol=protocol,
@@ -497,6 +501,15 @@ def _names_of_optimizers(raw: dict) -> set:
             if isinstance(x, str):
                 out.add(x)
     return out
+
+
+def mentions_user_code(raw: dict) -> bool:
+    """Whether a raw spec names an optimizer, a model or a dataset of the user's (checking those
+    imports torch and constructs them in this process)."""
+    if raw.get("optimizers") or any(n not in OPTIMIZERS for n in _names_of_optimizers(raw)):
+        return True
+    text = json.dumps(raw, default=str)
+    return '"factory"' in text or '"loader"' in text or bool(re.search(r'"dataset": \[?"[^"]*[./]', text))
 
 
 def _extra_keys(raw: dict, named: dict) -> set[str]:

@@ -182,6 +182,9 @@ def flat_config(trial: dict) -> dict[str, Any]:
 
 
 def model_label(m: dict) -> str:
+    if m["kind"] == "factory":
+        kw = ",".join(f"{k}={v}" for k, v in m.items() if k not in ("kind", "factory"))
+        return f"{m['factory']}({kw})"
     if m["kind"] == "mlp":
         return f"mlp[{'-'.join(map(str, m['hidden']))}] {m['activation']}"
     if m["kind"] == "cnn":

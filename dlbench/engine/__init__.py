@@ -3,7 +3,7 @@
 
 This module imports no torch: the planner asks it what the fused engine supports."""
 
-FUSED_MODELS = ("linear", "mlp")
+FUSED_MODELS = ("linear", "mlp", "factory")
 # A CPU cache budget, in parameters (1 MiB of float32): the planner keeps a fused unit's stacked
 # weights near it, and the fused engine updates optimizer state in row blocks of about this size.
 CPU_CACHE_PARAMETERS = 1 << 18
@@ -15,6 +15,13 @@ def fused_supports(trial: dict) -> str | None:
         return f"model kind {trial['model']['kind']!r} runs on the reference engine"
     if trial["device"] == "mps":
         return "mps runs on the reference engine"
+    if trial["model"]["kind"] == "factory":
+        from dlbench import plugins
+        from dlbench.data import dataset_info
+
+        why = plugins.model_fused_reason(trial["model"], dataset_info(trial["dataset"]))
+        if why is not None:
+            return f"model {trial['model']['factory']}: {why}"
     from dlbench.optim import OPTIMIZERS
 
     if trial["optimizer"] not in OPTIMIZERS:

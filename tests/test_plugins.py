@@ -1,0 +1,304 @@
+"""Your own optimizer: by import path, by file, by entry point or by name in a spec; checked before
+anything runs; trained fused by the generic path and proven equal to the reference engine trial
+by trial (float64, 1e-9 relative), for every torch.optim class that can run fused and for
+third-party optimizers; failures of the user's code stay the user's trial's."""
+
+import json
+import math
+import os
+import textwrap
+
+import pandas as pd
+import pytest
+import torch
+
+from dlbench import plugins
+from dlbench.data import load
+from dlbench.engine import fused, reference
+from dlbench.spec import build_sweep
+from tests.conftest import tree, write
+from tests.test_fused import KEYS
+
+THIRD_PARTY = ["lion_pytorch:Lion", "schedulefree:AdamWScheduleFree", "prodigyopt:Prodigy",
+               "pytorch_optimizer:Lamb", "pytorch_optimizer:AdaBelief", "pytorch_optimizer:Adan",
+               "pytorch_optimizer:Ranger"]
+# torch.optim classes that cannot run on a dense MLP's every parameter, and what happens instead
+NOT_FUSED = {"torch.optim:LBFGS": "needs a closure: the reference engine", "torch.optim:SparseAdam":
+             "sparse gradients only", "torch.optim:Muon": "2-D parameters only (tested with a bias-free model)"}
+
+
+def compare(trials, data, rtol=1e-9):
+    """The fused engine against the reference engine, trial by trial; returns the worst difference."""
+    worst = 0.0
+    for trial, f in zip(trials, fused.train(trials, data), strict=True):
+        r = reference.train(trial, data)
+        assert f.status == r.status == "ok", (trial["optimizer"], f.status, r.status)
+        for hf, hr in zip(f.history, r.history, strict=True):
+            for k in KEYS:
+                a, b = hf[k], hr[k]
+                if math.isnan(b):
+                    assert math.isnan(a), k
+                    continue
+                rel = abs(a - b) / max(abs(b), 1e-12)
+                worst = max(worst, rel)
+                assert rel <= rtol, (trial["optimizer"], trial["lr"], hf["epoch"], k, a, b)
+    return worst
+
+
+def sweep(optimizer, **extra):
+    return build_sweep({"dataset": "wine", "dtype": "float64", "epochs": 2, "batch_size": 16, "seeds": [0, 1],
+                        "model": {"kind": "mlp", "hidden": [8, 8], "activation": "tanh"}, "optimizer": optimizer,
+                        "lr": [1e-3, 1e-2], **extra})
+
+
+@pytest.mark.parametrize("ref", [r for r in plugins.torch_optimizers() if r not in NOT_FUSED])
+def test_every_torch_optim_class_runs_fused_and_equals_the_reference(ref):
+    s = sweep(ref, grid={"weight_decay": [0.0, 1e-2]} if ref != "torch.optim:Rprop" else {})
+    assert all(fused_ok(t) for t in s.trials)
+    compare(s.trials, load("wine", None, 0.1))
+
+
+def fused_ok(trial):
+    from dlbench.engine import fused_supports
+
+    return fused_supports(trial) is None
+
+
+def require(module):
+    """The third-party optimizers are in the test extra that .ci/run installs: there, a missing one
+    is a failure, not a skip."""
+    if os.environ.get("DLBENCH_REQUIRE_THIRD_PARTY"):
+        __import__(module)
+    return pytest.importorskip(module)
+
+
+@pytest.mark.parametrize("ref", THIRD_PARTY)
+def test_third_party_optimizers_run_fused_and_equal_the_reference(ref):
+    require(ref.split(":")[0])
+    s = sweep(ref)
+    compare(s.trials, load("wine", None, 0.1))
+
+
+def test_trials_with_identical_hyperparameters_share_an_optimizer_only_where_that_is_exact(monkeypatch):
+    s = sweep("torch.optim:Adam", seeds=[0, 1, 2])
+    data = load("wine", None, 0.1)
+    merged = fused.train(s.trials, data)
+    monkeypatch.setattr(plugins, "ELEMENTWISE", frozenset())  # one optimizer per trial
+    alone = fused.train(s.trials, data)
+    for a, b in zip(merged, alone, strict=True):
+        assert [h["val_loss"] for h in a.history] == [h["val_loss"] for h in b.history]  # bitwise
+    lamb = fused.GenericUpdate(sweep("lion_pytorch:Lion").trials, fused.StackedMLP(
+        sweep("lion_pytorch:Lion").trials, data.info, torch.float64, "cpu"), 0) if _has("lion_pytorch") else None
+    if lamb is not None:  # not a torch.optim elementwise class: one optimizer per trial
+        assert [(a, b) for a, b, _, _ in lamb.slots] == [(0, 1), (1, 2), (2, 3), (3, 4)]
+
+
+def _has(module):
+    try:
+        __import__(module)
+        return True
+    except ImportError:
+        return False
+
+
+# --------------------------------------------------------------------------------------------
+# Where optimizers come from
+
+
+SIGN_SGD = '''
+import torch
+
+
+class SignSGD(torch.optim.Optimizer):
+    """theta <- theta - lr * scale * sign(g)"""
+
+    def __init__(self, params, lr=0.01, scale=1.0):
+        if scale <= 0:
+            raise ValueError(f"scale must be > 0, got {scale}")
+        super().__init__(params, dict(lr=lr, scale=scale))
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        for group in self.param_groups:
+            if group["lr"] > 0.5:
+                raise RuntimeError("lr too large for sign descent")
+            for p in group["params"]:
+                if p.grad is not None:
+                    p.add_(torch.sign(p.grad), alpha=-group["lr"] * group["scale"])
+
+
+def make(params, lr, scale=1.0):
+    return SignSGD(params, lr=lr, scale=scale)
+
+
+NOT_AN_OPTIMIZER = 3
+'''
+
+
+@pytest.fixture
+def opt_file(tmp_path):
+    return write(tmp_path / "my_opt.py", SIGN_SGD)
+
+
+def test_a_file_optimizer_a_factory_and_a_named_one_in_a_spec(tmp_path, opt_file, cli):
+    spec = write(tmp_path / "s.toml", textwrap.dedent("""
+        name = "p"
+        dataset = "iris"
+        epochs = 2
+        seeds = [0, 1]
+        [[grid]]
+        optimizer = ["adam", "./my_opt.py:SignSGD", "./my_opt.py:make"]
+        lr = [0.01, 0.03]
+        [[grid]]
+        optimizer = "sign2"
+        lr = [0.01]
+        [optimizers.sign2]
+        class = "./my_opt.py:SignSGD"
+        scale = 2.0
+    """))
+    r = cli("sweep", spec, "--out", tmp_path / "out", "--workers", "1")
+    assert r.code == 0, r.err
+    t = pd.read_parquet(tmp_path / "out" / "p" / "trials.parquet")
+    assert set(t.optimizer) == {"adam", "./my_opt.py:SignSGD", "./my_opt.py:make", "sign2"}
+    assert set(t.engine) == {"fused"} and (t.status == "ok").all()
+    named = t[t.optimizer == "sign2"]
+    assert (named.scale == 2.0).all() and (json.loads(named.config.iloc[0])["optimizer_class"]
+                                           == "./my_opt.py:SignSGD")
+    env = json.loads((tmp_path / "out" / "p" / "env.json").read_text())
+    assert env["plugins"]["optimizer sign2"]["sha256"] == plugins.SweepFiles(str(tmp_path)).add(
+        "./my_opt.py", "x").sha256
+    # the reference and its keywords are part of the id: scale 2 is another trial than scale 1
+    ids = {json.loads(c)["optimizer"]: tid for c, tid in zip(t.config, t.trial_id, strict=True)}
+    assert len(set(ids.values())) == 4
+
+
+def test_flags_resolve_files_from_the_working_folder(tmp_path, opt_file):
+    from tests.conftest import run_dlbench
+
+    r = run_dlbench("sweep", "--dataset", "iris", "--optimizer", "sgd,./my_opt.py:SignSGD,torch.optim:NAdam",
+                    "--epochs", "1", "--name", "f", "--out", tmp_path / "o", "--workers", "2", cwd=tmp_path)
+    assert r.code == 0, r.err
+    t = pd.read_parquet(tmp_path / "o" / "f" / "trials.parquet")
+    assert (t.status == "ok").all() and len(t) == 3  # in worker processes: the file travelled with the work
+
+
+def test_an_installed_package_registers_optimizers_by_entry_point(tmp_path, cli, monkeypatch):
+    pkg = tmp_path / "site"
+    (pkg / "fakeopt-1.2.dist-info").mkdir(parents=True)
+    write(pkg / "fakeopt.py", SIGN_SGD)
+    write(pkg / "fakeopt-1.2.dist-info" / "METADATA", "Metadata-Version: 2.1\nName: fakeopt\nVersion: 1.2\n")
+    write(pkg / "fakeopt-1.2.dist-info" / "entry_points.txt", "[dlbench.optimizers]\nsignsgd = fakeopt:SignSGD\n")
+    monkeypatch.syspath_prepend(str(pkg))
+    r = cli("optimizers")
+    assert r.code == 0 and "signsgd" in r.out and "fakeopt 1.2" in r.out and "torch.optim:NAdam" in r.out
+    r = cli("sweep", "--dataset", "iris", "--optimizer", "signsgd", "--epochs", "1", "--name", "e", "--out",
+            tmp_path / "o", "--workers", "1")
+    assert r.code == 0, r.err
+    env = json.loads((tmp_path / "o" / "e" / "env.json").read_text())
+    assert env["plugins"]["optimizer signsgd"]["entry_point"] == "fakeopt 1.2"
+
+
+@pytest.mark.parametrize("optimizer,extra,message", [
+    ("nothere:Opt", [], "module 'nothere' is not installed here"),
+    ("./my_opt.py:Nope", [], "has no 'Nope'"),
+    ("./my_opt.py:NOT_AN_OPTIMIZER", [], "is a int, not an optimizer"),
+    ("torch.nn:Linear", [], "is a class but not a torch.optim.Optimizer"),
+    ("./my_opt.py:SignSGD", ["--set", "scal=2.0"], "unknown key 'scal': no optimizer of this sweep takes it (did you "
+                                                  "mean 'scale'?)"),
+    ("./my_opt.py:SignSGD", ["--set", "scale=-1.0"], "raised ValueError: scale must be > 0, got -1.0"),
+    ("./missing.py:SignSGD", [], "file './missing.py' does not exist"),
+    ("torch.optim:LBFGS", [], "needs a closure"),
+])
+def test_bad_plugins_are_one_line_exit_2_and_write_nothing(tmp_path, opt_file, cli, monkeypatch, optimizer, extra,
+                                                           message):
+    monkeypatch.chdir(tmp_path)
+    r = cli("sweep", "--dataset", "iris", "--optimizer", optimizer, *extra, "--out", tmp_path / "out")
+    assert r.code == 2 and message in r.err and len(r.err.strip().splitlines()) == 1, r.err
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_file_that_changed_under_an_existing_folder_is_refused(tmp_path, opt_file, cli, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    args = ["sweep", "--dataset", "iris", "--optimizer", "./my_opt.py:SignSGD", "--epochs", "1", "--name", "c",
+            "--out", tmp_path / "out", "--workers", "1"]
+    assert cli(*args).code == 0
+    before = {f: (tmp_path / "out" / "c" / f).read_bytes() for f in tree(tmp_path / "out" / "c")
+              if (tmp_path / "out" / "c" / f).is_file()}
+    opt_file.write_text(SIGN_SGD.replace("theta <-", "θ <-"))
+    r = cli(*args)
+    assert r.code == 2 and "my_opt.py changed since" in r.err and "--fresh" in r.err
+    assert len(r.err.strip().splitlines()) == 1
+    after = {f: (tmp_path / "out" / "c" / f).read_bytes() for f in tree(tmp_path / "out" / "c")
+             if (tmp_path / "out" / "c" / f).is_file()}
+    assert before == after  # nothing written, nothing lost
+    assert cli(*args, "--fresh").code == 0
+
+
+def test_a_step_that_raises_fails_only_its_trial_and_the_sweep_goes_on(tmp_path, opt_file, cli, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    r = cli("sweep", "--dataset", "iris", "--optimizer", "./my_opt.py:SignSGD", "--lr", "0.01,0.9,0.1", "--epochs",
+            "2", "--seeds", "0,1", "--name", "x", "--out", tmp_path / "out", "--workers", "1", "--engine", "fused")
+    assert r.code == 1  # a trial failed: said, and the exit code says it
+    t = pd.read_parquet(tmp_path / "out" / "x" / "trials.parquet")
+    bad = t[t.lr == 0.9]
+    assert (bad.status == "failed").all() and bad.error.str.contains("RuntimeError: lr too large").all()
+    good = t[t.lr != 0.9]
+    assert len(good) == 4 and (good.status == "ok").all() and (good.engine == "fused").all()
+    # the trials that did not raise have the numbers they get alone
+    data = load("iris", None, 0.1)
+    alone = fused.train([build_sweep({"dataset": "iris", "optimizer": "./my_opt.py:SignSGD", "lr": 0.01,
+                                      "epochs": 2}, base_dir=str(tmp_path)).trials[0]], data)[0]
+    row = good[(good.lr == 0.01) & (good.seed == 0)].iloc[0]
+    assert row.best_val_loss == pytest.approx(min(h["val_loss"] for h in alone.history), rel=1e-6)
+
+
+MODES = '''
+import torch
+
+
+class Averaged(torch.optim.SGD):
+    """SGD with a schedule-free-like evaluation mode: eval() zeroes the parameters (kept aside)
+    and train() puts them back, so evaluation in eval mode is the untrained model's."""
+
+    def eval(self):
+        self.kept = [p.detach().clone() for g in self.param_groups for p in g["params"]]
+        for g in self.param_groups:
+            for p in g["params"]:
+                p.data.zero_()
+
+    def train(self):
+        if hasattr(self, "kept"):
+            for p, k in zip([p for g in self.param_groups for p in g["params"]], self.kept):
+                p.data.copy_(k)
+'''
+
+
+def test_optimizers_with_modes_evaluate_in_eval_mode_on_both_engines(tmp_path):
+    write(tmp_path / "modes.py", MODES)
+    s = build_sweep({"dataset": "iris", "optimizer": "./modes.py:Averaged", "lr": [0.05, 0.1], "epochs": 3,
+                     "dtype": "float64"}, base_dir=str(tmp_path))
+    data = load("iris", None, 0.1)
+    # zero weights: every logit 0, argmax class 0; the loss is log(3)
+    for result in fused.train(s.trials, data) + [reference.train(t, data) for t in s.trials]:
+        for h in result.history:
+            assert h["val_loss"] == pytest.approx(math.log(3)) and h["test_loss"] == pytest.approx(math.log(3))
+        assert result.history[-1]["train_loss"] < 0.9  # while training went on with the real parameters
+
+
+def test_a_closure_optimizer_runs_on_the_reference_engine_with_the_whole_training_set(tmp_path, cli):
+    r = cli("sweep", "--dataset", "iris", "--optimizer", "torch.optim:LBFGS,adam", "--batch-size", "full",
+            "--lr", "0.5", "--epochs", "2", "--name", "l", "--out", tmp_path, "--workers", "1")
+    assert r.code == 0, r.err
+    assert "needs a closure" in r.out
+    t = pd.read_parquet(tmp_path / "l" / "trials.parquet").set_index("optimizer")
+    assert t.loc["torch.optim:LBFGS", "engine"] == "reference" and t.loc["adam", "engine"] == "fused"
+    assert "needs a closure" in t.loc["torch.optim:LBFGS", "fallback_reason"]
+    assert t.loc["torch.optim:LBFGS", "status"] == "ok" and t.loc["torch.optim:LBFGS", "steps"] == 2
+
+
+def test_built_in_names_keep_their_ids():
+    # the id of a built-in trial is unchanged by all of this (tests/test_spec.py pins one)
+    a = build_sweep({"dataset": "iris", "optimizer": "adam"}).trials[0]
+    assert "optimizer_class" not in a and set(a) == {"dataset", "validation", "model", "loss", "optimizer", "lr",
+                                                     "batch_size", "epochs", "seed", "schedule", "device", "dtype",
+                                                     "betas", "eps", "amsgrad", "weight_decay", "id"}
