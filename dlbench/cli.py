@@ -45,7 +45,12 @@ CI_HELP = ("Intervals and verdicts: t (Student's t for means, Welch for differen
 ))
 def sweep(
     spec: Annotated[str | None, typer.Argument(help="TOML spec file (see experiments/).")] = None,
-    dataset: Annotated[str | None, Opt(help="Dataset (see `dlbench datasets`); commas make a grid axis.")] = None,
+    dataset: Annotated[str | None, Opt(help="Dataset (see `dlbench datasets`), or your own: ./table.csv, .parquet, "
+                                            ".npz; commas make a grid axis.")] = None,
+    target: Annotated[str | None, Opt(help="Target column of a --dataset table (default: target or label).")]
+    = None,
+    task: Annotated[str | None, Opt(help="Task of a --dataset file: multiclass, binary or regression (default: "
+                                         "inferred, and said).")] = None,
     model: Annotated[str | None, Opt(help='Model kind or TOML table, e.g. mlp or {kind="mlp", hidden=[64]}.')]
     = None,
     loss: Annotated[str | None, Opt(help="Loss (auto picks the task's usual one).")] = None,
@@ -86,7 +91,11 @@ def sweep(
     for key, text in flags.items():
         if text is not None:
             value = specs.parse_value(text, f"--{key}") if key in ("model", "schedule") else specs.flag_list(text, key)
+            if key in ("optimizer", "model", "dataset") and spec:
+                value = specs.relative_to(value, Path(spec).parent)  # flags name files from the working folder
             specs.override(raw, key, value)
+    if target is not None or task is not None:
+        specs.apply_table_flags(raw, target=target, task=task)
     for assignment in set_ or []:
         specs.apply_set(raw, assignment)
     if name is not None:

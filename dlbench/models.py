@@ -88,34 +88,11 @@ def check_model(value: Any, info: DatasetInfo, where: str = "model") -> dict:
 def check_factory(value: dict, info: DatasetInfo, where: str = "model") -> dict:
     """A user's model: {factory = "MODULE:FUNC", <keywords>}. Checked before anything runs: the
     function resolves, takes the keywords, and builds an nn.Module whose output on two samples of
-    the dataset has the shape its loss needs. Canonical form: kind "factory", the reference, then
-    the keywords in name order."""
-    import inspect
-
+    the dataset has the shape its loss needs (dlbench.plugins.describe_factory). Canonical form:
+    kind "factory", the reference, then the keywords in name order."""
     from dlbench import plugins
 
-    value = dict(value)
-    if value.pop("kind", "factory") != "factory":
-        raise UserError(f"{where}: kind and factory together; allowed: one of the two")
-    text = value.pop("factory")
-    if info.task == "objective":
-        raise UserError(f"{where}.factory does not fit dataset {info.name!r} (its problem defines the model); "
-                        "allowed: kind = \"problem\"")
-    fn = plugins.REGISTRY.factory(text, f"{where}.factory")
-    try:
-        sig = inspect.signature(fn)
-        params = list(sig.parameters.values())
-        open_kw = any(p.kind is p.VAR_KEYWORD for p in params)
-        names = [p.name for p in params[2:] if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
-    except (TypeError, ValueError):
-        open_kw, names = True, []
-    for k in value:
-        if not open_kw and k not in names:
-            raise UserError(f"{where}: {text} takes no keyword {k!r}{did_you_mean(k, names)}; allowed: "
-                            f"{', '.join(names) or 'none besides input_shape and n_outputs'}")
-    out = {"kind": "factory", "factory": text, **{k: value[k] for k in sorted(value)}}
-    plugins.check_model(out, info, where)
-    return out
+    return plugins.describe_factory(value, info, where)
 
 
 def output_size(info: DatasetInfo) -> int:

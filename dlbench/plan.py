@@ -37,7 +37,8 @@ class Unit:
 def group_key(trial: dict) -> str:
     """Trials with the same key share data shapes, step counts and schedule form."""
     keys = ("dataset", "model", "loss", "batch_size", "epochs", "device", "dtype")
-    return json.dumps([trial[k] for k in keys] + [trial["schedule"]["kind"], validation_of(trial)], sort_keys=True)
+    return json.dumps([trial[k] for k in keys] + [trial["schedule"]["kind"], validation_of(trial), trial.get("data")],
+                      sort_keys=True)
 
 
 def choose_engine(trial: dict, engine: str) -> tuple[str, str | None]:
@@ -45,9 +46,13 @@ def choose_engine(trial: dict, engine: str) -> tuple[str, str | None]:
     why not elsewhere."""
     if engine == "reference":
         return "reference", None
-    from dlbench.engine import fused_supports
+    from dlbench.engine import fused_slower, fused_supports
 
     why_not = fused_supports(trial)
+    if why_not is None and engine == "auto":
+        slower = fused_slower(trial)
+        if slower is not None:
+            return "reference", f"{trial['model']['kind']} model: {slower}"
     if why_not is None:
         return "fused", None
     if engine == "fused":
@@ -73,9 +78,15 @@ def max_unit_size(trial: dict) -> int:
     from dlbench.engine import CPU_CACHE_PARAMETERS
     from dlbench.models import layer_sizes
 
-    sizes = layer_sizes(trial["model"], dataset_info(trial["dataset"]))
-    params = sum(a * b + b for a, b in zip(sizes[:-1], sizes[1:], strict=True))
-    return max(1, min(MAX_GROUP, CPU_CACHE_PARAMETERS // params))
+    info = dataset_info(trial["dataset"])
+    if trial["model"]["kind"] in ("linear", "mlp"):
+        sizes = layer_sizes(trial["model"], info)
+        params = sum(a * b + b for a, b in zip(sizes[:-1], sizes[1:], strict=True))
+    else:  # any other model: count what its builder builds (once per model)
+        from dlbench import plugins
+
+        params = plugins.parameter_count(trial["model"], info)
+    return max(1, min(MAX_GROUP, CPU_CACHE_PARAMETERS // max(1, params)))
 
 
 def make_units(trials: list[dict], engine: str, workers: int) -> list[Unit]:
@@ -142,7 +153,8 @@ def run_unit(unit: Unit, data_dir: str | None = None) -> list[dict]:
 
         plugins.use(unit.files)
     try:
-        ds = datasets.load(unit.trials[0]["dataset"], data_dir, validation_of(unit.trials[0]))
+        first = unit.trials[0]
+        ds = datasets.load(first["dataset"], data_dir, validation_of(first), first.get("data"))
     except Exception as e:  # noqa: BLE001 - reported per trial, the sweep goes on
         return [failed(t, e, unit.engine) for t in unit.trials]
     results = _run_fused(unit.trials, ds) if unit.engine == "fused" else _run_reference(unit.trials, ds, unit.reason)

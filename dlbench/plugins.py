@@ -252,9 +252,12 @@ class OptimizerPlugin:
     needs_closure: bool  # step(closure) without a default (LBFGS)
     has_modes: bool  # train() / eval() methods (schedule-free optimizers)
     entry_point: str | None = None  # "dist version" when it came from an entry point
+    is_elementwise: bool | None = None  # known without the object (described in a worker)
 
     @property
     def elementwise(self) -> bool:
+        if self.obj is None:
+            return bool(self.is_elementwise)
         return inspect.isclass(self.obj) and f"{self.obj.__module__}.{self.obj.__qualname__}" in ELEMENTWISE
 
     def construct(self, params, lr: float, keywords: dict):
@@ -272,13 +275,26 @@ class PluginRegistry:
         self.checked: set[str] = set()  # (optimizer, keywords) already constructed once
         self.factories: dict[str, Any] = {}  # model factory reference -> the function
         self.model_checks: dict[str, str | None] = {}  # model (canonical JSON) + input shape -> why not fused, or None
+        self.pooling: dict[str, bool] = {}  # the same key -> whether the model max-pools (slow under vmap on the CPU)
         self.datasets: dict[str, dict] = {}  # dataset label -> its provenance (file and SHA-256, or loader)
         self.notes: list[str] = []  # what checking inferred, said once when the sweep starts
+        self.dataset_keys: set[str] = set()  # the dataset values this sweep has read
         self.defer = False  # collect the tiny constructions (run_constructions runs them, maybe in a worker)
         self.pending: list[tuple[str, str, dict, float, str]] = []
+        # a local executor started early: the user's code is imported and inspected there, not here
+        # (this process then never imports torch for it; the workers import it anyway)
+        self.pool = None
+
+    def _remote(self, fn, *args):
+        return self.pool.pool.submit(fn, *args, self.files, self.named).result()
 
     def optimizer(self, name: str, where: str = "optimizer") -> OptimizerPlugin:
         if name in self.optimizers:
+            return self.optimizers[name]
+        if self.pool is not None and self.pool.pool is not None:
+            self._add_file(name)
+            info = self._remote(remote_describe, name, where)
+            self.optimizers[name] = OptimizerPlugin(obj=None, ref=parse_ref(info.pop("ref")), **info)
             return self.optimizers[name]
         fixed: dict[str, Any] = {}
         ep_info = None
@@ -303,11 +319,22 @@ class PluginRegistry:
         self.optimizers[name] = plugin
         return plugin
 
+    def _add_file(self, name: str) -> None:
+        """A file reference's file, read here (its SHA-256 is this process's to record and its
+        content travels with the work)."""
+        text = self.named.get(name, {}).get("class", name)
+        ref = parse_ref(text)
+        if ref is not None and ref.is_file:
+            self.files.add(ref.path, f"optimizer = {name!r}")
+
     def for_trial(self, trial: dict) -> OptimizerPlugin:
         """A trial's optimizer, from the trial alone (a worker knows no aliases): its reference is
         `optimizer_class` (an alias's or an entry point's target) or its name; every keyword it
         takes, fixed ones included, is a key of the trial."""
         text = trial.get("optimizer_class", trial["optimizer"])
+        known = self.optimizers.get(trial["optimizer"])
+        if known is not None and known.ref.text == text and known.obj is not None:
+            return known
         key = f"\0{text}"
         if key not in self.optimizers:
             ref = parse_ref(text)
@@ -316,6 +343,14 @@ class PluginRegistry:
             self.optimizers[key] = describe_optimizer(trial["optimizer"], ref, load_object(ref, self.files, "optimizer"),
                                                       {}, "optimizer")
         return self.optimizers[key]
+
+    def describe_trial(self, trial: dict) -> OptimizerPlugin:
+        """What a trial's optimizer is (its keywords, whether it needs a closure, ...), without
+        importing it here when it was described where the user's code was inspected."""
+        known = self.optimizers.get(trial["optimizer"])
+        if known is not None and known.ref.text == trial.get("optimizer_class", trial["optimizer"]):
+            return known
+        return self.for_trial(trial)
 
     def check_keywords(self, name: str, keywords: dict, lr: float, where: str) -> None:
         """Each keyword is one the optimizer takes, and a tiny construction with them works."""
@@ -348,6 +383,7 @@ class PluginRegistry:
         if not items:
             return
         payload = [(name, keywords, lr, where) for _, name, keywords, lr, where in items]
+        pool = pool or self.pool
         if pool is not None and pool.pool is not None:
             errors = pool.pool.submit(remote_constructions, payload, self.files, self.named).result()
         else:
@@ -373,7 +409,7 @@ class PluginRegistry:
     # -- models ------------------------------------------------------------------------------
     def factory(self, text: str, where: str = "model.factory"):
         """A model factory FUNC(input_shape, n_outputs, **keywords) -> nn.Module, resolved once."""
-        if text not in self.factories:
+        if self.factories.get(text) is None:
             ref = parse_ref(text)
             if ref is None:
                 raise UserError(f"{where} = {text!r} is not a reference; allowed: \"module:function\" or "
@@ -395,9 +431,21 @@ class PluginRegistry:
                                         **({"fixed": p.fixed} if p.fixed else {})}
         for text in self.factories:
             out[f"model {text}"] = {"reference": text, **provenance(parse_ref(text), self.files)}
+        for key in self.model_checks:
+            text = json.loads(key)[0]["factory"]
+            if text not in self.factories:
+                out[f"model {text}"] = {"reference": text, **provenance(parse_ref(text), self.files)}
         for label, d in self.datasets.items():
             out[f"dataset {label}"] = d
         return out
+
+
+def remote_describe(name: str, where: str, files: SweepFiles, named: dict) -> dict:
+    """What the driver needs to know of an optimizer, found in a worker (everything but the object)."""
+    p = use(files, named).optimizer(name, where)
+    return {"name": p.name, "ref": p.ref.text, "fixed": p.fixed, "keywords": p.keywords, "open_keywords":
+            p.open_keywords, "needs_closure": p.needs_closure, "has_modes": p.has_modes, "entry_point": p.entry_point,
+            "is_elementwise": p.elementwise}
 
 
 def construct_error(plugin: OptimizerPlugin, keywords: dict, lr: float, where: str) -> str | None:
@@ -475,10 +523,16 @@ def use(files: SweepFiles | None, named: dict[str, dict] | None = None) -> Plugi
     return REGISTRY
 
 
-def reset(base_dir: str = ".", named: dict[str, dict] | None = None) -> PluginRegistry:
-    """A fresh registry for a sweep the driver is about to check (its own base folder and names)."""
+def reset(base_dir: str = ".", named: dict[str, dict] | None = None, pool=None) -> PluginRegistry:
+    """A fresh registry for a sweep the driver is about to check (its own base folder and names;
+    `pool`: a local executor started early, where the user's code is imported and inspected)."""
     global REGISTRY
     REGISTRY = PluginRegistry(SweepFiles(base_dir), dict(named or {}))
+    REGISTRY.pool = pool
+    from dlbench.data import user
+
+    user.USER_INFOS.clear()  # a sweep's dataset names are its own (two sweeps may mean two files by one name)
+    user.USER_SPECS.clear()
     return REGISTRY
 
 
@@ -540,6 +594,64 @@ def build_model(model: dict, info):
     return fn(tuple(info.input_shape), output_size(info), **kw)
 
 
+def describe_factory(value: dict, info, where: str = "model") -> dict:
+    """A user's model table checked (the function resolves, takes the keywords, builds an
+    nn.Module with the right output): its canonical form. Where the user's code is inspected in a
+    worker (REGISTRY.pool), there; the checks' results (why it cannot run fused, its parameter
+    count) are kept here."""
+    ref = parse_ref(value.get("factory"))
+    if ref is not None and ref.is_file:
+        REGISTRY.files.add(ref.path, f"{where}.factory")
+    if REGISTRY.pool is not None and REGISTRY.pool.pool is not None:
+        out, key, reason, pooling, n = REGISTRY._remote(remote_factory, value, info, where)
+    else:
+        out, key, reason, pooling, n = _describe_factory(value, info, where)
+    REGISTRY.model_checks[key] = reason
+    REGISTRY.pooling[key] = pooling
+    _PARAMETERS[_params_key(out, info)] = n
+    if ref is not None and not ref.is_file:
+        REGISTRY.factories.setdefault(out["factory"], None)  # for the modules workers must have, and provenance
+    return out
+
+
+def remote_factory(value: dict, info, where: str, files: SweepFiles, named: dict):
+    use(files, named)
+    return _describe_factory(value, info, where)
+
+
+def _describe_factory(value: dict, info, where: str):
+    import inspect
+
+    value = dict(value)
+    if value.pop("kind", "factory") != "factory":
+        raise UserError(f"{where}: kind and factory together; allowed: one of the two")
+    text = value.pop("factory")
+    if info.task == "objective":
+        raise UserError(f"{where}.factory does not fit dataset {info.name!r} (its problem defines the model); "
+                        "allowed: kind = \"problem\"")
+    fn = REGISTRY.factory(text, f"{where}.factory")
+    try:
+        params = list(inspect.signature(fn).parameters.values())
+        open_kw = any(p.kind is p.VAR_KEYWORD for p in params)
+        names = [p.name for p in params[2:] if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+    except (TypeError, ValueError):
+        open_kw, names = True, []
+    for k in value:
+        if not open_kw and k not in names:
+            raise UserError(f"{where}: {text} takes no keyword {k!r}{did_you_mean(k, names)}; allowed: "
+                            f"{', '.join(names) or 'none besides input_shape and n_outputs'}")
+    out = {"kind": "factory", "factory": text, **{k: value[k] for k in sorted(value)}}
+    check_model(out, info, where)
+    key = _model_key(out, info)
+    return out, key, REGISTRY.model_checks[key], REGISTRY.pooling[key], parameter_count(out, info)
+
+
+def _model_key(model: dict, info) -> str:
+    from dlbench.models import output_size
+
+    return json.dumps([model, list(info.input_shape), output_size(info)], sort_keys=True)
+
+
 def check_model(model: dict, info, where: str = "model") -> None:
     """Build the user's model once and run it on two samples: an nn.Module, and an output the
     loss can take ([2, n_outputs]). Also decides, once, whether the fused engine can train it."""
@@ -547,7 +659,7 @@ def check_model(model: dict, info, where: str = "model") -> None:
 
     from dlbench.models import output_size
 
-    key = json.dumps([model, list(info.input_shape), output_size(info)], sort_keys=True)
+    key = _model_key(model, info)
     if key in REGISTRY.model_checks:
         return
     torch.manual_seed(0)
@@ -576,6 +688,8 @@ def check_model(model: dict, info, where: str = "model") -> None:
         raise UserError(f"{where}: {model['factory']} outputs {shape} for a batch of 2, not {want}; allowed: one "
                         f"output per sample of size n_outputs = {want[1]} ({info.task})")
     REGISTRY.model_checks[key] = fused_reason(model, info)
+    REGISTRY.pooling[key] = any(isinstance(m, (torch.nn.MaxPool1d, torch.nn.MaxPool2d, torch.nn.MaxPool3d))
+                                for m in module.modules())
 
 
 def _call_text(info, model) -> str:
@@ -619,9 +733,34 @@ def fused_reason(model: dict, info) -> str | None:
 
 
 def model_fused_reason(model: dict, info) -> str | None:
-    from dlbench.models import output_size
-
-    key = json.dumps([model, list(info.input_shape), output_size(info)], sort_keys=True)
+    key = _model_key(model, info)
     if key not in REGISTRY.model_checks:
         check_model(model, info)
     return REGISTRY.model_checks[key]
+
+
+def model_max_pools(model: dict, info) -> bool:
+    key = _model_key(model, info)
+    if key not in REGISTRY.pooling:
+        check_model(model, info)
+    return REGISTRY.pooling[key]
+
+
+_PARAMETERS: dict[str, int] = {}
+
+
+def _params_key(model: dict, info) -> str:
+    return json.dumps([model, list(info.input_shape), info.n_classes, info.task], sort_keys=True)
+
+
+def parameter_count(model: dict, info) -> int:
+    """How many parameters the model has for this dataset (built once per process)."""
+    key = _params_key(model, info)
+    if key not in _PARAMETERS:
+        import torch
+
+        from dlbench import models
+
+        torch.manual_seed(0)
+        _PARAMETERS[key] = sum(p.numel() for p in models.build(model, info).parameters())
+    return _PARAMETERS[key]

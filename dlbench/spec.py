@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from dlbench.data import DEFAULT_VALIDATION, check_validation, dataset_info, split_sizes
+from dlbench.data import DATASETS, DEFAULT_VALIDATION, check_validation, dataset_info, split_sizes
 from dlbench.errors import UserError, check_keys, did_you_mean
 from dlbench.losses import check_loss
 from dlbench.models import check_model, default_model
@@ -242,6 +242,47 @@ def override(raw: dict, key: str, value: Any) -> None:
         raw[key] = value
 
 
+def relative_to(value: Any, base: Path) -> Any:
+    """A flag's file reference (./my_opt.py:MyOpt, ../data/t.csv), rewritten relative to `base`
+    (the spec file's folder, where references in a spec are resolved), so that a flag names the
+    file it names from the working folder."""
+    import os
+
+    if isinstance(value, list):
+        return [relative_to(v, base) for v in value]
+    if not isinstance(value, str):
+        return value
+    from dlbench import plugins
+    from dlbench.data import user
+
+    ref = plugins.parse_ref(value)
+    if ref is not None and ref.is_file and not Path(ref.path).is_absolute():
+        return f"{os.path.relpath(Path.cwd() / ref.path, base)}:{ref.attr}"
+    if user.is_user_dataset(value) and not Path(value).is_absolute():
+        return os.path.relpath(Path.cwd() / value, base)
+    return value
+
+
+def apply_table_flags(raw: dict, target: str | None, task: str | None) -> None:
+    """--target and --task qualify every file dataset the spec (or --dataset) names."""
+    from dlbench.data import user
+
+    values = raw.get("dataset")
+    items = values if isinstance(values, list) else [values]
+    out, hit = [], False
+    for v in items:
+        if user.is_user_dataset(v) and (isinstance(v, str) or "path" in v):
+            v = {"path": v} if isinstance(v, str) else dict(v)
+            v.update({k: x for k, x in (("target", target), ("task", task)) if x is not None})
+            hit = True
+        out.append(v)
+    if not hit:
+        flag = "--target" if target is not None else "--task"
+        raise UserError(f"{flag} applies to a dataset file (--dataset ./table.csv), and this sweep names none; allowed: "
+                        "--dataset with a .csv, .parquet or .npz path")
+    raw["dataset"] = out if isinstance(values, list) else out[0]
+
+
 def flag_list(text: str, key: str) -> Any:
     """`--lr 1e-3,1e-2` -> [0.001, 0.01] (a grid axis); `--lr 1e-3` -> 0.001;
     `--lr log:1e-4:1e-1:16` -> a range (design.parse_flag_range)."""
@@ -272,7 +313,7 @@ def build_sweep(raw: dict, default_name: str = "sweep", base_dir: str | None = N
         raise UserError("spec is not a table; allowed: a TOML document of key = value lines")
     raw = {k: v for k, v in raw.items()}
     named = _check_named_optimizers(raw.pop("optimizers", None))
-    registry = plugins.reset(base_dir or ".", named)
+    registry = plugins.reset(base_dir or ".", named, pool)
     registry.defer = True
     extra = _extra_keys(raw, named)  # keys no built-in knows: keywords of the users' optimizers
     _check_keys({k: v for k, v in raw.items() if k not in extra}, ALL_KEYS, "")
@@ -378,7 +419,8 @@ def build_sweep(raw: dict, default_name: str = "sweep", base_dir: str | None = N
     if len(grids) == 1 and search is None:
         axes.update(grids[0].values)
     axes = {k: axes[k] for k in (*AXIS_KEYS, *sorted(extra)) if k in axes}
-    registry.run_constructions(pool)
+    registry.run_constructions()
+    registry.pool = None  # the pool is the runner's from here on (it may even be replaced)
     notes += registry.notes
     return Sweep(name=name, trials=trials, axes=axes, fixed=fixed, engine=engine, workers=workers, data_dir=data_dir,
                  executor=executor, address=address, expect=expect, description=description, lesson=lesson,
@@ -546,8 +588,16 @@ def _is_axis(key: str, value: list) -> bool:
 
 def canonical_trial(values: dict) -> dict:
     """One trial's canonical config (every default filled in, validated) plus its id."""
-    info = dataset_info(_type(values["dataset"], str, "dataset", "a dataset name"))
-    t: dict[str, Any] = {"dataset": info.name}
+    from dlbench.data import user
+
+    t: dict[str, Any] = {}
+    if user.is_user_dataset(values["dataset"]) and not (isinstance(values["dataset"], str)
+                                                         and values["dataset"] in DATASETS):
+        info, t["data"] = _user_dataset(values["dataset"])
+        t["dataset"] = info.name
+    else:
+        info = dataset_info(_type(values["dataset"], str, "dataset", "a dataset name"))
+        t["dataset"] = info.name
     validation = check_validation(values.get("validation", DEFAULT_VALIDATION), info)
     if validation:  # absent when 0: a trial without a split keeps the id it had before splits existed
         t["validation"] = validation
@@ -571,6 +621,22 @@ def canonical_trial(values: dict) -> dict:
         t.update(_plugin_optimizer(opt, values, t, n_train))
     t["id"] = trial_id(t)
     return t
+
+
+_USER_DATASETS: dict[str, tuple] = {}  # a dataset value (JSON) -> (DatasetInfo, canonical spec), per sweep
+
+
+def _user_dataset(value: Any):
+    """A user's dataset, read and checked once per sweep (dlbench.data.user)."""
+    from dlbench import plugins
+    from dlbench.data import user
+
+    key = json.dumps([plugins.REGISTRY.files.base_dir, value], sort_keys=True, default=str)
+    if key not in _USER_DATASETS or key not in plugins.REGISTRY.dataset_keys:
+        label, spec, info = user.check(value, plugins.REGISTRY.files)
+        _USER_DATASETS[key] = (info, spec)
+        plugins.REGISTRY.dataset_keys.add(key)
+    return _USER_DATASETS[key]
 
 
 def _plugin_optimizer(name: str, values: dict, trial: dict, n_train: int) -> dict:

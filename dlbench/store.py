@@ -410,7 +410,13 @@ def fill_data_columns(trials):
 def _config_order() -> tuple[str, ...]:
     from dlbench.spec import TRIAL_KEYS
 
-    return ("sweep", "stage", *(k for k in TRIAL_KEYS if k not in TRIAL_ONLY))
+    # a user dataset's spec (data) and a named optimizer's class (optimizer_class) are part of what a
+    # trial is, beside the key they qualify; neither is an optimizer keyword
+    order = []
+    for k in ("sweep", "stage", *(k for k in TRIAL_KEYS if k not in TRIAL_ONLY)):
+        order.append(k)
+        order += {"dataset": ["data"], "optimizer": ["optimizer_class"]}.get(k, [])
+    return tuple(order)
 
 
 TRIAL_ONLY = ("id", "seed")  # keys of a canonical trial that are not configuration columns

@@ -17,6 +17,7 @@ DeepOBS 1.2 draws it (see data/deepobs.py), whatever the fraction.
 from __future__ import annotations
 
 import importlib
+import json
 import math
 from dataclasses import dataclass
 
@@ -99,11 +100,18 @@ DATASETS: dict[str, DatasetInfo] = {
 
 
 def dataset_info(name: str) -> DatasetInfo:
-    if not isinstance(name, str) or name not in DATASETS:
-        raise UserError(
-            f"dataset = {name!r} is unknown{did_you_mean(name, DATASETS)}; allowed: {', '.join(DATASETS)}"
-        )
-    return DATASETS[name]
+    """A built-in dataset's metadata, or a user dataset's once it has been checked here
+    (dlbench.data.user)."""
+    if isinstance(name, str) and name in DATASETS:
+        return DATASETS[name]
+    from dlbench.data.user import USER_INFOS
+
+    if isinstance(name, str) and name in USER_INFOS:
+        return USER_INFOS[name]
+    raise UserError(
+        f"dataset = {name!r} is unknown{did_you_mean(name, DATASETS)}; allowed: {', '.join(DATASETS)}, or your own: "
+        "a path (./table.csv, .parquet, .npz) or { loader = \"module:function\" }"
+    )
 
 
 @dataclass
@@ -184,19 +192,19 @@ _BASE: dict[tuple[str, str | None], Dataset] = {}
 _CACHE: dict[tuple[str, str | None, float], Dataset] = {}
 
 
-def load(name: str, data_dir: str | None = None, validation: float = 0.0) -> Dataset:
+def load(name: str, data_dir: str | None = None, validation: float = 0.0, source: dict | None = None) -> Dataset:
     """Arrays for a dataset with its validation split, memoized per process (workers load each
-    dataset once)."""
-    key = (name, data_dir, float(validation))
+    dataset once). `source`: a user dataset's canonical spec (the trial's `data`)."""
+    key = (name, data_dir, float(validation), json.dumps(source, sort_keys=True) if source else None)
     if key not in _CACHE:
-        base = _load_base(name, data_dir)
+        base = _load_base(name, data_dir, source)
         info = base.info
         if not validation:
             ds = base
         elif info.own_validation:
             from dlbench.data import deepobs
 
-            x_val, y_val = deepobs.validation(name)
+            x_val, y_val = (deepobs.validation(name) if source is None else (base.x_val, base.y_val))
             ds = Dataset(info, base.x_train, base.y_train, base.x_test, base.y_test, x_val, y_val)
         else:
             stratify = info.task in ("binary", "multiclass")
@@ -209,10 +217,13 @@ def load(name: str, data_dir: str | None = None, validation: float = 0.0) -> Dat
     return _CACHE[key]
 
 
-def _load_base(name: str, data_dir: str | None) -> Dataset:
+def _load_base(name: str, data_dir: str | None, source: dict | None = None) -> Dataset:
     """The train and test splits as the source defines them, before any validation carve."""
-    key = (name, data_dir)
+    key = (name, data_dir, json.dumps(source, sort_keys=True) if source else None)
     if key not in _BASE:
+        if source is not None:
+            _BASE[key] = _load_user(name, source)
+            return _BASE[key]
         info = dataset_info(name)
         if info.needs_files:
             x_tr, y_tr, x_te, y_te = generate(name, data_dir=data_dir)
@@ -222,6 +233,19 @@ def _load_base(name: str, data_dir: str | None) -> Dataset:
         _check_shapes(ds)
         _BASE[key] = ds
     return _BASE[key]
+
+
+def _load_user(name: str, source: dict) -> Dataset:
+    from dlbench import plugins
+    from dlbench.data import user
+
+    if name not in user.USER_INFOS:
+        user.check(source, plugins.REGISTRY.files)  # a worker: read (or take from the cache) and register
+    _, arrays = user.arrays_for(source, plugins.REGISTRY.files)
+    ds = Dataset(dataset_info(name), arrays["x_train"], arrays["y_train"], arrays["x_test"], arrays["y_test"],
+                 arrays.get("x_val"), arrays.get("y_val"))
+    _check_shapes(ds)
+    return ds
 
 
 def validation_of(trial: dict) -> float:

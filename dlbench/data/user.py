@@ -1,0 +1,361 @@
+"""Datasets users bring, under the same rules as the built-ins:
+
+    dataset = "./table.csv"                                      (target: a column named target or label)
+    dataset = { path = "./table.csv", target = "label", task = "multiclass" }    (.csv, .parquet, .npz)
+    dataset = { loader = "mypkg.data:load", <keywords> }         (returns arrays)
+    --dataset ./table.csv --target label [--task binary]
+
+A table's features are every column but the target; an .npz holds x_train, y_train, x_test and
+y_test (and optionally x_val, y_val), or x and y; a loader returns a dict with those keys, or the
+tuple (x_train, y_train, x_test, y_test[, x_val, y_val]). Then, as for the built-ins: a table or
+(x, y) is split 80/20 by SPLIT_SEED (stratified for classification, exact duplicate rows dropped
+first), features are standardized with training statistics only (a regression target too),
+classes become 0..C-1 in sorted order (binary: float 0/1), the validation split is carved from
+the training split unless validation arrays are given, and the prepared arrays are cached.
+
+Every check runs in the driver before anything trains, each refusal one line: a missing target
+column, a non-numeric feature (named), NaN or inf (the column and the count), fewer than two
+classes, a class too small for the split, an empty file, a loader that raises or returns the
+wrong shapes. The file's (or the arrays') SHA-256 goes into env.json.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from dlbench.errors import UserError
+
+SUFFIXES = (".csv", ".parquet", ".npz")
+TASKS = ("multiclass", "binary", "regression")
+MAX_CLASSES = 50  # a target with more distinct whole values than this is taken as continuous
+ARRAY_KEYS = ("x_train", "y_train", "x_test", "y_test")
+
+
+def is_user_dataset(value: Any) -> bool:
+    """A dataset given as a path or as a table (path or loader), not a built-in name."""
+    if isinstance(value, dict):
+        return True
+    return isinstance(value, str) and (value.endswith(SUFFIXES) or "/" in value or value.startswith("."))
+
+
+def canonical(value: Any, where: str = "dataset") -> dict:
+    """The dataset's canonical table: {path, target, task} or {loader, task, <keywords>}; `task`
+    and `target` are filled in once the data has been read (check)."""
+    if isinstance(value, str):
+        value = {"path": value}
+    value = dict(value)
+    if ("path" in value) == ("loader" in value):
+        raise UserError(f"{where} = {value!r} is not allowed; allowed: {{ path = \"./table.csv\", target = \"label\" }} "
+                        "or { loader = \"module:function\" }")
+    if "path" in value:
+        extra = sorted(set(value) - {"path", "target", "task", "name"})
+        if extra:
+            raise UserError(f"{where}.{extra[0]} is not a key of a file dataset; allowed: path, target, task, name")
+        if not isinstance(value["path"], str) or not value["path"].endswith(SUFFIXES):
+            raise UserError(f"{where}.path = {value['path']!r} is not allowed; allowed: a .csv, .parquet or .npz file")
+    if "task" in value and value["task"] not in TASKS:
+        raise UserError(f"{where}.task = {value['task']!r} is unknown; allowed: {', '.join(TASKS)}")
+    if "target" in value and not isinstance(value["target"], str):
+        raise UserError(f"{where}.target = {value['target']!r} is not allowed; allowed: a column name")
+    return value
+
+
+def label_of(spec: dict) -> str:
+    """The dataset's name in tables: its `name`, else the file's name, else the loader's reference."""
+    return spec.get("name") or (Path(spec["path"]).name if "path" in spec else spec["loader"])
+
+
+# --------------------------------------------------------------------------------------------
+# Reading and preparing
+
+
+def read_raw(spec: dict, files, where: str = "dataset"):
+    """(x, y, given) where given is None for one table to split, or the dict of given arrays."""
+    if "loader" in spec:
+        return _from_loader(spec, files, where)
+    data = files.read(spec["path"])
+    suffix = Path(spec["path"]).suffix
+    if not data.strip():
+        raise UserError(f"{where}: {spec['path']} is empty; allowed: a file with a header and rows")
+    if suffix == ".npz":
+        try:
+            with np.load(io.BytesIO(data), allow_pickle=False) as z:
+                arrays = {k: z[k] for k in z.files}
+        except (ValueError, OSError) as e:
+            raise UserError(f"{where}: {spec['path']} is not a readable .npz ({e}); allowed: numpy.savez output") from None
+        return _from_arrays(arrays, spec["path"], where)
+    import pandas as pd
+
+    try:
+        df = pd.read_csv(io.BytesIO(data)) if suffix == ".csv" else pd.read_parquet(io.BytesIO(data))
+    except Exception as e:  # noqa: BLE001 - whatever the parser says, in one line
+        raise UserError(f"{where}: {spec['path']} cannot be read as {suffix[1:]} ({type(e).__name__}: "
+                        f"{str(e).splitlines()[0] if str(e) else ''}); allowed: a {suffix[1:]} table with a header") \
+            from None
+    if df.empty:
+        raise UserError(f"{where}: {spec['path']} has no rows; allowed: a table with at least one row per class")
+    target = spec.get("target") or next((c for c in ("target", "label") if c in df.columns), None)
+    if target is None or target not in df.columns:
+        said = f"has no column {target!r}" if target else "names no target (and has no column target or label)"
+        raise UserError(f"{where}: {spec['path']} {said}; allowed: target = one of {', '.join(map(str, df.columns))}")
+    features = df.drop(columns=[target])
+    if features.shape[1] == 0:
+        raise UserError(f"{where}: {spec['path']} has no feature column besides {target!r}; allowed: a table with "
+                        "features")
+    for c in features.columns:
+        if not pd.api.types.is_numeric_dtype(features[c]) or pd.api.types.is_bool_dtype(features[c]):
+            if pd.api.types.is_bool_dtype(features[c]):
+                continue
+            raise UserError(f"{where}: feature column {c!r} of {spec['path']} is not numeric ({features[c].dtype}, "
+                            f"e.g. {features[c].dropna().iloc[0]!r}); allowed: numeric features (encode it first)")
+    x = features.to_numpy(dtype=np.float64)
+    _check_finite(x, [str(c) for c in features.columns], spec["path"], where)
+    y = df[target]
+    if y.isna().any():
+        raise UserError(f"{where}: target column {target!r} of {spec['path']} has {int(y.isna().sum())} missing "
+                        "value(s); allowed: a target on every row")
+    return x, y.to_numpy(), None, target
+
+
+def _check_finite(x: np.ndarray, names: list[str], source: str, where: str) -> None:
+    bad = ~np.isfinite(x.reshape(len(x), -1))
+    if bad.any():
+        j = int(np.flatnonzero(bad.any(axis=0))[0])
+        name = names[j] if j < len(names) else f"feature {j}"
+        raise UserError(f"{where}: column {name!r} of {source} has {int(bad[:, j].sum())} NaN or infinite value(s); "
+                        "allowed: finite numbers (fill or drop them first)")
+
+
+def _from_arrays(arrays: dict, source: str, where: str):
+    if all(k in arrays for k in ARRAY_KEYS):
+        given = {k: np.asarray(v) for k, v in arrays.items() if k in (*ARRAY_KEYS, "x_val", "y_val")}
+        if ("x_val" in given) != ("y_val" in given):
+            raise UserError(f"{where}: {source} has only one of x_val and y_val; allowed: both or neither")
+        return None, None, given, None
+    if "x" in arrays and "y" in arrays:
+        return np.asarray(arrays["x"], dtype=np.float64), np.asarray(arrays["y"]), None, None
+    raise UserError(f"{where}: {source} holds {', '.join(arrays) or 'nothing'}; allowed: x_train, y_train, x_test, "
+                    "y_test (and optionally x_val, y_val), or x and y")
+
+
+def _from_loader(spec: dict, files, where: str):
+    from dlbench import plugins
+
+    ref = plugins.parse_ref(spec["loader"])
+    if ref is None:
+        raise UserError(f"{where}.loader = {spec['loader']!r} is not a reference; allowed: \"module:function\" or "
+                        "\"./file.py:function\"")
+    fn = plugins.load_object(ref, files, f"{where}.loader")
+    kw = {k: v for k, v in spec.items() if k not in ("loader", "task", "name")}
+    try:
+        out = fn(**kw)
+    except Exception as e:  # noqa: BLE001 - the user's loader: one line
+        raise UserError(f"{where}: the loader {spec['loader']} raised {type(e).__name__}: {plugins._line(e)}; allowed: "
+                        "a function returning arrays") from None
+    if isinstance(out, tuple | list) and len(out) in (4, 6):
+        out = dict(zip((*ARRAY_KEYS, "x_val", "y_val"), out, strict=False))
+    if not isinstance(out, dict):
+        raise UserError(f"{where}: the loader {spec['loader']} returned {type(out).__name__}; allowed: a dict with "
+                        "x_train, y_train, x_test, y_test (and x_val, y_val), or that tuple")
+    return _from_arrays(out, f"the loader {spec['loader']}", where)
+
+
+def infer_task(y: np.ndarray) -> tuple[str, str]:
+    """(task, why) from the target's values: text or booleans, or at most MAX_CLASSES whole values,
+    are classes (binary with two); anything else is a regression target."""
+    values = np.unique(y)
+    whole = y.dtype.kind in "biuOUS" or (y.dtype.kind == "f" and np.all(np.mod(values, 1) == 0))
+    if whole and len(values) <= MAX_CLASSES:
+        task = "binary" if len(values) == 2 else "multiclass"
+        return task, f"{len(values)} distinct values"
+    return "regression", f"{len(values)} distinct values, not all classes"
+
+
+def prepare(spec: dict, files, where: str = "dataset") -> tuple[dict, dict[str, np.ndarray]]:
+    """(the spec with its target and task filled in, the prepared arrays)."""
+    from dlbench.data import split, standardize
+
+    x, y, given, target = read_raw(spec, files, where)
+    spec = dict(spec)
+    if target is not None:
+        spec["target"] = target
+    if given is not None:
+        arrays = {k: np.asarray(v) for k, v in given.items()}
+        _check_given_shapes(arrays, label_of(spec), where)
+        y_all = np.concatenate([arrays["y_train"].reshape(len(arrays["y_train"]), -1)[:, 0],
+                                arrays["y_test"].reshape(len(arrays["y_test"]), -1)[:, 0]])
+    else:
+        y_all = y
+    task = spec.get("task")
+    if task is None:
+        task, why = infer_task(y_all)
+        spec["task"] = task
+        _say(f"{where} {label_of(spec)}: task inferred as {task} ({why} in its target); set task = ... to choose")
+    classification = task in ("binary", "multiclass")
+    if classification:
+        classes = np.unique(y_all)
+        if len(classes) < 2:
+            raise UserError(f"{where}: the target of {label_of(spec)} has {len(classes)} class; allowed: at least 2")
+        if task == "binary" and len(classes) != 2:
+            raise UserError(f"{where}: task = 'binary' but the target of {label_of(spec)} has {len(classes)} classes; "
+                            "allowed: task = \"multiclass\"")
+        code = {c: i for i, c in enumerate(classes)}
+
+        def encode(v):
+            out = np.array([code[c] for c in np.asarray(v).reshape(-1)])
+            return out.astype(np.float32) if task == "binary" else out.astype(np.int64)
+    else:
+        def encode(v):
+            v = np.asarray(v)
+            if v.dtype.kind not in "biuf":
+                raise UserError(f"{where}: task = 'regression' but the target of {label_of(spec)} is not numeric; "
+                                "allowed: numbers, or task = \"multiclass\"")
+            return v.astype(np.float64).reshape(len(v), -1)
+
+    if given is None:
+        if classification:
+            counts = {c: int((y == c).sum()) for c in np.unique(y)}
+            small = [c for c, n in counts.items() if n < 2]
+            if small:
+                name = small[0].item() if hasattr(small[0], "item") else small[0]
+                raise UserError(f"{where}: class {name!r} of {label_of(spec)} has {counts[small[0]]} sample; "
+                                "allowed: at least 2 per class (the 80/20 test split is stratified)")
+        x_tr, x_te, y_tr, y_te = split(x, encode(y), stratify=classification)
+        arrays = {"x_train": x_tr, "y_train": y_tr, "x_test": x_te, "y_test": y_te}
+    else:
+        arrays = {k: (encode(v) if k.startswith("y") else np.asarray(v, dtype=np.float64)) for k, v in arrays.items()}
+        for k in ("x_train", "x_test", "x_val"):
+            if k in arrays:
+                _check_finite(arrays[k], [], f"{label_of(spec)} {k}", where)
+    # standardize with the training split's statistics only (a regression target too)
+    feats = arrays["x_train"].reshape(len(arrays["x_train"]), -1)
+    mean, std = feats.mean(axis=0), feats.std(axis=0)
+    std = np.where(std > 0, std, 1.0)
+    shape = arrays["x_train"].shape[1:]
+    for k in ("x_train", "x_test", "x_val"):
+        if k in arrays:
+            arrays[k] = ((arrays[k].reshape(len(arrays[k]), -1) - mean) / std).astype(np.float32).reshape(
+                len(arrays[k]), *shape)
+    if task == "regression":
+        parts = [k for k in ("y_train", "y_test", "y_val") if k in arrays]
+        y_tr, *rest = [arrays[k] for k in parts]
+        normed = standardize(y_tr, rest[0]) if rest else (y_tr,)
+        arrays["y_train"], arrays["y_test"] = normed[0], normed[1]
+        if "y_val" in arrays:
+            m, s = y_tr.mean(axis=0, keepdims=True), y_tr.std(axis=0, keepdims=True)
+            arrays["y_val"] = ((arrays["y_val"] - m) / np.where(s > 0, s, 1.0)).astype(np.float32)
+    return spec, arrays
+
+
+def _check_given_shapes(arrays: dict, label: str, where: str) -> None:
+    shape = arrays["x_train"].shape[1:]
+    for split in ("train", "test", "val"):
+        x, y = arrays.get(f"x_{split}"), arrays.get(f"y_{split}")
+        if x is None:
+            continue
+        if len(x) != len(y):
+            raise UserError(f"{where}: {label} has {len(x)} x_{split} rows but {len(y)} y_{split} values; allowed: "
+                            "one target per sample")
+        if x.shape[1:] != shape:
+            raise UserError(f"{where}: {label}'s x_{split} has sample shape {x.shape[1:]}, x_train {shape}; allowed: "
+                            "the same shape in every split")
+        if not len(x):
+            raise UserError(f"{where}: {label}'s {split} split is empty; allowed: at least one sample")
+
+
+def _say(note: str) -> None:
+    from dlbench import plugins
+
+    if note not in plugins.REGISTRY.notes:
+        plugins.REGISTRY.notes.append(note)
+
+
+# --------------------------------------------------------------------------------------------
+# The registry of this process, and the cache
+
+
+USER_INFOS: dict = {}  # label -> DatasetInfo
+USER_SPECS: dict[str, dict] = {}  # label -> canonical spec
+
+
+def digest(spec: dict, files) -> str:
+    """What identifies the prepared arrays: the spec and the file's SHA-256 (a loader: its code)."""
+    from dlbench import plugins
+    from dlbench.data import DATA_VERSION
+
+    parts = [json.dumps(spec, sort_keys=True), str(DATA_VERSION)]
+    if "path" in spec:
+        parts.append(files.add(spec["path"], "dataset", ship=False).sha256)
+    else:
+        ref = plugins.parse_ref(spec["loader"])
+        if ref is not None and ref.is_file:
+            parts.append(files.add(ref.path, "dataset.loader").sha256)
+    return hashlib.sha256("\n".join(parts).encode()).hexdigest()
+
+
+def arrays_for(spec: dict, files, where: str = "dataset") -> tuple[dict, dict[str, np.ndarray]]:
+    """The prepared arrays of a user dataset, from the cache when it holds them."""
+    from dlbench.data import cache_dir
+
+    key = digest(spec, files)
+    path = os.path.join(cache_dir(), f"user-{key[:24]}.npz")
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            meta = json.loads(str(z["spec"]))
+            return meta, {k: z[k] for k in z.files if k != "spec"}
+    except (OSError, KeyError, ValueError):
+        pass
+    full, arrays = prepare(spec, files, where)
+    # under the spec as written and as completed (target and task filled in): workers ask for the latter
+    for k in dict.fromkeys((key, digest(full, files))):
+        target = os.path.join(cache_dir(), f"user-{k[:24]}.npz")
+        tmp = f"{target}.{os.getpid()}.tmp.npz"
+        try:
+            np.savez(tmp, spec=json.dumps(full), **arrays)
+            os.replace(tmp, target)
+        except OSError:
+            pass  # an unwritable cache only costs time
+    return full, arrays
+
+
+def check(value: Any, files, where: str = "dataset"):
+    """(label, canonical spec, DatasetInfo) of a user dataset, read and checked, and registered in
+    this process so that dataset_info(label) knows it."""
+    from dlbench.data import DatasetInfo
+
+    spec = canonical(value, where)
+    full, arrays = arrays_for(spec, files, where)
+    label = label_of(full)
+    if label in USER_SPECS and USER_SPECS[label] != full:
+        raise UserError(f"{where}: two datasets are named {label!r} ({USER_SPECS[label]} and {full}); allowed: tell them "
+                        "apart with name = \"...\"")
+    task = full["task"]
+    y_tr = arrays["y_train"]
+    counts = tuple(int((y_tr == c).sum()) for c in np.unique(y_tr)) if task != "regression" else ()
+    source = (f"file {full['path']} (target {full.get('target')!r})" if "path" in full
+              else f"loader {full['loader']}")
+    info = DatasetInfo(label, task, len(arrays["x_train"]), len(arrays["x_test"]),
+                       tuple(int(s) for s in arrays["x_train"].shape[1:]),
+                       len(counts) if task != "regression" else 0, source, "user", class_counts=counts,
+                       own_validation="x_val" in arrays)
+    USER_INFOS[label], USER_SPECS[label] = info, full
+    from dlbench import plugins
+
+    prov: dict[str, Any] = {"spec": full, "sha256_arrays": hashlib.sha256(b"".join(
+        np.ascontiguousarray(arrays[k]).tobytes() for k in sorted(arrays))).hexdigest()}
+    if "path" in full:
+        f = files.files[full["path"]]
+        prov.update({"path": f.path, "sha256": f.sha256})
+    else:
+        ref = plugins.parse_ref(full["loader"])
+        prov.update(plugins.provenance(ref, files))
+        prov["loader"] = full["loader"]
+    plugins.REGISTRY.datasets[label] = prov
+    return label, full, info
