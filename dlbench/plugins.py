@@ -340,8 +340,8 @@ class PluginRegistry:
             ref = parse_ref(text)
             if ref is None:  # an entry point's name (folders written before optimizer_class existed)
                 return self.optimizer(text)
-            self.optimizers[key] = describe_optimizer(trial["optimizer"], ref, load_object(ref, self.files, "optimizer"),
-                                                      {}, "optimizer")
+            obj = load_object(ref, self.files, "optimizer")
+            self.optimizers[key] = describe_optimizer(trial["optimizer"], ref, obj, {}, "optimizer")
         return self.optimizers[key]
 
     def describe_trial(self, trial: dict) -> OptimizerPlugin:

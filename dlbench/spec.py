@@ -278,7 +278,8 @@ def apply_table_flags(raw: dict, target: str | None, task: str | None) -> None:
         out.append(v)
     if not hit:
         flag = "--target" if target is not None else "--task"
-        raise UserError(f"{flag} applies to a dataset file (--dataset ./table.csv), and this sweep names none; allowed: "
+        raise UserError(f"{flag} applies to a dataset file (--dataset ./table.csv), and this sweep names none; "
+                        "allowed: "
                         "--dataset with a .csv, .parquet or .npz path")
     raw["dataset"] = out if isinstance(values, list) else out[0]
 
@@ -523,7 +524,7 @@ def _check_named_optimizers(table: Any) -> dict[str, dict]:
         if plugins.parse_ref(spec["class"]) is None:
             raise UserError(f"{where}.class = {spec['class']!r} is not a reference; allowed: \"module:Class\" or "
                             "\"./file.py:Class\"")
-        for k, v in spec.items():
+        for k in spec:
             if k in ("params", "lr") or k in TRIAL_KEYS:
                 raise UserError(f"{where}.{k} is not allowed: {k} is dlbench's to set; allowed: the optimizer's own "
                                 "keywords")

@@ -52,7 +52,8 @@ def canonical(value: Any, where: str = "dataset") -> dict:
         value = {"path": value}
     value = dict(value)
     if ("path" in value) == ("loader" in value):
-        raise UserError(f"{where} = {value!r} is not allowed; allowed: {{ path = \"./table.csv\", target = \"label\" }} "
+        raise UserError(f"{where} = {value!r} is not allowed; allowed: "
+                        "{ path = \"./table.csv\", target = \"label\" } "
                         "or { loader = \"module:function\" }")
     if "path" in value:
         extra = sorted(set(value) - {"path", "target", "task", "name"})
@@ -89,7 +90,8 @@ def read_raw(spec: dict, files, where: str = "dataset"):
             with np.load(io.BytesIO(data), allow_pickle=False) as z:
                 arrays = {k: z[k] for k in z.files}
         except (ValueError, OSError) as e:
-            raise UserError(f"{where}: {spec['path']} is not a readable .npz ({e}); allowed: numpy.savez output") from None
+            raise UserError(f"{where}: {spec['path']} is not a readable .npz ({e}); allowed: numpy.savez output") \
+                from None
         return _from_arrays(arrays, spec["path"], where)
     import pandas as pd
 
@@ -334,8 +336,8 @@ def check(value: Any, files, where: str = "dataset"):
     full, arrays = arrays_for(spec, files, where)
     label = label_of(full)
     if label in USER_SPECS and USER_SPECS[label] != full:
-        raise UserError(f"{where}: two datasets are named {label!r} ({USER_SPECS[label]} and {full}); allowed: tell them "
-                        "apart with name = \"...\"")
+        raise UserError(f"{where}: two datasets are named {label!r} ({USER_SPECS[label]} and {full}); allowed: tell "
+                        "them apart with name = \"...\"")
     task = full["task"]
     y_tr = arrays["y_train"]
     counts = tuple(int((y_tr == c).sum()) for c in np.unique(y_tr)) if task != "regression" else ()
