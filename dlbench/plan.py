@@ -89,7 +89,7 @@ def max_unit_size(trial: dict) -> int:
     return max(1, min(MAX_GROUP, CPU_CACHE_PARAMETERS // max(1, params)))
 
 
-def make_units(trials: list[dict], engine: str, workers: int) -> list[Unit]:
+def make_units(trials: list[dict], engine: str, workers: int, ship_all: bool = False) -> list[Unit]:
     """Group trials, then cut fused groups into units small enough to train fast and numerous
     enough to keep every worker busy."""
     fused: dict[str, list[dict]] = {}
@@ -114,18 +114,19 @@ def make_units(trials: list[dict], engine: str, workers: int) -> list[Unit]:
         units += [Unit([t for b in blocks[i::chunks] for t in b], "fused") for i in range(chunks)]
     # big units first, so that the last ones to finish are short
     units.sort(key=lambda u: -cost(u))
-    files = sweep_files()
+    files = sweep_files(ship_all)
     for u in units:
         u.files = files
     return units
 
 
-def sweep_files():
-    """The users' files this sweep's trials use (their Python files with their content), or None."""
+def sweep_files(ship_all: bool = False):
+    """The users' files this sweep's trials use, or None: their Python files with their content,
+    and with `ship_all` (workers on other machines) their data files' too."""
     from dlbench import plugins
 
     files = plugins.REGISTRY.files
-    return files.shipped(everything=False) if files.files else None
+    return files.shipped(everything=ship_all) if files.files else None
 
 
 def cost(unit: Unit) -> float:

@@ -321,7 +321,8 @@ def _run_stage(trials: list[dict], stage: str, sweep: Sweep, executor, records, 
     # Units are cut from the whole stage, not from what is left: a trial is always trained in
     # the same group, so a resumed sweep reproduces an uninterrupted one bit for bit. A unit
     # with any trial left runs whole; only its missing trials are stored.
-    units = [u for u in make_units(trials, sweep.engine, workers) if any(i not in done for i in u.ids)]
+    units = [u for u in make_units(trials, sweep.engine, workers, ship_all=sweep.executor == "dask")
+             if any(i not in done for i in u.ids)]
     if units:
         print_plan(units, console, workers)
     by_id = {t["id"]: t for t in trials}

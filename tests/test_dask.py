@@ -131,3 +131,61 @@ def test_sigterm_cancels_the_drivers_futures_and_the_cluster_keeps_running(clust
     assert resumed.code == 0, resumed.err
     assert f"{stored} done, {12 - stored} to run" in resumed.out
     assert len(pd.read_parquet(tmp_path / "out" / "d" / "trials.parquet")) == 12
+
+
+USER_CODE = '''
+import math
+
+import torch
+from torch import nn
+
+
+class SignSGD(torch.optim.Optimizer):
+    def __init__(self, params, lr=0.01):
+        super().__init__(params, dict(lr=lr))
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        for group in self.param_groups:
+            for p in group["params"]:
+                p.add_(torch.sign(p.grad), alpha=-group["lr"])
+
+
+def mlp(input_shape, n_outputs, width=8):
+    return nn.Sequential(nn.Flatten(), nn.Linear(math.prod(input_shape), width), nn.Tanh(), nn.Linear(width, n_outputs))
+'''
+
+
+def test_files_of_the_users_travel_to_dask_workers(cluster, tmp_path):
+    """An optimizer file, a model file and a data file, none of them on the workers' paths: they
+    travel with the units (the workers run from another folder)."""
+    address, _ = cluster
+    write(tmp_path / "mine.py", USER_CODE)
+    from sklearn.datasets import load_wine
+
+    load_wine(as_frame=True).frame.to_csv(tmp_path / "wine.csv", index=False)
+    r = run_dlbench("sweep", "--dataset", "./wine.csv", "--optimizer", "adam,./mine.py:SignSGD", "--model",
+                    "./mine.py:mlp", "--epochs", "2", "--seeds", "0,1", "--executor", "dask", "--address", address,
+                    "--name", "u", "--out", tmp_path / "out", cwd=tmp_path)
+    assert r.code == 0, r.err
+    t = pd.read_parquet(tmp_path / "out" / "u" / "trials.parquet")
+    assert len(t) == 4 and (t.status == "ok").all() and (t.engine == "fused").all()
+    local = run_dlbench("sweep", "--dataset", "./wine.csv", "--optimizer", "adam,./mine.py:SignSGD", "--model",
+                        "./mine.py:mlp", "--epochs", "2", "--seeds", "0,1", "--workers", "1", "--name", "u", "--out",
+                        tmp_path / "local", cwd=tmp_path)
+    assert local.code == 0, local.err
+    ref = pd.read_parquet(tmp_path / "local" / "u" / "trials.parquet").set_index("trial_id").sort_index()
+    got = t.set_index("trial_id").sort_index()
+    pd.testing.assert_series_equal(got.best_val_loss, ref.best_val_loss, rtol=1e-6)
+
+
+def test_a_module_the_workers_do_not_have_is_one_line_before_anything_runs(cluster, tmp_path):
+    address, _ = cluster
+    site = tmp_path / "site"
+    site.mkdir()
+    write(site / "onlyhere.py", USER_CODE)
+    r = run_dlbench("sweep", "--dataset", "iris", "--optimizer", "onlyhere:SignSGD", "--epochs", "1", "--executor",
+                    "dask", "--address", address, "--out", tmp_path / "out",
+                    env={"PYTHONPATH": f"{ROOT}:{site}"})  # the driver has it; the workers do not
+    assert r.code == 2 and "module 'onlyhere' (onlyhere:SignSGD) is not installed on Dask worker" in r.err, r.err
+    assert len(r.err.strip().splitlines()) == 1 and not (tmp_path / "out").exists()

@@ -194,11 +194,18 @@ def test_a_trial_that_never_fits_falls_back_with_its_reason(cli, tmp_path, monke
     assert r.err.count("fell back to the reference engine") == 1  # said once per sweep
 
 
-def test_unsupported_trials_name_their_reason(cli, tmp_path):
+def test_trials_left_to_the_reference_engine_name_their_reason(cli, tmp_path):
     r = cli("sweep", "--dataset", "mnist1d", "--model", '{kind="cnn", channels=[4]}', "--epochs", "1",
             "--name", "c", "--out", tmp_path, "--workers", "1", "--set", "batch_size=500")
     assert r.code == 0, r.err
-    assert r.out.count("on the reference engine, not supported by the fused engine") == 1
+    assert r.out.count("on the reference engine, cnn model: on the CPU, max pooling under vmap") == 1
     trials = pd.read_parquet(tmp_path / "c" / "trials.parquet")
-    assert trials.fallback_reason.iloc[0] == ("not supported by the fused engine: model kind 'cnn' runs on the "
+    assert trials.fallback_reason.iloc[0].startswith("cnn model: on the CPU, max pooling under vmap (torch.func) "
+                                                     "measures slower than the reference engine")
+    r = cli("sweep", "--dataset", "rosenbrock", "--epochs", "1", "--name", "p", "--out", tmp_path, "--workers", "1",
+            "--set", "batch_size=500")
+    assert r.code == 0, r.err
+    assert r.out.count("on the reference engine, not supported by the fused engine") == 1
+    trials = pd.read_parquet(tmp_path / "p" / "trials.parquet")
+    assert trials.fallback_reason.iloc[0] == ("not supported by the fused engine: model kind 'problem' runs on the "
                                               "reference engine")
