@@ -15,11 +15,15 @@ Each repeat times, interleaved and each as a whole process (start-up and data lo
   (g) with --generic: the same dlbench sweep with the four optimizers given as torch.optim import
       paths (torch.optim:SGD, with momentum 0 and 0.9; torch.optim:RMSprop; torch.optim:Adam):
       the generic path any user's optimizer takes; prints the speed ratio c/g and a/g
+  (u) with --user-model: the same dlbench sweep with the MLP written as a user's model file
+      (model = { factory = ... }: torch.func's stacked path); prints c/u
+  with --cnn: the built-in cnn on mnist1d (4 optimizers × 2 lr × 2 seeds, 3 epochs), dlbench sweep
+      with --engine fused (torch.func) against --engine reference; prints reference/fused
 and prints medians, the ratios a/c and b/c, and the grid's FLOP floor: training FLOPs
 (6 × Σ in·out per sample: forward + backward) ÷ a measured matmul rate on all cores.
 
     python benchmarks/fused_vs_loops.py [--grid R32|R128|both] [--repeats 3] [--workers 2] [--device cpu]
-                                        [--validation 0.1] [--generic]
+                                        [--validation 0.1] [--generic] [--user-model] [--cnn]
 """
 
 from __future__ import annotations
@@ -60,6 +64,38 @@ def generic_spec_toml(grid: str, device: str) -> str:
             f'epochs = {EPOCHS}\nbatch_size = {BATCH}\ndevice = "{device}"\nseeds = {g["seed"]}\n'
             f'[[grid]]\noptimizer = "torch.optim:SGD"\nmomentum = [0.0, 0.9]\nlr = {g["lr"]}\n'
             f'[[grid]]\noptimizer = ["torch.optim:RMSprop", "torch.optim:Adam"]\nlr = {g["lr"]}\n')
+
+
+USER_MLP = """
+from torch import nn
+
+
+def mlp(input_shape, n_outputs):
+    return nn.Sequential(nn.Flatten(), nn.Linear(input_shape[0], 128), nn.ReLU(), nn.Linear(128, 128), nn.ReLU(),
+                         nn.Linear(128, n_outputs))
+"""
+
+
+def user_model_spec_toml(grid: str, device: str) -> str:
+    """The same grid with the MLP as a user's model file (written beside the spec)."""
+    return spec_toml(grid, device).replace(
+        'model = { kind = "mlp", hidden = [128, 128], activation = "relu" }',
+        'model = { factory = "./user_mlp.py:mlp" }').replace(f'name = "bench-{grid}"', f'name = "user-{grid}"')
+
+
+CNN_SPEC = """
+name = "cnn-{engine}"
+dataset = "mnist1d"
+model = {{ kind = "cnn" }}
+epochs = 3
+batch_size = 32
+engine = "{engine}"
+device = "{device}"
+seeds = [0, 1]
+[grid]
+optimizer = ["sgd", "momentum", "rmsprop", "adam"]
+lr = [1e-3, 1e-2]
+"""
 
 
 def timed(cmd: list[str], env=None) -> float:
@@ -106,6 +142,8 @@ def main():
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--validation", type=float, help="also time (c') with this validation split")
     ap.add_argument("--generic", action="store_true", help="also time (g): the optimizers as torch.optim paths")
+    ap.add_argument("--user-model", action="store_true", help="also time (u): the MLP as a user's model file")
+    ap.add_argument("--cnn", action="store_true", help="also time the built-in cnn, fused against reference")
     ap.add_argument("--json", help="write the measurements here")
     args = ap.parse_args()
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
@@ -119,9 +157,18 @@ def main():
             times["c'"] = []
         if args.generic:
             times["g"] = []
+        if args.user_model:
+            times["u"] = []
+        if args.cnn:
+            times["cnn fused"], times["cnn reference"] = [], []
         with tempfile.TemporaryDirectory() as tmp:
             spec_generic = Path(tmp) / f"{grid}-generic.toml"
             spec_generic.write_text(generic_spec_toml(grid, args.device))
+            (Path(tmp) / "user_mlp.py").write_text(USER_MLP)
+            spec_user = Path(tmp) / f"{grid}-user.toml"
+            spec_user.write_text(user_model_spec_toml(grid, args.device))
+            for engine in ("fused", "reference"):
+                (Path(tmp) / f"cnn-{engine}.toml").write_text(CNN_SPEC.format(engine=engine, device=args.device))
             spec = Path(tmp) / f"{grid}.toml"
             spec.write_text(spec_toml(grid, args.device))
             spec_val = Path(tmp) / f"{grid}-val.toml"
@@ -138,6 +185,14 @@ def main():
                 if args.generic:
                     times["g"].append(timed([*dlbench, "sweep", str(spec_generic), "--out",
                                              str(Path(tmp) / f"g{r}"), "--workers", str(args.workers)], env))
+                if args.user_model:
+                    times["u"].append(timed([*dlbench, "sweep", str(spec_user), "--out", str(Path(tmp) / f"u{r}"),
+                                             "--workers", str(args.workers)], env))
+                if args.cnn:
+                    for engine in ("fused", "reference"):
+                        times[f"cnn {engine}"].append(timed([*dlbench, "sweep", str(Path(tmp) / f"cnn-{engine}.toml"),
+                                                             "--out", str(Path(tmp) / f"cnn{engine}{r}"), "--workers",
+                                                             str(args.workers)], env))
                 print(f"{grid} repeat {r + 1}: " + "  ".join(f"{k} {v[-1]:.2f} s" for k, v in times.items()),
                       flush=True)
         med = {k: statistics.median(v) for k, v in times.items()}
@@ -159,6 +214,15 @@ def main():
             report["grids"][grid]["a/g"] = med["a"] / med["g"]
             print(f"  (g) generic path (torch.optim import paths): {med['g']:.2f} s; speed against the built-in "
                   f"fused path c/g = {med['c'] / med['g']:.2f}; against the naive loop a/g = {med['a'] / med['g']:.1f}")
+        if args.user_model:
+            report["grids"][grid]["c/u"] = med["c"] / med["u"]
+            print(f"  (u) the MLP as a user's model file: {med['u']:.2f} s; speed against the built-in "
+                  f"mlp c/u = {med['c'] / med['u']:.2f}")
+        if args.cnn:
+            ratio = med["cnn reference"] / med["cnn fused"]
+            report["grids"][grid]["cnn reference/fused"] = ratio
+            print(f"  built-in cnn on mnist1d, 16 trials: --engine fused {med['cnn fused']:.2f} s, --engine reference "
+                  f"{med['cnn reference']:.2f} s; reference/fused = {ratio:.2f}")
         print(f"  FLOP floor: {flops / 1e9:.1f} GFLOP of training at {rate / 1e9:.0f} GFLOP/s "
               f"({'all ' + str(cores) + ' cores' if args.device == 'cpu' else args.device}) = {floor:.2f} s; "
               f"c / floor = {med['c'] / floor:.1f}\n")

@@ -132,15 +132,17 @@ def early_pool(raw: dict, workers: int | None):
     here): the workers import the same while this process checks. None when there is nothing to
     overlap (one worker, Dask, only built-ins)."""
     from dlbench.executors import LocalExecutor, default_workers
-    from dlbench.spec import mentions_user_code
+    from dlbench.spec import mentions_user_code, mentions_user_optimizer
 
     n = workers or raw.get("workers") or default_workers()
     if not isinstance(n, int) or n <= 1 or raw.get("executor", "local") != "local" or raw.get("address"):
         return None
     if not mentions_user_code(raw):
         return None
+    # torch._dynamo only for a user's optimizer: constructing any torch.optim.Optimizer imports it
+    preload = ("torch._dynamo",) if mentions_user_optimizer(raw) else ()
     return LocalExecutor(n, raw.get("data_dir") if isinstance(raw.get("data_dir"), str) else None,
-                         preload=("torch._dynamo",)).start()
+                         preload=preload).start()
 
 
 def run_sweep(sweep: Sweep, out: str | Path, *, fresh: bool = False, dry_run: bool = False,

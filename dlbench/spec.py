@@ -546,10 +546,14 @@ def _names_of_optimizers(raw: dict) -> set:
     return out
 
 
+def mentions_user_optimizer(raw: dict) -> bool:
+    return bool(raw.get("optimizers")) or any(n not in OPTIMIZERS for n in _names_of_optimizers(raw))
+
+
 def mentions_user_code(raw: dict) -> bool:
     """Whether a raw spec names an optimizer, a model or a dataset of the user's (checking those
     imports torch and constructs them in this process)."""
-    if raw.get("optimizers") or any(n not in OPTIMIZERS for n in _names_of_optimizers(raw)):
+    if mentions_user_optimizer(raw):
         return True
     text = json.dumps(raw, default=str)
     return '"factory"' in text or '"loader"' in text or bool(re.search(r'"dataset": \[?"[^"]*[./]', text))

@@ -294,3 +294,23 @@ def test_a_data_file_that_changed_under_an_existing_folder_is_refused(tmp_path, 
     df.iloc[:-1].to_csv(path, index=False)
     r = cli(*args)
     assert r.code == 2 and "wine.csv changed since" in r.err and tree(tmp_path / "out") == before
+
+
+def test_the_hand_written_mlp_path_equals_the_torch_func_path(models_dir, monkeypatch):
+    """A user's MLP trains on the hand-written StackedMLP (measured faster); the generic torch.func
+    path gives the same numbers."""
+    s = build_sweep({"dataset": "digits", "dtype": "float64", "epochs": 2, "batch_size": 32, "seeds": [0, 1],
+                     "model": {"factory": "./my_models.py:mlp"}, "optimizer": ["adam", "torch.optim:RAdam"],
+                     "lr": [1e-3, 1e-2]}, base_dir=str(models_dir))
+    data = load("digits", None, 0.1)
+    from dlbench.models import build
+
+    assert fused.as_mlp(build(s.trials[0]["model"], data.info)) == ([64, 16, 10], "tanh")
+    hand = fused.train(s.trials, data)
+    monkeypatch.setattr(fused, "as_mlp", lambda module: None)
+    generic = fused.train(s.trials, data)
+    for a, b in zip(hand, generic, strict=True):
+        for ha, hb in zip(a.history, b.history, strict=True):
+            for k in KEYS:
+                if not math.isnan(hb[k]):
+                    assert ha[k] == pytest.approx(hb[k], rel=1e-9, abs=1e-12), k

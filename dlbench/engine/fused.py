@@ -18,6 +18,7 @@ that epoch and frozen (its rows zeroed, its lr set to 0); the others continue un
 
 from __future__ import annotations
 
+import math
 import warnings
 
 import torch
@@ -236,9 +237,11 @@ class StackedMLP:
     measures faster than the torch.func path (StackedModule) for these models
     (benchmarks/fused_vs_loops.py --generic-models)."""
 
-    def __init__(self, trials: list[dict], info, dtype, device):
-        self.sizes = models.layer_sizes(trials[0]["model"], info)
-        self.act = ACT[trials[0]["model"].get("activation", "none")]
+    def __init__(self, trials: list[dict], info, dtype, device, shape: tuple[list[int], str] | None = None):
+        # the layer widths and activation: of the built-in model, or of a user's module that is one (as_mlp)
+        self.sizes, activation = shape or (models.layer_sizes(trials[0]["model"], info),
+                                           trials[0]["model"].get("activation", "none"))
+        self.act = ACT[activation]
         self.K = len(trials)
         rows = []
         for t in trials:
@@ -485,12 +488,52 @@ class GenericUpdate:
                 v.copy_(p)
 
 
+ACTIVATION_NAMES = {torch.nn.ReLU: "relu", torch.nn.Tanh: "tanh", torch.nn.Sigmoid: "sigmoid", torch.nn.Identity: "none"}
+
+
+def as_mlp(module) -> tuple[list[int], str] | None:
+    """(layer widths, activation) when a module is an MLP in all but name: an nn.Sequential of an
+    optional Flatten, then Linear layers with biases and one activation between them (ReLU, Tanh,
+    Sigmoid, exact GELU). Such a user's model trains on the hand-written StackedMLP, which computes
+    the same function and measures faster than torch.func for it; else None."""
+    if not isinstance(module, torch.nn.Sequential):
+        return None
+    layers = list(module)
+    if layers and isinstance(layers[0], torch.nn.Flatten) and (layers[0].start_dim, layers[0].end_dim) == (1, -1):
+        layers = layers[1:]
+    linears, acts = layers[0::2], layers[1::2]
+    if not linears or len(linears) != len(acts) + 1:
+        return None
+    if not all(type(m) is torch.nn.Linear and m.bias is not None for m in linears):
+        return None
+    names = set()
+    for a in acts:
+        if type(a) is torch.nn.GELU and a.approximate == "none":
+            names.add("gelu")
+        elif type(a) in ACTIVATION_NAMES:
+            names.add(ACTIVATION_NAMES[type(a)])
+        else:
+            return None
+    if len(names) > 1:
+        return None
+    sizes = [linears[0].in_features] + [m.out_features for m in linears]
+    if any(a.out_features != b.in_features for a, b in zip(linears[:-1], linears[1:], strict=True)):
+        return None
+    return sizes, (names.pop() if names else "none")
+
+
 def stacked_model(trials: list[dict], info, dtype, device):
-    """The stacked form of the unit's model: the hand-written StackedMLP for linear and mlp,
-    torch.func (StackedModule) for every other model the fused engine trains."""
+    """The stacked form of the unit's model: the hand-written StackedMLP for linear and mlp (and a
+    user's model that is an MLP: as_mlp), torch.func (StackedModule) for every other model."""
     kind = trials[0]["model"]["kind"]
-    cls = StackedMLP if kind in ("linear", "mlp") else StackedModule
-    return cls(trials, info, dtype, device)
+    if kind in ("linear", "mlp"):
+        return StackedMLP(trials, info, dtype, device)
+    if kind == "factory":
+        init_seed(trials[0]["seed"])
+        shape = as_mlp(models.build(trials[0]["model"], info))
+        if shape is not None and shape[0][0] == math.prod(info.input_shape):
+            return StackedMLP(trials, info, dtype, device, shape)
+    return StackedModule(trials, info, dtype, device)
 
 
 def train(trials: list[dict], data: Dataset) -> list[TrialResult]:
