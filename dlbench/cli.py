@@ -100,6 +100,8 @@ def sweep(
         specs.apply_set(raw, assignment)
     if name is not None:
         raw["name"] = name
+    elif not spec and "name" not in raw:
+        raw["name"] = specs.auto_name(raw)  # one folder per sweep: the same flags find it again
     for key, value in (("data_dir", data_dir), ("executor", executor), ("address", address)):
         if value is not None:
             raw[key] = value

@@ -42,6 +42,7 @@ class LocalExecutor:
         self.data_dir = data_dir
         self.preload = preload  # more modules for the forkserver to import once (torch._dynamo, for user optimizers)
         self.pool = None
+        self.stop = None  # the runner's StopOnSignal: a signal is acted on between waits, not inside one
 
     def start(self) -> LocalExecutor:
         if self.workers > 1 and self.pool is None:
@@ -85,13 +86,20 @@ class LocalExecutor:
         out of memory) the units it may have held are known: each gets a strike and runs again
         in a fresh pool; a unit with MAX_STRIKES strikes runs alone, and a unit that kills a
         worker while running alone is stored as failed instead of being retried forever."""
-        from concurrent.futures import FIRST_COMPLETED, wait
-        from concurrent.futures.process import BrokenProcessPool
+
+        from contextlib import nullcontext
 
         queue = list(units)
         strikes: dict[int, int] = {}
         in_flight: dict = {}  # future -> (unit, running alone)
         self.start()
+        with self.stop.deferring() if self.stop is not None else nullcontext():
+            yield from self._dispatch(queue, strikes, in_flight)
+
+    def _dispatch(self, queue, strikes, in_flight) -> Iterator[list[dict]]:
+        from concurrent.futures import FIRST_COMPLETED, wait
+        from concurrent.futures.process import BrokenProcessPool
+
         while queue or in_flight:
             broken = False  # the pool broke while a unit was being handed to it
             while queue and len(in_flight) < self.workers:
@@ -106,7 +114,9 @@ class LocalExecutor:
                 in_flight[fut] = (queue.pop(0), alone)
                 if alone:
                     break
-            done, _ = wait(in_flight, return_when=FIRST_COMPLETED) if in_flight else (set(), set())
+            done, _ = wait(in_flight, timeout=0.2, return_when=FIRST_COMPLETED) if in_flight else (set(), set())
+            if self.stop is not None:
+                self.stop.check()  # a signal that came while waiting: raised here, holding no lock
             lost: list[tuple[Unit, bool]] = []
             for fut in done:
                 unit, alone = in_flight.pop(fut)

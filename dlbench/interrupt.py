@@ -42,6 +42,7 @@ class StopOnSignal:
         self.signum: int | None = None
         self._depth = 0
         self._pending = False
+        self._deferring = 0
         self._old: dict[int, object] = {}
 
     def __enter__(self) -> StopOnSignal:
@@ -65,6 +66,8 @@ class StopOnSignal:
         if self._depth:
             self._pending = True
             return
+        if self._deferring:
+            return  # the code in deferring() polls check() where raising leaves no lock held
         raise Interrupted(signum)
 
     @contextmanager
@@ -83,3 +86,15 @@ class StopOnSignal:
         """Raise Interrupted if a signal came while nothing could be interrupted."""
         if self.signum is not None and not self._depth:
             raise Interrupted(self.signum)
+
+    @contextmanager
+    def deferring(self):
+        """A section where a first signal is only recorded, and the code inside calls check() at
+        points where raising is safe: waiting on concurrent.futures, whose locks an exception
+        raised from a signal handler mid-acquire would leave held (and the pool's manager thread
+        then waits on them forever at exit)."""
+        self._deferring += 1
+        try:
+            yield
+        finally:
+            self._deferring -= 1

@@ -118,8 +118,8 @@ def print_plan(units, console: Console, workers: int) -> None:
     trials = Counter()
     for u in units:
         trials[u.engine] += len(u.trials)
-    parts = [f"{trials[e]} trials on the {e} engine in {counts[e]} unit{'s' * (counts[e] != 1)}"
-             for e in ("fused", "reference") if counts[e]]
+    parts = [f"{trials[e]} trial{'s' * (trials[e] != 1)} on the {e} engine in {counts[e]} "
+             f"unit{'s' * (counts[e] != 1)}" for e in ("fused", "reference") if counts[e]]
     console.print(f"plan: {'; '.join(parts) or 'nothing to run'}; {workers} worker{'s' * (workers != 1)}")
     reasons = Counter(u.reason for u in units if u.reason for _ in u.trials)
     for reason, k in reasons.items():  # once per sweep: why trials do not run fused
@@ -171,12 +171,14 @@ def run_sweep(sweep: Sweep, out: str | Path, *, fresh: bool = False, dry_run: bo
     _check_files(sweep, sweep.data_dir)
     if not fresh:
         check_user_files(path)
+    extends = None if fresh else check_same_sweep(path, sweep)
     if pool is not None and (dry_run or sweep.executor != "local" or pool.workers != workers
                              or pool.data_dir != sweep.data_dir):
         pool.kill()  # started early for nothing: the sweep runs elsewhere, or not at all
         pool = None
     if dry_run:
         print_grid(sweep, console, dry_run=True)
+        _say_extends(extends, path, console)
         print_plan(units, console, workers)
         console.print(f"dry run: nothing trained, nothing written (results would go to {path})")
         return 0
@@ -190,6 +192,8 @@ def run_sweep(sweep: Sweep, out: str | Path, *, fresh: bool = False, dry_run: bo
     else:
         executor = pool or LocalExecutor(workers, sweep.data_dir)
     with StopOnSignal(on_second=executor.kill) as stop:
+        if isinstance(executor, LocalExecutor):
+            executor.stop = stop
         try:
             if sweep.executor == "dask":
                 executor.start()  # may refuse (unreachable scheduler): before anything is written
@@ -201,7 +205,7 @@ def run_sweep(sweep: Sweep, out: str | Path, *, fresh: bool = False, dry_run: bo
                     import threading
 
                     threading.Thread(target=_import_table_writers, daemon=True).start()
-                return _run(sweep, results, workers, wanted_devices, executor, console, err, stop)
+                return _run(sweep, results, workers, wanted_devices, executor, console, err, stop, extends)
             finally:
                 results.unlock()
         finally:
@@ -240,7 +244,7 @@ def _open_results(path: Path, fresh: bool, console) -> ResultsDir:
 
 
 def _run(sweep: Sweep, results: ResultsDir, workers: int, wanted_devices: list[str], executor, console, err,
-         stop) -> int:
+         stop, extends: tuple[int, int] | None = None) -> int:
     from dlbench import store
     from dlbench.interrupt import Interrupted
     from dlbench.plan import TRAIN_THREADS
@@ -251,6 +255,7 @@ def _run(sweep: Sweep, results: ResultsDir, workers: int, wanted_devices: list[s
     code = 0
     try:
         print_grid(sweep, console)
+        _say_extends(extends, path, console)
         with stop.critical():
             results.write_spec(sweep.to_toml())
             results.write_env(store.environment(wanted_devices, workers, threads=TRAIN_THREADS,
@@ -379,6 +384,45 @@ def _confirm_size(sweep: Sweep) -> int:
     return len(design.groups_of(sweep.trials, sweep.protocol["per"])) * sweep.protocol["confirm_seeds"]
 
 
+def check_same_sweep(path: Path, sweep: Sweep) -> tuple[int, int] | None:
+    """A results folder holds one sweep. (trials stored, new trials) when `path` holds this sweep
+    or one that this sweep only adds trials to (new grid values, sub-grids, seeds, optimizers);
+    None when there is no sweep there yet. Anything else is refused in one line naming each
+    changed key, so that two sweeps are never compared as one."""
+    import tomllib
+
+    from dlbench import store
+    from dlbench.spec import spec_diff
+
+    spec_file = path / "spec.toml"
+    stages = store.stored_stages(path) if path.is_dir() else {}
+    if not stages:
+        return None
+    new = {t["id"] for t in sweep.trials}
+    tuned = {i for i, stage in stages.items() if stage != "confirm"}
+    confirmed = len(stages) - len(tuned)
+    try:
+        old_raw = tomllib.loads(spec_file.read_text()) if spec_file.exists() else {}
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError):
+        old_raw = {}
+    new_raw = tomllib.loads(sweep.to_toml())
+    diff = spec_diff(old_raw, new_raw) if old_raw else []
+    protocol_changed = confirmed and old_raw.get("protocol") != new_raw.get("protocol")
+    missing = tuned - new
+    if not missing and not protocol_changed:
+        return len(tuned & new), len(new - tuned)
+    changes = [d for d in diff if not d.startswith("protocol.")] + [d for d in diff if d.startswith("protocol.")]
+    what = "; ".join(changes[:6]) + (f"; and {len(changes) - 6} more" if len(changes) > 6 else "") if changes else \
+        f"{len(missing)} of its {len(tuned)} trials are not in this sweep"
+    raise UserError(f"{path} holds another sweep ({what}); allowed: the same spec, one that only adds trials, "
+                    "--fresh (moves the old results aside), or another --name")
+
+
+def _say_extends(extends: tuple[int, int] | None, path: Path, console) -> None:
+    if extends is not None and extends[0] and extends[1]:
+        console.print(f"extends {path}: {extends[0]} done, {extends[1]} new", markup=False, highlight=False)
+
+
 def check_user_files(path: Path) -> None:
     """A user's file (an optimizer, a model, a dataset) that changed since this results folder was
     written would mix old and new results under one name: refuse, saying which and the ways out."""
@@ -448,7 +492,9 @@ def _execute(executor, units, by_id, records, results, console, done: set[str], 
                     score = val if higher else -val
                     if best is None or score > best[0]:
                         best = (score, f"best {metric}={val:.4g} ({trial_label(trial)})")
-                line = (f"[{finished}/{n_total}] {trial_label(trial)}: {res['status']}"
+                # several datasets: say which (the same optimizer and lr mean different things on each)
+                where = "" if one_dataset else f"{trial['dataset']} "
+                line = (f"[{finished}/{n_total}] {where}{trial_label(trial)}: {res['status']}"
                         + (f" {metric}={val:.4g}" if isinstance(val, float) and math.isfinite(val) else "")
                         + (f" ({res['error']})" if res["error"] else ""))
                 if progress is not None:

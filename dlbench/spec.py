@@ -559,6 +559,62 @@ def mentions_user_code(raw: dict) -> bool:
     return '"factory"' in text or '"loader"' in text or bool(re.search(r'"dataset": \[?"[^"]*[./]', text))
 
 
+def auto_name(raw: dict) -> str:
+    """A name for a sweep given by flags: what it sweeps, short and readable, and a hash of the
+    whole spec, so that the same flags find the same folder and different ones never share one
+    (e.g. iris-sgd-adam-3f2a)."""
+    from dlbench import plugins
+
+    def short(v: Any) -> str:
+        if isinstance(v, dict):
+            v = v.get("name") or v.get("path") or v.get("loader") or "data"
+        ref = plugins.parse_ref(v)
+        text = ref.attr if ref is not None else Path(str(v)).stem
+        return re.sub(r"[^A-Za-z0-9_]+", "_", text).strip("_") or "x"
+
+    parts: list[str] = []
+    for key in ("dataset", "optimizer"):
+        v = raw.get(key, DEFAULTS[key])
+        parts += [short(x) for x in (v if isinstance(v, list) else [v])]
+    if isinstance(raw.get("grid"), dict | list):
+        parts += [short(n) for n in sorted(_names_of_optimizers(raw) - set(parts))]
+    head = "-".join(dict.fromkeys(parts))[:48].rstrip("-_.")
+    ignore = {"name", "description", "engine", "workers", "executor", "address", "data_dir", "expect"}
+    digest = hashlib.sha256(json.dumps({k: v for k, v in raw.items() if k not in ignore}, sort_keys=True,
+                                       default=str).encode()).hexdigest()[:4]
+    return f"{head}-{digest}"
+
+
+IGNORED_IN_DIFF = ("name", "description", "engine", "workers", "executor", "address", "data_dir", "expect", "lesson")
+
+
+def spec_diff(old: dict, new: dict) -> list[str]:
+    """What differs between two specs as TOML tables, key by key ('epochs: 10 → 5',
+    'grid.lr: [0.01, 0.1] → [0.01]'), leaving out what does not change what trials are."""
+    def flat(d: Any, prefix: str = "") -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        if isinstance(d, dict) and not ("kind" in d or "log" in d or "lin" in d or "factory" in d or "path" in d
+                                        or "loader" in d) or prefix == "":
+            for k, v in d.items():
+                if prefix == "" and k in IGNORED_IN_DIFF:
+                    continue
+                out.update(flat(v, f"{prefix}{k}."))
+            return out
+        if isinstance(d, list) and d and all(isinstance(x, dict) for x in d) and prefix.rstrip(".") == "grid":
+            for i, g in enumerate(d, 1):
+                out.update(flat(g, f"grid[{i}]."))
+            return out
+        return {prefix.rstrip("."): d}
+
+    a, b = flat(old), flat(new)
+    return [f"{k}: {_show_value(a.get(k))} → {_show_value(b.get(k))}" for k in sorted(set(a) | set(b))
+            if a.get(k) != b.get(k)]
+
+
+def _show_value(v: Any) -> str:
+    return "(none)" if v is None else (_toml(v) if not isinstance(v, str) else v)
+
+
 def _extra_keys(raw: dict, named: dict) -> set[str]:
     """Keys at top level or in a grid table that dlbench does not know. They are kept, as keywords
     of the users' optimizers, only when the spec names an optimizer that is not built in; each
@@ -715,7 +771,8 @@ def check_name(name: Any) -> str:
 
 
 def _check_keys(d: dict, allowed, prefix: str) -> None:
-    check_keys(d, allowed, prefix, [a for a in allowed if a not in TABLE_KEYS or not prefix])
+    # [lesson] is accepted (the lessons' specs carry one) but is not something to suggest
+    check_keys(d, allowed, prefix, [a for a in allowed if (a not in TABLE_KEYS or not prefix) and a != "lesson"])
 
 
 def _check_expect(expect: Any) -> dict[str, str]:

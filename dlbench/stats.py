@@ -687,6 +687,23 @@ def compare(best: list[Best], method: str = DEFAULT_CI) -> list[Comparison]:
     return out
 
 
+def settings_between(trials: pd.DataFrame, group: str = "optimizer") -> dict[str, dict[str, list]]:
+    """Settings that differ between the `group`s of one dataset without varying within any of them
+    (epochs 10 for adam, 5 for sgd): what two sweeps mixed in one folder leave, or a design that
+    compares under unequal settings. column -> {group value: its values}. Empty when none."""
+    skip = {group, "lr", "stage", "sweep", "dataset", "data", "optimizer_class", *knob_columns(trials)}
+    out: dict[str, dict[str, list]] = {}
+    if group not in trials or trials[group].nunique() < 2:
+        return out
+    for c in config_columns(trials):
+        if c in skip:
+            continue
+        per = trials.groupby(group, sort=True)[c].agg(lambda v: sorted(map(str, v.dropna().unique())))
+        if all(len(v) == 1 for v in per) and len({v[0] for v in per}) > 1:
+            out[c] = {str(k): v for k, v in per.items()}
+    return out
+
+
 def seed_span(seeds: list[int]) -> str:
     """'0-4' for a run of 3 or more consecutive seeds, else '0, 2'."""
     if len(seeds) >= 3 and seeds == list(range(seeds[0], seeds[-1] + 1)):

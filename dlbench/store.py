@@ -68,33 +68,46 @@ class ResultsDir:
                             "writable folder (choose another with --out)") from None
 
     def lock(self) -> None:
-        """One writer per results folder: a second `dlbench sweep` on it refuses at once."""
+        """One writer per results folder: a second `dlbench sweep` on it refuses at once. The lock
+        file holds the writer's pid while it writes and is removed when it is done (a finished
+        folder has none); a writer that locked a file another just removed tries again."""
         import fcntl
 
-        fd = os.open(self.path / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = os.read(fd, 64).decode(errors="replace").strip() or "?"
-            os.close(fd)
-            raise UserError(f"results folder {str(self.path)!r} is in use by another dlbench sweep (pid "
-                            f"{holder}); allowed: wait for it to finish, or use another --name") from None
+        path = self.path / LOCK_FILE
+        while True:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                holder = os.read(fd, 64).decode(errors="replace").strip() or "?"
+                os.close(fd)
+                raise UserError(f"results folder {str(self.path)!r} is in use by another dlbench sweep (pid "
+                                f"{holder}); allowed: wait for it to finish, or use another --name") from None
+            try:
+                same = os.path.samestat(os.fstat(fd), os.stat(path))
+            except FileNotFoundError:
+                same = False
+            if same:
+                break
+            os.close(fd)  # locked a file the previous writer removed meanwhile: lock the one there now
         os.ftruncate(fd, 0)
         os.write(fd, str(os.getpid()).encode())
         self._lock_fd = fd
 
     def unlock(self) -> None:
         if self._lock_fd is not None:
+            try:
+                (self.path / LOCK_FILE).unlink()  # still holding the lock: nobody else has it
+            except OSError:
+                pass
             os.close(self._lock_fd)
             self._lock_fd = None
 
     def write_spec(self, toml_text: str) -> None:
-        spec = self.path / "spec.toml"
-        if spec.exists() and spec.read_text() != toml_text:
-            # a changed spec under the same name: keep the earlier one beside it
-            stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(spec.stat().st_mtime))
-            atomic_write(self.path / f"spec.{stamp}.toml", spec.read_bytes())
-        atomic_write(spec, toml_text.encode())
+        """The sweep's expanded spec. A folder holds one sweep: a rerun writes the same spec, or one
+        that only adds trials (runner.check_same_sweep refused anything else), which describes the
+        old trials too."""
+        atomic_write(self.path / "spec.toml", toml_text.encode())
 
     def write_env(self, env: dict) -> None:
         atomic_write(self.path / "env.json", json.dumps(env, indent=2, sort_keys=True).encode())
@@ -150,6 +163,35 @@ def read_record(f: Path) -> dict | None:
     except (OSError, ValueError, UnicodeDecodeError, AttributeError, TypeError):
         return None
     return rec if ok else None
+
+
+def stored_stages(path: Path) -> dict[str, str]:
+    """trial id -> stage (tune or confirm) of every trial stored in a results folder: read from
+    trials.parquet, and from the records it does not hold yet (a sweep killed before its tables
+    were rebuilt)."""
+    import pandas as pd
+
+    out: dict[str, str] = {}
+    table = Path(path) / TRIALS_FILE
+    if table.exists():
+        try:
+            t = pd.read_parquet(table, columns=["trial_id", "stage"])
+            out = dict(zip(t.trial_id, t.stage, strict=True))
+        except (ValueError, KeyError, OSError):
+            out = {}
+    records = Path(path) / RECORDS_DIR
+    for f in sorted(records.glob("*.json")) if records.is_dir() else []:
+        if f.stem not in out:
+            rec = read_record(f)
+            if rec is not None:
+                out[f.stem] = rec.get("stage", "tune")
+    return out
+
+
+def earlier_specs(path: Path) -> list[Path]:
+    """spec.<time>.toml files: what versions before one-sweep-per-folder kept when a changed spec
+    ran under the same name (so the folder may mix two sweeps)."""
+    return sorted(Path(path).glob("spec.*.toml"))
 
 
 def newer_schema_message(path, version) -> str:

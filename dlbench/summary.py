@@ -74,6 +74,10 @@ def render_summary(trials: pd.DataFrame, console: Console, env: dict | None = No
     pairs and says how many others `dlbench show <where>` has."""
     best = stats.best_configs(trials, method=method)
     several = trials["dataset"].nunique() > 1
+    from pathlib import Path
+
+    for note in words.mixed_notes(trials, Path(where) if where and Path(where).is_dir() else None):
+        console.print(f"[yellow]note:[/] {escape(note)}")
     for dataset, d in trials.groupby("dataset", sort=True):
         items = [b for b in best if b.dataset == dataset]
         note = words.no_validation_note(d, env)

@@ -255,3 +255,32 @@ def family_note(comparisons: list[stats.Comparison]) -> str | None:
         return f"1 comparison: {DIFF_WORDS[method]} at the 5% level; 95% interval of the difference"
     return (f"{k} comparisons, Holm-adjusted: the chance of any false 'better' among them stays at 5%; intervals "
             f"are 95% ({DIFF_WORDS[method]}) each, not adjusted")
+
+
+def mixed_notes(trials, path=None) -> list[str]:
+    """What a reader must say of a folder that may hold two sweeps: the spec files it holds (a
+    version before one-sweep-per-folder kept the earlier ones) and how they differ, and, per
+    dataset, the settings that differ between optimizers (their comparison compares those too)."""
+    import tomllib
+
+    from dlbench.spec import spec_diff
+    from dlbench.store import earlier_specs
+
+    notes = []
+    if path is not None:
+        earlier = earlier_specs(path)
+        if earlier:
+            try:
+                diff = spec_diff(tomllib.loads(earlier[0].read_text()), tomllib.loads((path / "spec.toml").read_text()))
+            except (OSError, tomllib.TOMLDecodeError):
+                diff = []
+            notes.append(f"this folder holds trials of {len(earlier) + 1} specs (spec.toml and "
+                         f"{', '.join(p.name for p in earlier)}, from before one folder held one sweep)"
+                         + (f"; they differ in {'; '.join(diff[:4])}" if diff else ""))
+    for dataset, d in trials.groupby("dataset", sort=True):
+        for column, values in stats.settings_between(d).items():
+            listed = "; ".join(f"{k} {', '.join(v)}" for k, v in values.items())
+            where = f"{dataset}: " if trials["dataset"].nunique() > 1 else ""
+            notes.append(f"{where}the optimizers ran with different {column} ({listed}): their comparisons compare "
+                         "that too")
+    return notes

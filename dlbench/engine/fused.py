@@ -488,7 +488,8 @@ class GenericUpdate:
                 v.copy_(p)
 
 
-ACTIVATION_NAMES = {torch.nn.ReLU: "relu", torch.nn.Tanh: "tanh", torch.nn.Sigmoid: "sigmoid", torch.nn.Identity: "none"}
+ACTIVATION_NAMES = {torch.nn.ReLU: "relu", torch.nn.Tanh: "tanh", torch.nn.Sigmoid: "sigmoid",
+                    torch.nn.Identity: "none"}
 
 
 def as_mlp(module) -> tuple[list[int], str] | None:

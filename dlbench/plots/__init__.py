@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from dlbench.errors import UserError
+from dlbench.errors import UserError, did_you_mean
 
 KINDS = ("curves", "lr", "heatmap", "target", "profile", "timing")
 FORMATS = ("png", "svg", "pdf")
@@ -60,7 +60,8 @@ def check_options(kind: str, x: str, stat: str, fmt: str, band: str) -> None:
     if fmt not in FORMATS:
         raise UserError(f"--format {fmt!r} is unknown; allowed: {', '.join(FORMATS)}")
     if kind not in (*KINDS, "all"):
-        raise UserError(f"--kind {kind!r} is unknown; allowed: {', '.join(KINDS)}, all")
+        raise UserError(f"--kind {kind!r} is unknown{did_you_mean(kind, (*KINDS, 'all'))}; allowed: "
+                        f"{', '.join(KINDS)}, all")
     if x not in _common.XS:
         raise UserError(f"--x {x!r} is unknown; allowed: {', '.join(_common.XS)}")
     if stat not in _common.STATS:

@@ -90,7 +90,7 @@ def folder_info(name: str, path: Path, trials: pd.DataFrame, env: dict) -> Folde
     spec = spec_path.read_text() if spec_path.exists() else ""
     div = trials[trials["status"] == "diverged"]
     bad = trials[trials["status"] == "failed"]
-    notes = []
+    notes = words.mixed_notes(trials, path)
     for dataset, d in trials.groupby("dataset"):
         note = words.no_validation_note(d, env)
         if note:
