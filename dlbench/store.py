@@ -358,16 +358,27 @@ def tables(records) -> tuple[Any, Any]:
 # Reader side
 
 
+def check_results_folder(path: str | Path) -> Path:
+    """A folder `dlbench sweep` wrote, or a one-line UserError saying what it is instead."""
+    p = Path(path)
+    if not p.exists():
+        raise UserError(f"{str(p)!r} does not exist; allowed: a results folder written by `dlbench sweep`")
+    if (p / "devices.parquet").exists():
+        raise UserError(f"{str(p)!r} holds a `dlbench compare-devices` report (devices.parquet, summary.json, "
+                        "plots/); allowed: a results folder written by `dlbench sweep`")
+    if not p.is_dir() or not ((p / "env.json").exists() or (p / RECORDS_DIR).is_dir()):
+        raise UserError(f"{str(p)!r} is not a dlbench results folder; allowed: a folder written by "
+                        "`dlbench sweep` (with env.json and trials.parquet)")
+    return p
+
+
 def read_results(path: str | Path):
     """(trials, history, env) for a finished or partial sweep, in the current schema's columns;
     refuses newer schemas. A folder of an older schema is read from its per-trial records, which
     give every current column (NaN where the old version measured nothing, e.g. validation)."""
     import pandas as pd
 
-    p = Path(path)
-    if not p.is_dir() or not ((p / "env.json").exists() or (p / RECORDS_DIR).is_dir()):
-        raise UserError(f"{str(p)!r} is not a dlbench results folder; allowed: a folder written by "
-                        "`dlbench sweep` (with env.json and trials.parquet)")
+    p = check_results_folder(path)
     env = {}
     if (p / "env.json").exists():
         try:

@@ -52,6 +52,10 @@ def make_report(folders: list[str], fmt: str = "html", out: str | None = None, m
     check_ci(method)
     if not folders:
         raise UserError("no results folder given; allowed: one or more folders written by `dlbench sweep`")
+    from dlbench.store import check_results_folder
+
+    for f in folders:  # before --out: a folder that is not one is the first thing to say
+        check_results_folder(f)
     target = Path(out) if out else default_out(folders, fmt)
     check_out(target)
     data = _data.report_data(folders, with_figures=fmt == "html", method=method)
