@@ -169,6 +169,10 @@ def plot(
     band: Annotated[str, Opt(help="Band over seeds (curves, lr): ci (95% interval of the mean, see --ci), std, "
                                   "minmax or none.")] = "ci",
     ci: Annotated[str, Opt(help=CI_HELP)] = "t",
+    dataset: Annotated[str | None, Opt(help="Draw these datasets only (comma-separated); default: all, one panel "
+                                            "each (up to 12).")] = None,
+    stage: Annotated[str | None, Opt(help="Where a [protocol] ran: confirm (the default for curves) or tune.")]
+    = None,
     format_: Annotated[str, Opt("--format", help="png, svg or pdf.")] = "png",
     out: Annotated[str | None, Opt(help="Folder for the figures (default: <first folder>/plots).")] = None,
 ) -> int:
@@ -176,7 +180,7 @@ def plot(
     profile, timing."""
     from dlbench.plots import make_plots
 
-    for path in make_plots(results, kind, metric, x, target, axes, format_, out, stat, band, ci):
+    for path in make_plots(results, kind, metric, x, target, axes, format_, out, stat, band, ci, dataset, stage):
         typer.echo(f"wrote {path}")
     return 0
 

@@ -113,6 +113,15 @@ def result_tables(folder: Path):
     return t.reset_index(drop=True), h.reset_index(drop=True)
 
 
+def sweep(out: Path, name: str, *args) -> Path:
+    """Run `dlbench sweep ARGS --name NAME --out OUT` in this process; its results folder."""
+    try:
+        main(["sweep", *args, "--name", name, "--out", str(out), "--workers", "1"])
+    except SystemExit as e:
+        assert e.code == 0
+    return out / name
+
+
 def write(path: Path, text: str) -> Path:
     path.write_text(text)
     return path

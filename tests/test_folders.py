@@ -41,7 +41,8 @@ def test_a_spec_that_only_adds_trials_extends_the_folder(cli, tmp_path):
     spec = write(tmp_path / "x.toml", SPEC)
     assert cli("sweep", spec, "--out", tmp_path / "o", "--workers", "1").code == 0
     before = pd.read_parquet(tmp_path / "o" / "x" / "trials.parquet")
-    write(spec, SPEC.replace("lr = [0.01, 0.1]", "lr = [0.01, 0.1, 0.3]").replace("seeds = [0, 1]", "seeds = [0, 1, 2]"))
+    write(spec, SPEC.replace("lr = [0.01, 0.1]", "lr = [0.01, 0.1, 0.3]")
+          .replace("seeds = [0, 1]", "seeds = [0, 1, 2]"))
     r = cli("sweep", spec, "--out", tmp_path / "o", "--workers", "1")
     assert r.code == 0, r.err
     assert f"extends {tmp_path / 'o' / 'x'}: 8 done, 10 new" in r.out  # 2 × 3 × 3 = 18 trials
@@ -70,7 +71,8 @@ def test_a_changed_setting_is_refused_in_one_line_naming_it(cli, tmp_path):
 def test_a_folder_an_older_version_mixed_is_labelled_by_show_and_report(cli, tmp_path):
     """Before this version, a changed spec under one name was kept as spec.<time>.toml and the
     new trials joined the old: rebuild such a folder by hand and read it."""
-    a = write(tmp_path / "a.toml", SPEC.replace("[grid]\noptimizer = [\"sgd\", \"adam\"]", "optimizer = \"adam\"\n[grid]"))
+    a = write(tmp_path / "a.toml",
+              SPEC.replace("[grid]\noptimizer = [\"sgd\", \"adam\"]", "optimizer = \"adam\"\n[grid]"))
     b = write(tmp_path / "b.toml", SPEC.replace("epochs = 2", "epochs = 3").replace(
         "[grid]\noptimizer = [\"sgd\", \"adam\"]", "optimizer = \"sgd\"\n[grid]").replace('name = "x"', 'name = "y"'))
     assert cli("sweep", a, "--out", tmp_path / "o", "--workers", "1").code == 0

@@ -90,7 +90,7 @@ def test_lr_sensitivity_follows_the_tables_rule_for_diverged_seeds():
     chosen = lr.lr_info(hand_made(ROWS, val={"a1": [0.1, 0.9, 0.2]}), "test_acc", "best", band="minmax")
     assert next(ln for ln in chosen.lines if "10" in ln.name.split()).hi[0] == pytest.approx(0.7)  # a0 @ 2, a1 @ 1
     # the lr validation chose is ringed: per line, the tables' choice
-    assert {ln.name: ln.chosen_lr for ln in info.lines} == {"sgd 10": 0.1, "sgd 100": 1.0}
+    assert {ln.name: ln.chosen_lr for ln in info.lines} == {"sgd bs 10": 0.1, "sgd bs 100": 1.0}
 
 
 def test_heatmap_cells_hatches_and_best_cell():

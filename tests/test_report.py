@@ -14,19 +14,9 @@ import pytest
 
 from dlbench import SCHEMA_VERSION, stats
 from tests.browser import Chromium, find_chromium
-from tests.conftest import tree
+from tests.conftest import sweep, tree
 
 SCHEMA1 = Path(__file__).parent / "data" / "schema1"
-
-
-def sweep(out: Path, name: str, *args) -> Path:
-    from dlbench.cli import main
-
-    try:
-        main(["sweep", *args, "--name", name, "--out", str(out), "--workers", "1"])
-    except SystemExit as e:
-        assert e.code == 0
-    return out / name
 
 
 @pytest.fixture(scope="module")

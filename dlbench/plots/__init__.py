@@ -22,11 +22,14 @@ FORMATS = ("png", "svg", "pdf")
 
 
 def supported_kinds(results) -> list[str]:
-    """The kinds a sweep's axes support, in drawing order."""
+    """The kinds a sweep's axes support, in drawing order: one sensible figure per kind (the
+    heatmap only over lr × batch size; --kind heatmap --axes draws any other pair)."""
+    from dlbench.plots._common import problems
+
     kinds = ["curves"]
     if results.trials["lr"].nunique() > 1:
         kinds.append("lr")
-    if len(heatmap_axes(results)) == 2:
+    if any(t["lr"].nunique() > 1 and t["batch_size"].nunique() > 1 for _, t in problems(results)):
         kinds.append("heatmap")
     if results.trials["batch_size"].nunique() > 1:
         kinds.append("target")
@@ -80,53 +83,59 @@ def check_out_dir(outdir: Path) -> None:
             return
 
 
-def target_default_metric(results) -> str:
-    """The validation metric of the first dataset (the training set's without a split)."""
-    from dlbench import stats
-
-    t = results.trials
-    first = t[t["dataset"] == t["dataset"].iloc[0]]
-    return stats.target_metric(stats.task_of(str(first["dataset"].iloc[0])), stats.has_validation(first))[0]
-
-
-def figure_job(results, kind: str, metric: str, x: str = "epoch", stat: str = "best", band: str = "ci",
+def figure_job(results, kind: str, metric: str | None, x: str = "epoch", stat: str = "best", band: str = "ci",
                axes: tuple[str, str] | None = None, target: float | None = None, target_metric: str | None = None,
-               method: str = "t"):
-    """(draw, info, file stem) of one figure kind: its data step run, its drawing left to do."""
+               method: str = "t", stage: str | None = None):
+    """(draw, info, file stem) of one figure kind: its data step run, its drawing left to do.
+    `metric` None: each problem's own (test accuracy, R² or loss)."""
     from dlbench.plots import _common, curves, heatmap, lr, profile, timing
     from dlbench.plots import target as target_plot
 
+    name = metric or "test"
     if kind == "curves":
-        return curves.draw, curves.curves_info(results, metric, x, band, method), f"curves-{metric}-by-{x}"
+        return curves.draw, curves.curves_info(results, metric, x, band, method, stage), f"curves-{name}-by-{x}"
     if kind == "lr":
-        return lr.draw, lr.lr_info(results, metric, stat, band, method), f"lr-{metric}"
+        return lr.draw, lr.lr_info(results, metric, stat, band, method), f"lr-{name}"
     if kind == "heatmap":
         pair = heatmap_axes(results, axes) or ("lr", "batch_size")
         return (heatmap.draw, heatmap.heatmap_info(results, metric, pair, stat),
-                f"heatmap-{metric}-{pair[0]}-{pair[1]}")
+                f"heatmap-{name}-{pair[0]}-{pair[1]}")
     if kind == "target":
-        m = _common.check_metric(target_metric or target_default_metric(results), results)
-        return target_plot.draw, target_plot.target_info(results, m, target), f"target-{m}"
+        info = target_plot.target_info(results, _common.check_metric(target_metric, results) if target_metric else None,
+                                       target)
+        return target_plot.draw, info, f"target-{info.metric or 'validation'}"
     if kind == "profile":
         return profile.draw, profile.profile_info(results), "profile"
     return timing.draw, timing.timing_info(results), "timing"
 
 
+STAGES = ("tune", "confirm")
+
+
 def make_plots(folders: list[str], kind: str = "all", metric: str | None = None, x: str = "epoch",
                target: float | None = None, axes: str | None = None, fmt: str = "png", out: str | None = None,
-               stat: str = "best", band: str = "ci", method: str = "t") -> list[Path]:
-    """Draw the figures and return the files written."""
+               stat: str = "best", band: str = "ci", method: str = "t", datasets: str | None = None,
+               stage: str | None = None) -> list[Path]:
+    """Draw the figures and return the files written. `datasets`: a comma list of the datasets to
+    draw; `stage`: tune or confirm, where a protocol ran (default: the confirm stage for curves)."""
     from dlbench.plots import _common
 
     check_options(kind, x, stat, fmt, band)
-    from dlbench.stats import check_ci
+    from dlbench import stats
 
-    check_ci(method)
+    stats.check_ci(method)
+    if stage is not None and stage not in STAGES:
+        raise UserError(f"--stage {stage!r} is unknown{did_you_mean(stage, STAGES)}; allowed: {', '.join(STAGES)}")
     outdir = Path(out) if out else Path(folders[0]) / "plots"
     check_out_dir(outdir)
     results = _common.load(folders)
+    if datasets:
+        results = _common.restrict(results, [d.strip() for d in datasets.split(",")])
     asked = metric
-    metric = _common.check_metric(metric or _common.default_metric(results), results)
+    if metric is not None:
+        metric = _common.check_metric(metric, results)
+    elif len({stats.task_of(g) for _, g in _common.problems(results)}) == 1:
+        metric = _common.default_metric(results)  # one task: one metric for every panel
     axes_pair = None
     if axes:
         parts = [a.strip() for a in axes.split(",")]
@@ -142,5 +151,5 @@ def make_plots(folders: list[str], kind: str = "all", metric: str | None = None,
     for k in kinds:
         # the target chooses an lr per batch size: a validation metric unless one was asked for
         target_metric = asked if kind == "target" and asked else None
-        jobs.append(figure_job(results, k, metric, x, stat, band, axes_pair, target, target_metric, method))
+        jobs.append(figure_job(results, k, metric, x, stat, band, axes_pair, target, target_metric, method, stage))
     return [_common.save(draw(info), outdir, stem + tag, fmt) for draw, info, stem in jobs]

@@ -103,6 +103,125 @@ def label(metric: str) -> str:
     return metric_words(metric)
 
 
+# --------------------------------------------------------------------------------------------
+# Several problems: one panel each
+
+
+MAX_PANELS = 12  # no default figure has more
+
+
+def problems(results: Results) -> list[tuple[str, pd.DataFrame]]:
+    """(name, trials) of each problem the results hold: a dataset of a results folder (with the
+    folder's name in front when several are read together)."""
+    t = results.trials
+    keys = [c for c in ("sweep", "dataset") if c in t and (c == "dataset" or t[c].nunique() > 1)]
+    return [(" ".join(str(k) for k in (key if isinstance(key, tuple) else (key,))), g)
+            for key, g in t.groupby(keys, sort=True)]
+
+
+def panel_title(name: str, width: int = 32) -> str:
+    """A panel's title, wrapped so that it fits a panel of a three-column page-wide figure (2.4 in
+    at 8 points: about 34 characters)."""
+    import textwrap
+
+    return "\n".join(textwrap.wrap(name, width)) or name
+
+
+TITLE_PT = 8.5  # the figure's title (style() sets it)
+
+
+def fig_title(text: str, width_in: float) -> str:
+    """A figure's title wrapped to the figure's width (a character is about 0.6 of the font size
+    wide; wide letters and symbols are covered by wrapping at 90% of the width)."""
+    import textwrap
+
+    per_inch = 72 / (0.6 * TITLE_PT)
+    return "\n".join(textwrap.wrap(text, max(24, int(0.9 * width_in * per_inch))))
+
+
+def legend_below(fig, handles=None, labels=None, width_in: float | None = None):
+    """The figure's legend under its panels, in as many columns as fit the figure's width."""
+    if handles is None:
+        handles, labels = fig.axes[0].get_legend_handles_labels()
+        for ax in fig.axes[1:]:
+            h, lab = ax.get_legend_handles_labels()
+            handles, labels = handles + h, labels + lab
+    if labels is None:
+        labels = [h.get_label() for h in handles]
+    width_in = 0.95 * (width_in or fig.get_size_inches()[0])
+    return fig.legend(handles, labels, loc="outside lower center", ncols=legend_cols(labels, width_in),
+                      frameon=False)
+
+
+def legend_cols(labels: list[str], width_in: float, most: int = 4) -> int:
+    """The most columns (up to `most`) whose widest entries fit `width_in`: matplotlib fills a
+    legend column by column, each as wide as its widest entry (text at 7 points, a handle and a gap)."""
+    n = len(labels)
+    for cols in range(min(most, n), 1, -1):
+        per = math.ceil(n / cols)
+        widths = [max(len(str(lab)) for lab in labels[i:i + per]) * 0.6 * 7 / 72 + 0.6 for i in range(0, n, per)]
+        if sum(widths) <= width_in:
+            return cols
+    return 1
+
+
+def task_metric(task: str, metric: str | None = None) -> str:
+    """The test metric a task reports (what a figure shows by default): accuracy, R², or loss."""
+    if metric is not None:
+        return metric
+    return "test_acc" if task in ("binary", "multiclass") else ("test_r2" if task == "regression" else "test_loss")
+
+
+def metric_for(trials: pd.DataFrame, history: pd.DataFrame, metric: str | None) -> str:
+    """The metric a problem's panel shows: the one asked for where the problem has it, else its
+    task's own (a regression problem has no accuracy)."""
+    from dlbench.stats import task_of
+
+    if metric is not None and history[metric].notna().any():
+        return metric
+    task = task_of(trials)
+    if metric is not None and metric.endswith("_acc") and task not in ("binary", "multiclass"):
+        metric = metric.replace("_acc", "_r2" if task == "regression" else "_loss")
+        if history[metric].notna().any():
+            return metric
+    return task_metric(task)
+
+
+def default_stage(results: Results) -> str | None:
+    """Where a protocol ran, figures show its confirm stage (its numbers are the results); else all."""
+    t = results.trials
+    return "confirm" if "stage" in t and (t["stage"] == "confirm").any() else None
+
+
+def restrict(results: Results, datasets: list[str] | None = None, stage: str | None = None) -> Results:
+    """The results of some datasets, or of one stage ("tune" or "confirm")."""
+    t, h = results.trials, results.history
+    if datasets:
+        unknown = [d for d in datasets if d not in set(t["dataset"])]
+        if unknown:
+            names = sorted(set(t["dataset"]))
+            raise UserError(f"--dataset {unknown[0]!r} is not in these results{did_you_mean(unknown[0], names)}; "
+                            f"allowed: {', '.join(names)}")
+        t = t[t["dataset"].isin(datasets)]
+    if stage is not None and "stage" in t:
+        if not (t["stage"] == stage).any():
+            raise UserError(f"--stage {stage!r}: these results have no {stage} trials; allowed: "
+                            f"{', '.join(sorted(set(t['stage'])))}")
+        t = t[t["stage"] == stage]
+    return Results(t, h[h["trial_id"].isin(t["trial_id"])])
+
+
+def optimizer_styles(names: list[str]) -> dict[str, tuple[str, str, str]]:
+    """One colour, marker and line style per optimizer, the same in every panel and figure."""
+    return {n: (OKABE_ITO[i % len(OKABE_ITO)], MARKERS[i % len(MARKERS)], LINESTYLES[(i // len(OKABE_ITO)) % 4])
+            for i, n in enumerate(sorted(names))}
+
+
+def grid_of(n: int, cols: int = 3) -> tuple[int, int]:
+    cols = max(1, min(n, cols))
+    return math.ceil(n / cols), cols
+
+
 STATS = ("best", "final")
 STAT_WORDS = {"final": "final", "best": "at the validation-chosen epoch"}
 
@@ -124,6 +243,9 @@ def final_or_best(trials_hist: pd.DataFrame, metric: str, stat: str) -> pd.Serie
     return chosen.combine_first(final)
 
 
+AXIS_WORDS = {"batch_size": "bs", "weight_decay": "wd"}  # short names of axes in legends
+
+
 def fmt_value(v) -> str:
     if isinstance(v, float | np.floating):
         return f"{v:.4g}"
@@ -141,7 +263,7 @@ def style():
         "font.size": 8, "axes.titlesize": 8, "axes.labelsize": 8, "legend.fontsize": 7, "xtick.labelsize": 7,
         "ytick.labelsize": 7, "axes.spines.top": False, "axes.spines.right": False, "axes.grid": True,
         "grid.alpha": 0.3, "grid.linewidth": 0.5, "lines.linewidth": 1.2, "savefig.dpi": 200,
-        "svg.fonttype": "none", "pdf.fonttype": 42, "figure.constrained_layout.use": True,
+        "figure.titlesize": TITLE_PT, "svg.fonttype": "none", "pdf.fonttype": 42, "figure.constrained_layout.use": True,
     })
     return plt
 

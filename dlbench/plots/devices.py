@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from dlbench.plots._common import COLUMN_IN, MARKERS, OKABE_ITO, PAGE_IN, log_scale, save, style
+from dlbench.plots._common import COLUMN_IN, MARKERS, OKABE_ITO, PAGE_IN, legend_below, log_scale, save, style
 
 
 @dataclass
@@ -62,7 +62,7 @@ def draw_devices(rows, report, out: Path, fmt: str = "png") -> list[Path]:
         ax.set_xlabel("batch size")
     axes[0].set_ylabel("samples / s (median, IQR band)")
     handles, labels = axes[0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="outside lower center", ncols=min(4, len(labels)), frameon=False)
+    legend_below(fig, handles, labels)
     written = [save(fig, out, "throughput", fmt)]
     accelerators = report.get("accelerators", [])
     if accelerators:
@@ -80,6 +80,6 @@ def draw_devices(rows, report, out: Path, fmt: str = "png") -> list[Path]:
         ax.set_xlabel("batch size")
         ax.set_ylabel(f"speedup over {report['baseline']}")
         ax.set_title("accelerator speedup; vertical lines: crossover")
-        fig.legend(loc="outside lower center", ncols=2, frameon=False)
+        legend_below(fig)
         written.append(save(fig, out, "speedup", fmt))
     return written

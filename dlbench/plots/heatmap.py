@@ -14,13 +14,18 @@ import numpy as np
 from dlbench import stats
 from dlbench.errors import UserError
 from dlbench.plots._common import (
+    MAX_PANELS,
     PAGE_IN,
     STAT_WORDS,
     Results,
+    fig_title,
     final_or_best,
     fmt_value,
     higher_is_better,
     label,
+    metric_for,
+    problems,
+    restrict,
     style,
 )
 from dlbench.words import metric_words
@@ -45,10 +50,36 @@ class HeatmapInfo:
     axes: tuple[str, str]
     panels: list[Panel]
     chosen_by: str = "best_val_acc"  # the column whose mean over seeds picked the outlined cell
+    note: str = ""  # which problem, when the results hold several
+    left_out: int = 0  # panels beyond MAX_PANELS
 
 
-def heatmap_info(results: Results, metric: str, axes: tuple[str, str] = ("lr", "batch_size"),
+def heatmap_info(results: Results, metric: str | None = None, axes: tuple[str, str] = ("lr", "batch_size"),
                  stat: str = "best") -> HeatmapInfo:
+    """Under a protocol, the tuning stage (where the axes vary); with several problems, the first
+    (`dlbench plot --dataset` chooses another): one heatmap is one problem's, its panels one per
+    optimizer, at most MAX_PANELS of them."""
+    if "stage" in results.trials and (results.trials["stage"] == "tune").any() \
+            and (results.trials["stage"] == "confirm").any():
+        results = restrict(results, stage="tune")
+    probs = problems(results)
+    note = ""
+    if len(probs) > 1:
+        # the first problem whose own trials vary both axes (else the first: its error says why)
+        both = [(n, t) for n, t in probs if all(a in t and t[a].nunique() > 1 for a in axes)]
+        name, t = (both or probs)[0]
+        results = Results(t, results.history[results.history["trial_id"].isin(t["trial_id"])])
+        note = f"{name} (1 of {len(probs)} problems; --dataset chooses)"
+    metric = metric_for(results.trials, results.history, metric)
+    info = _heatmap_info(results, metric, axes, stat)
+    info.note = note
+    if len(info.panels) > MAX_PANELS:
+        info.left_out = len(info.panels) - MAX_PANELS
+        info.panels = info.panels[:MAX_PANELS]
+    return info
+
+
+def _heatmap_info(results: Results, metric: str, axes: tuple[str, str], stat: str) -> HeatmapInfo:
     for a in axes:
         if a not in results.trials:
             raise UserError(f"--axes {a!r} is not a column of these results; allowed: {', '.join(results.varying())}")
@@ -139,6 +170,8 @@ def draw(info: HeatmapInfo):
     fig.colorbar(image, ax=axes, label=f"{label(info.metric)}, {STAT_WORDS[info.stat]}\n(mean over seeds)",
                  shrink=0.9)
     tied = "; dashed: tied with it" if any(p.tied for p in info.panels) else ""
-    fig.suptitle(f"hatched: k/N seeds diverged; outlined: the cell chosen by mean {metric_words(info.chosen_by)}"
-                 f"{tied}")
+    where = f"{info.note}: " if info.note else ""
+    more = f"; {info.left_out} more panels not drawn" if info.left_out else ""
+    fig.suptitle(fig_title(f"{where}hatched: k/N seeds diverged; outlined: the cell chosen by mean "
+                           f"{metric_words(info.chosen_by)}{tied}{more}", w))
     return fig

@@ -13,15 +13,25 @@ import numpy as np
 
 from dlbench import stats
 from dlbench.plots._common import (
+    AXIS_WORDS,
     COLUMN_IN,
     DIVERGED_MARKER,
-    MARKERS,
-    OKABE_ITO,
+    MAX_PANELS,
+    PAGE_IN,
     STAT_WORDS,
     Results,
+    fig_title,
     final_or_best,
+    fmt_value,
+    grid_of,
     label,
+    legend_below,
     log_scale,
+    metric_for,
+    optimizer_styles,
+    panel_title,
+    problems,
+    restrict,
     style,
 )
 from dlbench.words import short_band
@@ -48,19 +58,22 @@ class LrInfo:
     lines: list[LrLine]
     band: str = "ci"
     method: str = stats.DEFAULT_CI
+    panels: list[str] = field(default_factory=lambda: [""])  # one per problem when there are several
+    panel_of: list[str] = field(default_factory=list)  # per line, its panel
+    panel_metrics: dict[str, str] = field(default_factory=dict)
+    series: list[str] = field(default_factory=list)  # per line, its legend entry (the optimizer)
+    left_out: int = 0
 
 
-def lr_info(results: Results, metric: str, stat: str = "best", band: str = "ci",
-            method: str = stats.DEFAULT_CI) -> LrInfo:
-    value = final_or_best(results.history, metric, stat).rename("value")
-    t = results.trials.merge(value, left_on="trial_id", right_index=True, how="left")
-    others = [c for c in results.varying() if c not in ("optimizer", "lr")]
-    if t["sweep"].nunique() > 1:
-        others = ["sweep", *others]
+def _lines(t, h, metric: str, stat: str, band: str, method: str, others: list[str]) -> list[LrLine]:
+    value = final_or_best(h, metric, stat).rename("value")
+    t = t.merge(value, left_on="trial_id", right_index=True, how="left")
     lines = []
     for key, g in t.groupby(["optimizer", *others], sort=True, dropna=False):
         key = key if isinstance(key, tuple) else (key,)
-        name = " ".join(str(k) for k in key)
+        # the optimizer, then each other axis by name: "adam bs 16", "sgd epochs 10"
+        name = " ".join([str(key[0])] + [str(v) if c == "sweep" else f"{AXIS_WORDS.get(c, c)} {fmt_value(v)}"
+                                         for c, v in zip(others, key[1:], strict=True)])
         lrs, mean, cells, div, counts = [], [], [], [], []
         for lr, cell in g.groupby("lr", sort=True):
             vals = cell["value"].to_numpy(dtype=float)
@@ -78,19 +91,80 @@ def lr_info(results: Results, metric: str, stat: str = "best", band: str = "ci",
         tied = [] if choice is None else sorted(float(c["lr"]) for c in choice.tied)
         lines.append(LrLine(name, lrs, mean, lo.tolist(), hi.tolist(), div, [len(c) for c in cells], counts,
                             chosen, tied))
-    return LrInfo(metric, stat, lines, band, method)
+    return lines
+
+
+def lr_info(results: Results, metric: str | None = None, stat: str = "best", band: str = "ci",
+            method: str = stats.DEFAULT_CI) -> LrInfo:
+    """One line per optimizer (and other varying axes), lr on x; where the results hold several
+    problems, one panel per problem, each with its own metric. Under a protocol, the tuning stage
+    (where the lr varies: the confirm stage has one lr per optimizer)."""
+    if "stage" in results.trials and (results.trials["stage"] == "tune").any() \
+            and (results.trials["stage"] == "confirm").any():
+        results = restrict(results, stage="tune")
+    probs = problems(results)
+    if len(probs) == 1:
+        metric = metric or metric_for(results.trials, results.history, None)
+        others = [c for c in results.varying() if c not in ("optimizer", "lr")]
+        if results.trials["sweep"].nunique() > 1:
+            others = ["sweep", *others]
+        lines = _lines(results.trials, results.history, metric, stat, band, method, others)
+        return LrInfo(metric, stat, lines, band, method, [""], [""] * len(lines), {"": metric},
+                      [line.name for line in lines])
+    lines, panel_of, panel_metrics = [], [], {}
+    for name, t in probs[:MAX_PANELS]:
+        h = results.history[results.history["trial_id"].isin(t["trial_id"])]
+        m = metric_for(t, h, metric)
+        panel_metrics[name] = m
+        others = [c for c in Results(t, h).varying() if c not in ("optimizer", "lr", "dataset", "sweep", "stage")]
+        mine = _lines(t, h, m, stat, band, method, others)
+        lines += mine
+        panel_of += [name] * len(mine)
+    return LrInfo(metric or "", stat, lines, band, method, list(panel_metrics), panel_of, panel_metrics,
+                  [line.name for line in lines], max(0, len(probs) - MAX_PANELS))
 
 
 def draw(info: LrInfo):
     plt = style()
-    fig, ax = plt.subplots(figsize=(COLUMN_IN, 2.6))
-    finite = [v for line in info.lines for v in line.hi + line.lo if np.isfinite(v)]
+    several = len(info.panels) > 1
+    rows, cols = grid_of(len(info.panels), 3)
+    size = (PAGE_IN, 1.9 * rows + 1.3) if several else (COLUMN_IN, 2.8)
+    fig, axes = plt.subplots(rows, cols, figsize=size, squeeze=False)
+    styles = optimizer_styles(list(dict.fromkeys(info.series)))
+    for ax, panel in zip(axes.flat, info.panels, strict=False):
+        mine = [line for line, p in zip(info.lines, info.panel_of or [""] * len(info.lines), strict=True)
+                if p == panel]
+        _draw_panel(ax, mine, info, styles)
+        metric = info.panel_metrics.get(panel, info.metric)
+        ax.set_xlabel("learning rate")
+        ax.set_ylabel(label(metric))
+        if several:
+            ax.set_title(panel_title(panel), pad=10)
+    for ax in axes.flat[len(info.panels):]:
+        ax.set_visible(False)
+    tied = " (thin: tied with it)" if any(line.tied_lr for line in info.lines) else ""
+    ns = sorted({n for line in info.lines for n in line.n if n})
+    n = (f"N = {ns[0]}" if len(ns) == 1 else f"N = {ns[0]}–{ns[-1]}") if ns else "N = 0"
+    more = f"; {info.left_out} more problems: --dataset" if info.left_out else ""
+    where = f", {STAT_WORDS[info.stat]}"
+    diverged = f"; {DIVERGED_MARKER} k/N seeds diverged" if any(line.diverged_lr for line in info.lines) else ""
+    title = (f"lr sensitivity{where}: mean over seeds ({n}), band: {short_band(info.band, info.method)}; "
+             f"○ chosen on validation{tied}{diverged}{more}")
+    width = size[0]
+    fig.suptitle(fig_title(title, width))
+    handles = [plt.Line2D([], [], color=styles[s][0], marker=styles[s][1], ms=3.5, label=s) for s in styles]
+    legend_below(fig, handles)
+    return fig
+
+
+def _draw_panel(ax, lines: list[LrLine], info: LrInfo, styles) -> None:
+    finite = [v for line in lines for v in line.hi + line.lo + line.mean if np.isfinite(v)]
     top = max(finite) if finite else 1.0
     bottom = min(finite) if finite else 0.0
     edge = top + 0.06 * (top - bottom or 1.0)
-    for i, line in enumerate(info.lines):
-        c, m = OKABE_ITO[i % len(OKABE_ITO)], MARKERS[i % len(MARKERS)]
-        ax.plot(line.lr, line.mean, color=c, marker=m, ms=3.5, label=line.name)
+    for line in lines:
+        c, m, _ = styles[line.name]
+        ax.plot(line.lr, line.mean, color=c, marker=m, ms=3.5)
         if info.band != "none":
             ax.fill_between(line.lr, line.lo, line.hi, color=c, alpha=0.2, lw=0)
         if line.chosen_lr is not None and line.chosen_lr in line.lr:
@@ -106,12 +180,3 @@ def draw(info: LrInfo):
                         fontsize=5.5, color=c, annotation_clip=False)
     log_scale(ax, "x")
     ax.set_ylim(top=edge + 0.02 * (top - bottom or 1.0))
-    ax.set_xlabel("learning rate")
-    ax.set_ylabel(f"{label(info.metric)}\n({STAT_WORDS[info.stat]})")
-    tied = " (thin: tied with it)" if any(line.tied_lr for line in info.lines) else ""
-    ns = sorted({n for line in info.lines for n in line.n if n})
-    n = (f"N = {ns[0]}" if len(ns) == 1 else f"N = {ns[0]}–{ns[-1]}") if ns else "N = 0"
-    ax.set_title(f"lr sensitivity: mean over seeds ({n}), band: {short_band(info.band, info.method)}\n"
-                 f"○ chosen on validation{tied}; {DIVERGED_MARKER} k/N seeds diverged", pad=10)
-    fig.legend(loc="outside lower center", ncols=min(4, len(info.lines)), frameon=False)
-    return fig

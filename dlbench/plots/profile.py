@@ -11,7 +11,17 @@ from dataclasses import dataclass
 
 from dlbench import stats
 from dlbench.errors import UserError
-from dlbench.plots._common import COLUMN_IN, LINESTYLES, MARKERS, OKABE_ITO, Results, log_scale, style
+from dlbench.plots._common import (
+    COLUMN_IN,
+    LINESTYLES,
+    MARKERS,
+    OKABE_ITO,
+    Results,
+    fig_title,
+    legend_below,
+    log_scale,
+    style,
+)
 
 
 @dataclass
@@ -39,7 +49,7 @@ def profile_info(results: Results, fraction: float = stats.TARGET_FRACTION) -> P
 
 def draw(info: ProfileInfo):
     plt = style()
-    fig, ax = plt.subplots(figsize=(COLUMN_IN, 2.6))
+    fig, ax = plt.subplots(figsize=(COLUMN_IN + 0.6, 3.0))
     top = max([t for s in info.solvers for t in info.taus[s]] + [1.0])
     right = top * 1.5 if top > 1 else 2.0
     for i, s in enumerate(info.solvers):
@@ -60,8 +70,8 @@ def draw(info: ProfileInfo):
               else "every optimizer reached every target")
     dropped = info.costs.dropped
     left = (f"\nleft out (target met before any step): {', '.join(dropped)}" if dropped else "")
-    ax.set_title(f"performance profile over {len(info.problems)} problems: steps to a validation target\n"
-                 f"target: {100 * info.costs.fraction:g}% of the way from the start to the best result; {missed}"
-                 f"{left}")
-    fig.legend(loc="outside lower center", ncols=min(4, len(info.solvers)), frameon=False)
+    fig.suptitle(fig_title(f"performance profile over {len(info.problems)} problems: steps to a validation "
+                           f"target, {100 * info.costs.fraction:g}% of the way from the start to the best result; "
+                           f"{missed}{left.replace(chr(10), '; ')}", COLUMN_IN + 0.6))
+    legend_below(fig)
     return fig

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from dlbench.plots._common import COLUMN_IN, OKABE_ITO, Results, fmt_value, style
+from dlbench.plots._common import COLUMN_IN, OKABE_ITO, Results, fig_title, fmt_value, legend_below, style
 
 
 @dataclass
@@ -17,7 +17,7 @@ class TimingInfo:
 
 def timing_info(results: Results) -> TimingInfo:
     h = results.history[results.history.epoch > 0]
-    keys = [c for c in ("sweep", "optimizer", "batch_size", "model", "device") if c in h
+    keys = [c for c in ("sweep", "dataset", "optimizer", "batch_size", "model", "device") if c in h
             and (c in ("optimizer", "batch_size") or h[c].nunique() > 1)]
     engines = results.trials.set_index("trial_id")["engine"]
     rows = []
@@ -41,7 +41,7 @@ def draw(info: TimingInfo):
     ax.barh(y + 0.2, info.eval_s, height=0.4, color=OKABE_ITO[1], label="eval (train, validation and test sets)")
     ax.set_yticks(y, [f"{c} [{e}]" for c, e in zip(info.configs, info.engines, strict=True)])
     ax.set_xlabel("seconds per epoch per trial (median)")
-    ax.set_title("time per epoch (fused trials: the group's time ÷ its trials)")
+    fig.suptitle(fig_title("time per epoch (fused trials: their unit's time ÷ its trials)", COLUMN_IN + 1.2))
     ax.invert_yaxis()
-    fig.legend(loc="outside lower center", ncols=2, frameon=False)
+    legend_below(fig)
     return fig

@@ -136,20 +136,17 @@ def figure_plan(results) -> list[str]:
     steps to a validation target (2+ batch sizes); the performance profile (2+ problems); timing."""
     from dlbench.plots import supported_kinds
 
-    several_batch_sizes = results.trials["batch_size"].nunique() > 1
-    return [k for k in supported_kinds(results) if k != "heatmap" or several_batch_sizes]
+    return supported_kinds(results)
 
 
 def make_figure(results, key: str, method: str = stats.DEFAULT_CI) -> Figure:
     """One figure's record (the plot module's info step) with its title and caption."""
     from dlbench.plots import _common, figure_job
 
-    t = results.trials
-    task = stats.task_of(str(t["dataset"].iloc[0]))
-    shown = "test_acc" if task in ("binary", "multiclass") else ("test_r2" if task == "regression" else "test_loss")
-    shown = _common.check_metric(shown, results)
+    several = len(_common.problems(results)) > 1
+    shown = None if several else _common.metric_for(results.trials, results.history, None)
     draw, info, _ = figure_job(results, key, shown, "epoch", stat="best", band="ci", method=method)
-    what = _common.label(shown)
+    what = "each problem's test metric" if several else _common.label(shown)
     if key == "curves":
         title, caption = "Learning curves", (f"{what} by epoch: mean over seeds, band: "
                                              f"{words.band_words('ci', method)} (none below {stats.MIN_N[method]} "
