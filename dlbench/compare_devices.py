@@ -19,6 +19,8 @@ from dlbench.errors import UserError
 DEFAULT_BATCH_SIZES = [2**i for i in range(13)]  # 1 .. 4096
 QUICK_BATCH_SIZES = [1, 16, 256, 2048]
 DEFAULT_MODEL = {"kind": "mlp", "hidden": [256, 256], "activation": "relu"}
+FULL_TIMING = (1.0, 30)  # seconds of timed blocks per point, batches per timed epoch
+QUICK_TIMING = (0.3, 10)  # enough that two runs on an idle machine agree within 15% (benchmarks/devices_repeat.py)
 
 
 def parse_ints(text: str | None, flag: str, lo: int, hi: int) -> list[int] | None:
@@ -68,14 +70,15 @@ def run_compare(dataset: str = "digits", model: str | None = None, batch_sizes: 
     accelerators = [d for d in chosen if dev.is_accelerator(d)]
     if not accelerators:
         console.print("no accelerator on this machine (no CUDA, no MPS): a CPU-only report")
-    repeats, epoch_batches = (3, 10) if quick else (7, 30)
+    # seconds of timed blocks per point (after a warm-up), and batches per timed epoch
+    min_run_time, epoch_batches = QUICK_TIMING if quick else FULL_TIMING
     rows = []
     plan = [("cpu", t) for t in (thread_counts or [default_threads])] + [(d, None) for d in accelerators]
     t_start = time.perf_counter()
     for device, n_threads in plan:
         label = f"{device} ({n_threads} threads)" if n_threads else device
         console.print(f"measuring {label}: batch sizes {', '.join(map(str, sizes))}")
-        rows += dev.measure(dataset, model_spec, device, sizes, threads=n_threads, repeats=repeats,
+        rows += dev.measure(dataset, model_spec, device, sizes, threads=n_threads, min_run_time=min_run_time,
                             epoch_batches=epoch_batches)
     torch.set_num_threads(default_threads)
     # the baseline label is the first CPU configuration measured
@@ -181,7 +184,10 @@ def write_report(path: Path, rows, report, dataset, model, accelerators, threads
     env.update({"report": report, "dataset": dataset, "model": model})
     results.write_env(env)
     buf = io.BytesIO()
-    pd.DataFrame(rows).to_parquet(buf, index=False)
+    frame = pd.DataFrame(rows)
+    if "noisy" in frame:
+        frame["noisy"] = frame["noisy"].fillna("")  # the timed sweep's rows have no such flag
+    frame.to_parquet(buf, index=False)
     atomic_write(path / "devices.parquet", buf.getvalue())
     atomic_write(path / "summary.json", json.dumps(report, indent=2).encode())
 
@@ -189,7 +195,8 @@ def write_report(path: Path, rows, report, dataset, model, accelerators, threads
 def print_report(rows, report, console, accelerators) -> None:
     from rich.table import Table
 
-    table = Table(title="throughput (samples/s, median [IQR])", header_style="bold")
+    table = Table(title="throughput (samples/s, median [IQR]; noisy: IQR above 10% of the median, or an epoch "
+                        "faster than its train step)", header_style="bold")
     for c in ("device", "batch", "train step", "inference", "epoch (with copies)", "peak MiB"):
         table.add_column(c, justify="left" if c == "device" else "right")
     by = {}
@@ -198,7 +205,8 @@ def print_report(rows, report, console, accelerators) -> None:
             by.setdefault((r["device"], r["batch_size"]), {})[r["kind"]] = r
 
     def cell(r):
-        return f"{r['samples_per_s']:,.0f} [{r['q1_samples_per_s']:,.0f}–{r['q3_samples_per_s']:,.0f}]"
+        mark = " [yellow]noisy[/]" if r.get("noisy") else ""
+        return f"{r['samples_per_s']:,.0f} [{r['q1_samples_per_s']:,.0f}–{r['q3_samples_per_s']:,.0f}]{mark}"
 
     for (device, bs), kinds in by.items():
         peak = kinds["train"]["peak_memory_bytes"]
@@ -211,3 +219,5 @@ def print_report(rows, report, console, accelerators) -> None:
                       f"{words['inference']}; end-to-end epoch {words['epoch']}")
     if not accelerators:
         console.print("no accelerator measured: crossover not applicable")
+    for point in report.get("noisy", []):
+        console.print(f"[yellow]{dev.noise_line(point)}[/]", highlight=False)

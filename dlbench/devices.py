@@ -1,10 +1,14 @@
 """Devices: which exist here (checked before a sweep writes anything), and the timing harness
 behind `dlbench compare-devices`.
 
-Timing rules: warm-up calls first; then `repeats` blocks of `number` calls, each block timed
-with the device synchronized at both ends (CUDA events on CUDA, torch.mps.synchronize on MPS, the
-host clock on the CPU, where calls are synchronous). Reported: median and interquartile range of
-the per-call time over blocks, as samples per second."""
+Timing rules: warm-up calls first (at least three, and for at least `warmup_s`: lazy init,
+allocator, thread pools); then torch.utils.benchmark.Timer.blocked_autorange, which sizes a block
+of calls so that the timer's overhead is negligible and times blocks until `min_run_time` has
+passed, the device synchronized at both ends of every block (CUDA or MPS; the CPU's calls are
+synchronous). Reported: median and interquartile range of the per-call time over blocks, as
+samples per second. A point is flagged noisy when its IQR exceeds 10% of its median, or when an
+epoch (a train step plus the host copies) comes out faster per sample than the train step alone:
+either means the machine was busy, and the numbers are not to be trusted."""
 
 from __future__ import annotations
 
@@ -63,54 +67,58 @@ def is_accelerator(device: str) -> bool:
 # Measuring
 
 
+NOISY_SPREAD = 0.10  # IQR / median above which a point is flagged noisy
+KIND_WORDS = {"train": "train step", "inference": "inference", "epoch": "epoch"}
+
+
 @dataclass
 class Timing:
     median_s: float  # per call
     q1_s: float
     q3_s: float
     blocks: int
-    number: int
+    number: int  # calls per block
+
+    @property
+    def spread(self) -> float:
+        """The IQR as a fraction of the median."""
+        return (self.q3_s - self.q1_s) / self.median_s if self.median_s > 0 else math.inf
 
 
-def time_calls(fn: Callable[[], object], device: str, repeats: int = 7, warmup: int = 3,
-               min_block_s: float = 0.02) -> Timing:
-    """Per-call time of fn on device: median and IQR over `repeats` synchronized blocks."""
+def device_clock(device: str) -> Callable[[], float]:
+    """A host clock that first waits for the device's queued work."""
+    from dlbench.engine.common import sync
+
+    def now() -> float:
+        sync(device)
+        return time.perf_counter()
+
+    return now
+
+
+def time_calls(fn: Callable[[], object], device: str, min_run_time: float = 0.5, warmup_s: float = 0.1,
+               clock: Callable[[], float] | None = None) -> Timing:
+    """Per-call time of fn on device: median and IQR over the blocks of
+    torch.utils.benchmark.Timer.blocked_autorange, after a warm-up. `clock` replaces the
+    synchronizing host clock (tests pass a fake one)."""
     import torch
+    from torch.utils import benchmark
 
-    from dlbench.engine.common import sync as synchronize
-
-    for _ in range(warmup):
+    clock = clock or device_clock(device)
+    start, calls = clock(), 0
+    while calls < 3 or clock() - start < warmup_s:
         fn()
-    synchronize(device)
-    # calls per block so that a block lasts at least min_block_s (timer resolution, launch jitter)
-    t0 = time.perf_counter()
-    fn()
-    synchronize(device)
-    one = max(time.perf_counter() - t0, 1e-7)
-    number = max(1, min(10_000, math.ceil(min_block_s / one)))
-    per_call = []
-    for _ in range(repeats):
-        if device.startswith("cuda"):
-            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-            start.record()
-            for _ in range(number):
-                fn()
-            end.record()
-            end.synchronize()
-            per_call.append(start.elapsed_time(end) / 1000 / number)
-        else:
-            synchronize(device)
-            t0 = time.perf_counter()
-            for _ in range(number):
-                fn()
-            synchronize(device)
-            per_call.append((time.perf_counter() - t0) / number)
-    q = statistics.quantiles(per_call, n=4) if len(per_call) > 1 else [per_call[0]] * 3
-    return Timing(statistics.median(per_call), q[0], q[2], repeats, number)
+        calls += 1
+    # num_threads: the Timer's default (1) would time a different CPU configuration than asked for
+    timer = benchmark.Timer("fn()", globals={"fn": fn}, timer=clock, num_threads=torch.get_num_threads())
+    m = timer.blocked_autorange(min_run_time=min_run_time)
+    per_call = list(m.times)
+    q = statistics.quantiles(per_call, n=4, method="inclusive") if len(per_call) > 1 else [per_call[0]] * 3
+    return Timing(statistics.median(per_call), q[0], q[2], len(per_call), int(m.number_per_run))
 
 
 def measure(dataset: str, model: dict, device: str, batch_sizes: list[int], threads: int | None = None,
-            repeats: int = 7, epoch_batches: int = 50) -> list[dict]:
+            min_run_time: float = 0.5, epoch_batches: int = 30) -> list[dict]:
     """Rows of measurements for one device (and CPU thread count): train step, inference, and
     end-to-end epoch throughput per batch size, plus peak memory on CUDA."""
     import torch
@@ -133,7 +141,7 @@ def measure(dataset: str, model: dict, device: str, batch_sizes: list[int], thre
     for bs in batch_sizes:
         init_seed(0)
         net = models.build(model, info).to(device)
-        timings, peak = _measure_batch(net, loss_fn, x_host, y_host, x_dev, y_dev, device, bs, repeats,
+        timings, peak = _measure_batch(net, loss_fn, x_host, y_host, x_dev, y_dev, device, bs, min_run_time,
                                        epoch_batches)
         for kind, t in timings.items():
             per = bs * epoch_batches if kind == "epoch" else bs
@@ -141,11 +149,11 @@ def measure(dataset: str, model: dict, device: str, batch_sizes: list[int], thre
                          "batch_size": bs, "kind": kind, "samples_per_s": per / t.median_s,
                          "q1_samples_per_s": per / t.q3_s, "q3_samples_per_s": per / t.q1_s,
                          "seconds_per_call": t.median_s, "blocks": t.blocks, "calls_per_block": t.number,
-                         "peak_memory_bytes": peak if kind == "train" else None})
+                         "iqr_ratio": t.spread, "peak_memory_bytes": peak if kind == "train" else None})
     return rows
 
 
-def _measure_batch(net, loss_fn, x_host, y_host, x_dev, y_dev, device: str, bs: int, repeats: int,
+def _measure_batch(net, loss_fn, x_host, y_host, x_dev, y_dev, device: str, bs: int, min_run_time: float,
                    epoch_batches: int) -> tuple[dict[str, Timing], int | None]:
     """Train step and inference on a resident batch; an epoch with host indexing and copies."""
     import torch
@@ -177,10 +185,10 @@ def _measure_batch(net, loss_fn, x_host, y_host, x_dev, y_dev, device: str, bs: 
 
     if device.startswith("cuda"):
         torch.cuda.reset_peak_memory_stats(device)
-    train = time_calls(train_step, device, repeats)
+    train = time_calls(train_step, device, min_run_time)
     peak = torch.cuda.max_memory_allocated(device) if device.startswith("cuda") else None
-    inference = time_calls(infer, device, repeats)
-    e2e = time_calls(epoch, device, repeats=max(3, repeats // 2), warmup=1, min_block_s=0.0)
+    inference = time_calls(infer, device, min_run_time)
+    e2e = time_calls(epoch, device, 2 * min_run_time)  # an epoch is one long call: more time, as many blocks
     return {"train": train, "inference": inference, "epoch": e2e}, peak
 
 
@@ -203,10 +211,44 @@ def crossover(rows, baseline: str, accelerator: str, kind: str) -> int | None:
     return result
 
 
+def flag_noise(rows) -> list[dict]:
+    """Mark each measured point that cannot be trusted (row["noisy"]: the reason, "" when fine) and
+    return them: an IQR above NOISY_SPREAD of the median, or an epoch faster per sample than its
+    train step (an epoch is a train step plus host copies: it cannot be faster on a quiet machine)."""
+    train = {(r["device"], r["batch_size"]): r["samples_per_s"] for r in rows if r["kind"] == "train"}
+    out = []
+    for r in rows:
+        if r.get("batch_size") is None:  # a timed sweep
+            continue
+        reasons = []
+        spread = r.get("iqr_ratio")
+        if (spread is None or not math.isfinite(spread)) and r.get("q1_samples_per_s"):
+            # rows written before iqr_ratio was kept: the IQR from the throughput quartiles
+            spread = (1 / r["q1_samples_per_s"] - 1 / r["q3_samples_per_s"]) * r["samples_per_s"]
+        if spread is not None and spread > NOISY_SPREAD:
+            reasons.append(f"IQR {100 * spread:.0f}% of the median")
+        step = train.get((r["device"], r["batch_size"]))
+        if r["kind"] == "epoch" and step is not None and r["samples_per_s"] > step:
+            reasons.append(f"epoch faster than its train step ({r['samples_per_s']:,.0f} vs {step:,.0f} samples/s)")
+        r["noisy"] = "; ".join(reasons)
+        if reasons:
+            out.append({"device": r["device"], "batch_size": r["batch_size"], "kind": r["kind"],
+                        "reason": r["noisy"]})
+    return out
+
+
+def noise_line(point: dict) -> str:
+    return (f"noisy: {point['device']} batch {point['batch_size']} {KIND_WORDS[point['kind']]}: {point['reason']}; "
+            "close other programs and re-run")
+
+
 def summary(rows, devices: list[str]) -> dict:
     """Crossover batch sizes per accelerator and kind, against the first CPU configuration."""
     cpu = next((d for d in devices if not is_accelerator(d)), "cpu")
     out = {"baseline": cpu, "accelerators": [d for d in devices if is_accelerator(d)], "crossover": {}}
     for acc in out["accelerators"]:
         out["crossover"][acc] = {k: crossover(rows, cpu, acc, k) for k in ("train", "inference", "epoch")}
+    out["noisy"] = flag_noise(rows)
+    out["noisy_rule"] = (f"IQR above {100 * NOISY_SPREAD:g}% of the median, or an epoch faster per sample than its "
+                         "train step")
     return out

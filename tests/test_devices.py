@@ -67,9 +67,10 @@ def test_cpu_only_report(cli, tmp_path):
 def test_report_with_a_faked_accelerator(cli, tmp_path, monkeypatch):
     real_measure = dev.measure
 
-    def fake_measure(dataset, model, device, batch_sizes, threads=None, repeats=7, epoch_batches=50):
+    def fake_measure(dataset, model, device, batch_sizes, threads=None, min_run_time=1.0, epoch_batches=50):
         if device == "cpu":
-            return real_measure(dataset, model, device, batch_sizes, threads=threads, repeats=2, epoch_batches=2)
+            return real_measure(dataset, model, device, batch_sizes, threads=threads, min_run_time=0.02,
+                                epoch_batches=2)
         rows = []
         for b in batch_sizes:  # far slower than any CPU below 4096, far faster at 4096
             for kind in ("train", "inference", "epoch"):
@@ -99,3 +100,77 @@ def test_a_timed_sweep_that_does_not_finish_cleanly_is_not_reported(cli, tmp_pat
     r = cli("compare-devices", "--batch-sizes", "4", "--include-sweep", spec, "--out", tmp_path / "o")
     assert r.code == 1 and "ended with exit code 1; its time is not reported" in r.err
     assert not (tmp_path / "o").exists()
+
+
+class FakeClock:
+    """A clock that only moves when the timed function runs: each call costs `cost(now)` seconds.
+    blocked_autorange reads it at both ends of every block."""
+
+    def __init__(self, cost):
+        self.t, self.cost, self.calls = 0.0, cost, 0
+
+    def now(self) -> float:
+        return self.t
+
+    def call(self) -> None:
+        self.t += self.cost(self.t)
+        self.calls += 1
+
+
+def test_a_quiet_clock_gives_its_time_and_no_flag():
+    clock = FakeClock(lambda t: 1e-3)
+    t = dev.time_calls(clock.call, "cpu", min_run_time=0.5, warmup_s=0.05, clock=clock.now)
+    assert t.median_s == pytest.approx(1e-3) and t.spread == pytest.approx(0, abs=1e-9)
+    assert t.blocks >= 5 and t.number >= 1 and t.blocks * t.number * 1e-3 >= 0.5
+
+
+def test_a_busy_machine_is_flagged_noisy_everywhere_it_shows():
+    """The clock runs at half speed in every other 20 ms stretch (another program took the cores):
+    the blocks disagree, the IQR is a large part of the median, and the point is flagged."""
+    clock = FakeClock(lambda t: 1e-3 if int(t / 0.02) % 2 == 0 else 2e-3)
+    t = dev.time_calls(clock.call, "cpu", min_run_time=0.5, warmup_s=0.05, clock=clock.now)
+    assert t.spread > dev.NOISY_SPREAD
+    per = 32 / t.median_s
+    rows = [{"device": "cpu", "batch_size": 32, "kind": "train", "samples_per_s": per, "q1_samples_per_s": 32 / t.q3_s,
+             "q3_samples_per_s": 32 / t.q1_s, "iqr_ratio": t.spread},
+            # quiet, but faster per sample than its own train step: impossible on a quiet machine
+            {"device": "cpu", "batch_size": 32, "kind": "epoch", "samples_per_s": per * 1.3,
+             "q1_samples_per_s": per * 1.29, "q3_samples_per_s": per * 1.31, "iqr_ratio": 0.01},
+            {"device": "cpu", "batch_size": 64, "kind": "train", "samples_per_s": 1e4, "q1_samples_per_s": 0.97e4,
+             "q3_samples_per_s": 1.03e4, "iqr_ratio": 0.06}]
+    report = dev.summary(rows, ["cpu"])
+    flagged = {(p["batch_size"], p["kind"]): p["reason"] for p in report["noisy"]}
+    assert set(flagged) == {(32, "train"), (32, "epoch")}
+    assert flagged[(32, "train")] == f"IQR {100 * t.spread:.0f}% of the median"
+    assert flagged[(32, "epoch")].startswith("epoch faster than its train step")
+    assert rows[2]["noisy"] == ""
+    assert dev.noise_line(report["noisy"][0]) == (f"noisy: cpu batch 32 train step: IQR {100 * t.spread:.0f}% of "
+                                                 "the median; close other programs and re-run")
+
+
+def test_noisy_points_reach_the_terminal_the_json_and_the_figure(cli, tmp_path, monkeypatch):
+    def fake_measure(dataset, model, device, batch_sizes, threads=None, min_run_time=1.0, epoch_batches=50):
+        rows = []
+        for b in batch_sizes:
+            for kind, rate, spread in (("train", 1000.0 * b, 0.4 if b == 1 else 0.02),
+                                       ("inference", 3000.0 * b, 0.02), ("epoch", 900.0 * b, 0.03)):
+                rows.append({"device": "cpu", "threads": None, "batch_size": b, "kind": kind, "samples_per_s": rate,
+                             "q1_samples_per_s": rate / (1 + spread / 2), "q3_samples_per_s": rate / (1 - spread / 2),
+                             "seconds_per_call": b / rate, "blocks": 9, "calls_per_block": 10, "iqr_ratio": spread,
+                             "peak_memory_bytes": None})
+        return rows
+
+    monkeypatch.setattr(dev, "measure", fake_measure)
+    r = cli("compare-devices", "--batch-sizes", "1,64", "--dataset", "iris", "--out", tmp_path, "--name", "n")
+    assert r.code == 0, r.err
+    assert ("noisy: cpu batch 1 train step: IQR 40% of the median; close other programs and re-run"
+            in " ".join(r.out.split()))
+    summary = json.loads((tmp_path / "n" / "summary.json").read_text())
+    assert summary["noisy"] == [{"device": "cpu", "batch_size": 1, "kind": "train",
+                                 "reason": "IQR 40% of the median"}]
+    rows = pd.read_parquet(tmp_path / "n" / "devices.parquet")
+    assert list(rows.loc[rows.noisy != "", ["batch_size", "kind"]].itertuples(index=False)) == [(1, "train")]
+    from dlbench.plots.devices import devices_info
+
+    train = next(s for s in devices_info(rows.to_dict("records")) if s.kind == "train")
+    assert train.noisy == [True, False]

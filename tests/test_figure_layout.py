@@ -37,10 +37,30 @@ def blocks(fig):
     return out
 
 
+def drawn_texts(fig):
+    """Every text matplotlib draws: titles, axis labels, the tick labels inside the view, texts in
+    the axes, legend entries, the figure's own texts (its title)."""
+    out = []
+    for ax in fig.axes:
+        if not ax.get_visible():
+            continue
+        out += [ax.title, ax._left_title, ax._right_title, ax.xaxis.label, ax.yaxis.label, *ax.texts]
+        for axis in (ax.xaxis, ax.yaxis):
+            out += [t.label1 for t in axis._update_ticks()] + [t.label2 for t in axis._update_ticks()]
+        if ax.get_legend() is not None:
+            out += ax.get_legend().get_texts()
+    for leg in fig.legends:
+        out += leg.get_texts()
+    out += [*fig.texts, *([fig._suptitle] if fig._suptitle is not None else [])]
+    return [t for t in out if t.get_visible() and t.get_text().strip()]
+
+
 def outside(fig) -> list[str]:
-    """The blocks reaching past the figure's edge (a pixel of slack)."""
+    """The texts and blocks reaching past the figure's edge (a pixel of slack)."""
     box = fig.bbox
-    return [name for name, e in blocks(fig)
+    r = fig.canvas.get_renderer()
+    named = blocks(fig) + [(f"text {t.get_text()!r}", t.get_window_extent(r)) for t in drawn_texts(fig)]
+    return [name for name, e in named
             if e.x0 < box.x0 - 1 or e.y0 < box.y0 - 1 or e.x1 > box.x1 + 1 or e.y1 > box.y1 + 1]
 
 

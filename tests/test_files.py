@@ -95,7 +95,7 @@ def test_sweep_on_tiny_mnist_files_with_the_cnn(cli, tmp_path):
     make_idx_set(tmp_path / "m", n_train=40, n_test=10)  # 4 images per class
     r = cli("sweep", "--dataset", "mnist", "--data-dir", tmp_path / "m", "--model", '{kind="cnn", channels=[4]}',
             "--optimizer", "sgd,adam", "--epochs", "1", "--batch-size", "8", "--out", tmp_path / "o", "--workers", "1",
-            "--set", "validation=0.25")
+            "--set", "validation=0.25", "--name", "sweep")
     assert r.code == 0, r.err
     from dlbench import store
 
@@ -108,7 +108,7 @@ def test_sweep_on_tiny_mnist_files_with_the_cnn(cli, tmp_path):
 def test_a_split_the_files_cannot_give_fails_the_trials_with_the_reason(cli, tmp_path):
     make_idx_set(tmp_path / "m", n_train=40, n_test=10)  # 4 per class: 0.1 × 4 rounds to 0
     r = cli("sweep", "--dataset", "mnist", "--data-dir", tmp_path / "m", "--model", "linear", "--epochs", "1",
-            "--out", tmp_path / "o", "--workers", "1")
+            "--out", tmp_path / "o", "--workers", "1", "--name", "sweep")
     assert r.code == 1
     from dlbench import store
 

@@ -9,6 +9,8 @@ from pathlib import Path
 
 from dlbench.plots._common import COLUMN_IN, MARKERS, OKABE_ITO, PAGE_IN, legend_below, log_scale, save, style
 
+NOISY_STYLE = {"marker": "o", "ms": 8, "mfc": "none", "mec": "#CC0000", "mew": 0.9}  # a red ring
+
 
 @dataclass
 class Series:
@@ -18,16 +20,18 @@ class Series:
     samples_per_s: list[float]
     lo: list[float]
     hi: list[float]
+    noisy: list[bool]  # per point: flagged by dlbench.devices.flag_noise
 
 
 def devices_info(rows) -> list[Series]:
     out: dict[tuple[str, str], Series] = {}
     for r in sorted((r for r in rows if r["batch_size"] is not None), key=lambda r: r["batch_size"]):
-        s = out.setdefault((r["device"], r["kind"]), Series(r["device"], r["kind"], [], [], [], []))
+        s = out.setdefault((r["device"], r["kind"]), Series(r["device"], r["kind"], [], [], [], [], []))
         s.batch_size.append(r["batch_size"])
         s.samples_per_s.append(r["samples_per_s"])
         s.lo.append(r["q1_samples_per_s"])
         s.hi.append(r["q3_samples_per_s"])
+        s.noisy.append(bool(r.get("noisy")))
     return list(out.values())
 
 
@@ -56,12 +60,18 @@ def draw_devices(rows, report, out: Path, fmt: str = "png") -> list[Path]:
             ax.plot(s.batch_size, s.samples_per_s, color=colour[s.device], marker=MARKERS[i % 8], ms=3,
                     label=s.device)
             ax.fill_between(s.batch_size, s.lo, s.hi, color=colour[s.device], alpha=0.2, lw=0)
+            bad = [(b, v) for b, v, n in zip(s.batch_size, s.samples_per_s, s.noisy, strict=True) if n]
+            if bad:
+                ax.plot(*zip(*bad, strict=True), ls="none", **NOISY_STYLE)
         log_scale(ax, "x", base=2)
         log_scale(ax, "y")
         ax.set_title(title)
         ax.set_xlabel("batch size")
     axes[0].set_ylabel("samples / s (median, IQR band)")
     handles, labels = axes[0].get_legend_handles_labels()
+    if any(any(s.noisy) for s in series):
+        handles.append(plt.Line2D([], [], ls="none", **NOISY_STYLE))
+        labels.append("noisy: IQR > 10% of the median, or epoch faster than train step; re-run")
     legend_below(fig, handles, labels)
     written = [save(fig, out, "throughput", fmt)]
     accelerators = report.get("accelerators", [])
