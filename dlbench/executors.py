@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from contextlib import contextmanager
 
 from dlbench.errors import UserError
 from dlbench.plan import Unit, failed, run_unit
@@ -87,14 +88,23 @@ class LocalExecutor:
         in a fresh pool; a unit with MAX_STRIKES strikes runs alone, and a unit that kills a
         worker while running alone is stored as failed instead of being retried forever."""
 
-        from contextlib import nullcontext
-
         queue = list(units)
         strikes: dict[int, int] = {}
         in_flight: dict = {}  # future -> (unit, running alone)
         self.start()
-        with self.stop.deferring() if self.stop is not None else nullcontext():
-            yield from self._dispatch(queue, strikes, in_flight)
+        yield from self._dispatch(queue, strikes, in_flight)
+
+    @contextmanager
+    def _pool_call(self):
+        """Around a call into concurrent.futures (submit, wait): a signal is only recorded there,
+        and raised just after, holding no lock. Elsewhere (the caller storing what was yielded) it
+        is raised at once, so a signal near the end is never dropped."""
+        if self.stop is None:
+            yield
+            return
+        with self.stop.deferring():
+            yield
+        self.stop.check()
 
     def _dispatch(self, queue, strikes, in_flight) -> Iterator[list[dict]]:
         from concurrent.futures import FIRST_COMPLETED, wait
@@ -107,16 +117,16 @@ class LocalExecutor:
                 if alone and in_flight:
                     break  # wait until the pool is empty, then run it by itself
                 try:
-                    fut = self.pool.submit(run_unit, queue[0], self.data_dir)
+                    with self._pool_call():
+                        fut = self.pool.submit(run_unit, queue[0], self.data_dir)
                 except BrokenProcessPool:
                     broken = True  # a worker died since the last wait; this unit never ran
                     break
                 in_flight[fut] = (queue.pop(0), alone)
                 if alone:
                     break
-            done, _ = wait(in_flight, timeout=0.2, return_when=FIRST_COMPLETED) if in_flight else (set(), set())
-            if self.stop is not None:
-                self.stop.check()  # a signal that came while waiting: raised here, holding no lock
+            with self._pool_call():
+                done, _ = wait(in_flight, timeout=0.2, return_when=FIRST_COMPLETED) if in_flight else (set(), set())
             lost: list[tuple[Unit, bool]] = []
             for fut in done:
                 unit, alone = in_flight.pop(fut)
@@ -136,9 +146,10 @@ class LocalExecutor:
                     yield [failed(t, error, unit.engine) for t in unit.trials]
                 else:
                     queue.insert(0, unit)
-            self.pool.shutdown(wait=False, cancel_futures=True)
-            self.pool = None
-            self.start()
+            with self._pool_call():
+                self.pool.shutdown(wait=False, cancel_futures=True)
+                self.pool = None
+                self.start()
 
 
 MAX_STRIKES = 2  # pool breaks a unit may be caught in before it runs alone

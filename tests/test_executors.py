@@ -89,3 +89,21 @@ def test_killed_local_worker_the_sweep_still_stores_every_trial_once(tmp_path):
     assert p.returncode == 0, err
     trials = pd.read_parquet(tmp_path / "o" / "w" / "trials.parquet")
     assert len(trials) == 6 and trials.trial_id.is_unique and set(trials.status) == {"ok"}
+
+
+def test_a_signal_while_the_last_results_are_stored_is_acted_on():
+    """A signal that comes while the runner stores what the executor yielded (not inside a wait on
+    the pool) stops the sweep at once, even when nothing is left to wait for."""
+    import pytest
+
+    from dlbench.interrupt import Interrupted, StopOnSignal
+
+    ex = FakeExecutor()
+    ex.stop = StopOnSignal()
+    got = []
+    with pytest.raises(Interrupted):
+        for batch in ex._run_pool([unit("a"), unit("b")]):
+            got += batch
+            if len(got) == 2:  # the last results: the pool has nothing more in flight
+                ex.stop._handle(signal.SIGINT, None)  # what the signal would call here
+    assert len(got) == 2 and ex.stop.signum == signal.SIGINT

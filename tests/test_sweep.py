@@ -61,14 +61,14 @@ def test_rerun_resumes_and_runs_nothing_twice(cli, spec, tmp_path):
     pd.testing.assert_frame_equal(first, again)
 
 
-def test_changed_spec_keeps_old_trials_and_adds_new(cli, spec, tmp_path):
+def test_a_spec_that_only_adds_trials_extends_the_folder(cli, spec, tmp_path):
     out = tmp_path / "r"
     assert cli("sweep", spec, "--out", out, "--workers", "1").code == 0
     r = cli("sweep", spec, "--out", out, "--workers", "1", "--set", "grid.lr=[0.01, 0.1, 0.3]")
-    assert r.code == 0 and "8 done, 4 to run" in r.out
+    assert r.code == 0 and f"extends {out / 't'}: 8 done, 4 new" in r.out and "8 done, 4 to run" in r.out
     trials = pd.read_parquet(out / "t" / "trials.parquet")
     assert len(trials) == 12
-    assert len(list((out / "t").glob("spec.*.toml"))) == 1  # the earlier spec kept beside the new one
+    assert not list((out / "t").glob("spec.*.toml"))  # one spec: the folder holds one sweep
 
 
 def test_fresh_moves_old_results_aside(cli, spec, tmp_path):
