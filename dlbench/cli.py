@@ -44,7 +44,8 @@ CI_HELP = ("Intervals and verdicts: t (Student's t for means, Welch for differen
     "Re-running the same command resumes: finished trials are skipped."
 ))
 def sweep(
-    spec: Annotated[str | None, typer.Argument(help="TOML spec file (see experiments/).")] = None,
+    spec: Annotated[str | None, typer.Argument(help="TOML spec file, or a preset's name: quickstart, smoke, "
+                                                    "small-suite, a lesson or an example (see experiments/).")] = None,
     dataset: Annotated[str | None, Opt(help="Dataset (see `dlbench datasets`), or your own: ./table.csv, .parquet, "
                                             ".npz; commas make a grid axis.")] = None,
     target: Annotated[str | None, Opt(help="Target column of a --dataset table (default: target or label).")]
@@ -81,8 +82,11 @@ def sweep(
     """Run a sweep: every combination of the grid, trained and stored in results/<name>/."""
     from pathlib import Path
 
+    from dlbench import presets
     from dlbench import spec as specs
 
+    if spec:
+        spec = str(presets.spec_path(spec))  # a file, or a preset by name
     raw: dict = specs.read_spec_file(spec) if spec else {}
     default_name = Path(spec).stem if spec else "sweep"
     flags = {"dataset": dataset, "model": model, "loss": loss, "optimizer": optimizer, "lr": lr,
@@ -283,7 +287,7 @@ def lessons_list(ctx: typer.Context) -> None:
 @lessons_app.command("run", epilog="Examples:\n\n  dlbench lessons run gd-vs-sgd\n\n"
                                    "  dlbench lessons run learning-rate --set epochs=3 --out /tmp/r")
 def lessons_run(
-    name: Annotated[str, typer.Argument(help="A lesson name from `dlbench lessons`.")],
+    name: Annotated[str, typer.Argument(help="A lesson name from `dlbench lessons`, or a path to a lesson spec.")],
     out: Annotated[str, Opt(help="Folder that holds results/<name>/.")] = "results",
     set_: Annotated[list[str] | None, Opt("--set", help="Override a key, e.g. --set epochs=3.")] = None,
     format_: Annotated[str, Opt("--format", help="png, svg or pdf.")] = "png",

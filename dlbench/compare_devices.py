@@ -58,9 +58,10 @@ def run_compare(dataset: str = "digits", model: str | None = None, batch_sizes: 
         check_device_name(d)
     sweep_spec = None
     if include_sweep:
+        from dlbench.presets import spec_path
         from dlbench.spec import build_sweep, read_spec_file
 
-        sweep_spec = read_spec_file(include_sweep)
+        sweep_spec = read_spec_file(spec_path(include_sweep))
         build_sweep(dict(sweep_spec))  # validate before measuring anything
 
     import torch
