@@ -16,7 +16,7 @@ import math
 import statistics
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from dlbench.errors import UserError
 
@@ -77,12 +77,22 @@ class Timing:
     q1_s: float
     q3_s: float
     blocks: int
-    number: int  # calls per block
+    number: int  # calls per block (the most used)
+    times: list[float] = field(default_factory=list)  # per call, one per block
 
     @property
     def spread(self) -> float:
         """The IQR as a fraction of the median."""
         return (self.q3_s - self.q1_s) / self.median_s if self.median_s > 0 else math.inf
+
+    @classmethod
+    def of(cls, times: list[float], number: int) -> Timing:
+        q = statistics.quantiles(times, n=4, method="inclusive") if len(times) > 1 else [times[0]] * 3
+        return cls(statistics.median(times), q[0], q[2], len(times), number, list(times))
+
+    def __add__(self, other: Timing) -> Timing:
+        """The blocks of two measurements of the same thing, pooled."""
+        return Timing.of(self.times + other.times, max(self.number, other.number))
 
 
 def device_clock(device: str) -> Callable[[], float]:
@@ -112,15 +122,21 @@ def time_calls(fn: Callable[[], object], device: str, min_run_time: float = 0.5,
     # num_threads: the Timer's default (1) would time a different CPU configuration than asked for
     timer = benchmark.Timer("fn()", globals={"fn": fn}, timer=clock, num_threads=torch.get_num_threads())
     m = timer.blocked_autorange(min_run_time=min_run_time)
-    per_call = list(m.times)
-    q = statistics.quantiles(per_call, n=4, method="inclusive") if len(per_call) > 1 else [per_call[0]] * 3
-    return Timing(statistics.median(per_call), q[0], q[2], len(per_call), int(m.number_per_run))
+    return Timing.of(list(m.times), int(m.number_per_run))
+
+
+ROUNDS = 3  # each point is timed in this many rounds spread over the whole run
 
 
 def measure(dataset: str, model: dict, device: str, batch_sizes: list[int], threads: int | None = None,
-            min_run_time: float = 0.5, epoch_batches: int = 30) -> list[dict]:
+            min_run_time: float = 0.5, epoch_batches: int = 30, rounds: int = ROUNDS) -> list[dict]:
     """Rows of measurements for one device (and CPU thread count): train step, inference, and
-    end-to-end epoch throughput per batch size, plus peak memory on CUDA."""
+    end-to-end epoch throughput per batch size, plus peak memory on CUDA.
+
+    Each point is timed in `rounds` rounds that go over every batch size in turn, `min_run_time`
+    seconds in all, and its blocks pooled: a machine whose speed changes during the run (another
+    program, a neighbour on the same host, a clock that steps down) then shows a wide IQR, and the
+    point is flagged, instead of one batch size being timed fast and the next slow."""
     import torch
 
     from dlbench import losses, models
@@ -137,25 +153,40 @@ def measure(dataset: str, model: dict, device: str, batch_sizes: list[int], thre
     y_host = torch.from_numpy(data.y_train)
     x_dev, y_dev = x_host.to(device), y_host.to(device)
     label = device if threads is None or is_accelerator(device) else f"cpu×{threads}"
-    rows = []
+    calls, peaks = {}, {}
     for bs in batch_sizes:
         init_seed(0)
         net = models.build(model, info).to(device)
-        timings, peak = _measure_batch(net, loss_fn, x_host, y_host, x_dev, y_dev, device, bs, min_run_time,
-                                       epoch_batches)
-        for kind, t in timings.items():
+        calls[bs] = _calls(net, loss_fn, x_host, y_host, x_dev, y_dev, device, bs, epoch_batches)
+    timings: dict[tuple[int, str], Timing] = {}
+    for r in range(rounds):
+        for bs in batch_sizes:
+            for kind, fn in calls[bs].items():
+                if kind == "train" and r == 0 and device.startswith("cuda"):
+                    torch.cuda.reset_peak_memory_stats(device)
+                # an epoch is one long call: twice the time, for as many blocks
+                t = time_calls(fn, device, (2 if kind == "epoch" else 1) * min_run_time / rounds,
+                               warmup_s=0.1 if r == 0 else 0.0)
+                timings[(bs, kind)] = timings[(bs, kind)] + t if (bs, kind) in timings else t
+                if kind == "train" and r == 0:
+                    peaks[bs] = torch.cuda.max_memory_allocated(device) if device.startswith("cuda") else None
+    rows = []
+    for bs in batch_sizes:
+        for kind in calls[bs]:
+            t = timings[(bs, kind)]
             per = bs * epoch_batches if kind == "epoch" else bs
             rows.append({"device": label, "threads": threads if not is_accelerator(device) else None,
                          "batch_size": bs, "kind": kind, "samples_per_s": per / t.median_s,
                          "q1_samples_per_s": per / t.q3_s, "q3_samples_per_s": per / t.q1_s,
                          "seconds_per_call": t.median_s, "blocks": t.blocks, "calls_per_block": t.number,
-                         "iqr_ratio": t.spread, "peak_memory_bytes": peak if kind == "train" else None})
+                         "iqr_ratio": t.spread, "peak_memory_bytes": peaks[bs] if kind == "train" else None})
     return rows
 
 
-def _measure_batch(net, loss_fn, x_host, y_host, x_dev, y_dev, device: str, bs: int, min_run_time: float,
-                   epoch_batches: int) -> tuple[dict[str, Timing], int | None]:
-    """Train step and inference on a resident batch; an epoch with host indexing and copies."""
+def _calls(net, loss_fn, x_host, y_host, x_dev, y_dev, device: str, bs: int,
+           epoch_batches: int) -> dict[str, Callable[[], None]]:
+    """What is timed: a train step and inference on a resident batch; an epoch of `epoch_batches`
+    steps with host indexing and copies."""
     import torch
 
     opt = torch.optim.SGD(net.parameters(), lr=1e-3)
@@ -183,13 +214,7 @@ def _measure_batch(net, loss_fn, x_host, y_host, x_dev, y_dev, device: str, bs: 
             loss.backward()
             opt.step()
 
-    if device.startswith("cuda"):
-        torch.cuda.reset_peak_memory_stats(device)
-    train = time_calls(train_step, device, min_run_time)
-    peak = torch.cuda.max_memory_allocated(device) if device.startswith("cuda") else None
-    inference = time_calls(infer, device, min_run_time)
-    e2e = time_calls(epoch, device, 2 * min_run_time)  # an epoch is one long call: more time, as many blocks
-    return {"train": train, "inference": inference, "epoch": e2e}, peak
+    return {"train": train_step, "inference": infer, "epoch": epoch}
 
 
 # --------------------------------------------------------------------------------------------

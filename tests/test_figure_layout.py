@@ -120,3 +120,28 @@ def test_six_problems_draw_one_panel_per_problem(six_problems):
     assert {m for m in c.panel_metrics.values()} == {"test_acc", "test_r2"}  # diabetes is a regression
     info = lr.lr_info(results, None)
     assert sorted(info.panels) == sorted(SIX.split(","))
+
+
+def test_the_device_figures_keep_their_text_inside_and_apart():
+    import matplotlib.pyplot as plt
+
+    from dlbench import devices as dev
+    from dlbench.plots.devices import device_figures
+
+    rows = []
+    for device, scale in (("cpu×2", 1.0), ("cuda:0", 0.01)):
+        for b in (1, 16, 256, 4096):
+            for kind in ("train", "inference", "epoch"):
+                rate = 1000.0 * b * (scale if b < 256 else 1 / scale)
+                rows.append({"device": device, "batch_size": b, "kind": kind, "samples_per_s": rate,
+                             "q1_samples_per_s": rate * 0.8, "q3_samples_per_s": rate * 1.2, "iqr_ratio": 0.4})
+    report = dev.summary(rows, ["cpu×2", "cuda:0"])
+    figures = device_figures(rows, report)
+    assert [stem for stem, _ in figures] == ["throughput", "speedup"]
+    for stem, fig in figures:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            out, bad = outside(fig), overlaps(fig)
+        assert not out, f"{stem}: past the figure's edge: {out}"
+        assert not bad, f"{stem}: overlapping blocks: {bad}"
+        plt.close(fig)

@@ -49,6 +49,12 @@ def speedup_info(series: list[Series], baseline: str, kind: str) -> dict[str, tu
 
 
 def draw_devices(rows, report, out: Path, fmt: str = "png") -> list[Path]:
+    """Save the figures of a compare-devices report; the files written."""
+    return [save(fig, out, stem, fmt) for stem, fig in device_figures(rows, report)]
+
+
+def device_figures(rows, report) -> list[tuple[str, object]]:
+    """(file stem, figure): throughput for every device; the speedup where an accelerator ran."""
     plt = style()
     series = devices_info(rows)
     devices = list(dict.fromkeys(s.device for s in series))
@@ -73,17 +79,17 @@ def draw_devices(rows, report, out: Path, fmt: str = "png") -> list[Path]:
         handles.append(plt.Line2D([], [], ls="none", **NOISY_STYLE))
         labels.append("noisy: IQR > 10% of the median, or epoch faster than train step; re-run")
     legend_below(fig, handles, labels)
-    written = [save(fig, out, "throughput", fmt)]
+    figures = [("throughput", fig)]
     accelerators = report.get("accelerators", [])
     if accelerators:
         fig, ax = plt.subplots(figsize=(COLUMN_IN, 2.5))
         for kind, ls in (("train", "-"), ("inference", "--")):
             for acc, (bs, ratio) in speedup_info(series, report["baseline"], kind).items():
-                ax.plot(bs, ratio, ls=ls, color=colour[acc], marker="o", ms=3, label=f"{acc} {kind}")
                 cross = report["crossover"].get(acc, {}).get(kind)
+                where = f"crossover at batch {cross}" if cross is not None else "no crossover"
+                ax.plot(bs, ratio, ls=ls, color=colour[acc], marker="o", ms=3, label=f"{acc} {kind}: {where}")
                 if cross is not None:
                     ax.axvline(cross, color=colour[acc], ls=ls, lw=0.7)
-                    ax.annotate(f"{kind} crossover {cross}", (cross, 1), fontsize=6, rotation=90, va="bottom")
         ax.axhline(1, color="0.5", lw=0.8)
         log_scale(ax, "x", base=2)
         log_scale(ax, "y")
@@ -91,5 +97,5 @@ def draw_devices(rows, report, out: Path, fmt: str = "png") -> list[Path]:
         ax.set_ylabel(f"speedup over {report['baseline']}")
         ax.set_title("accelerator speedup; vertical lines: crossover")
         legend_below(fig)
-        written.append(save(fig, out, "speedup", fmt))
-    return written
+        figures.append(("speedup", fig))
+    return figures
