@@ -250,3 +250,14 @@ def test_latex_numbers_keep_their_significant_digits():
 
     assert tex_number(0.000123456) == "0.0001235"  # :.4f printed 0.0001, and a smaller loss 0.0000
     assert tex_number(3.2e-7) == r"3.2\times10^{-7}" and tex_number(0.9722) == "0.9722"
+
+
+def test_page_wide_figures_take_a_whole_row(two_problems):
+    """Small multiples are drawn at a page's width; in half a row their text would be half size."""
+    from dlbench.report._data import report_data
+    from dlbench.report._html import page_wide, render_svgs
+
+    data = report_data([str(two_problems)])
+    svgs = render_svgs([(f.draw, f.info, i) for i, f in enumerate(data.figures)])
+    wide = {f.key: page_wide(s) for f, s in zip(data.figures, svgs, strict=True)}
+    assert wide == {"curves": True, "lr": True, "profile": False, "timing": False}

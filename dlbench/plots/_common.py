@@ -291,7 +291,18 @@ def log_scale(ax, axis: str = "x", base: int = 10) -> None:
     getattr(ax, f"set_{axis}scale")("log", base=base)
     target = ax.xaxis if axis == "x" else ax.yaxis
     target.set_major_formatter(ticker.FuncFormatter(lambda v, _: power_label(v, base)))
-    target.set_minor_formatter(ticker.NullFormatter())
+    if base != 10:
+        target.set_minor_formatter(ticker.NullFormatter())
+        return
+
+    class Minor(ticker.LogFormatter):
+        """matplotlib's choice of which minor ticks to label (some of them when the axis spans
+        less than a decade, none when it spans several), written as power_label writes."""
+
+        def __call__(self, x, pos=None):
+            return power_label(x, base) if super().__call__(x, pos) else ""
+
+    target.set_minor_formatter(Minor(base=base, labelOnlyBase=False, minor_thresholds=(1, 0.4)))
 
 
 def save(fig, out: Path, stem: str, fmt: str) -> Path:

@@ -37,6 +37,15 @@ def svg(fig, n: int) -> str:
     return re.sub(r"<metadata>.*?</metadata>", "", text, flags=re.S)
 
 
+def page_wide(svg_text: str) -> bool:
+    """A figure drawn at a page's width (small multiples, the curves) takes a whole row of the
+    page: in half a row its text would be read at half its size."""
+    from dlbench.plots._common import PAGE_IN
+
+    m = re.search(r'<svg[^>]*\bwidth="([\d.]+)pt"', svg_text)
+    return bool(m) and float(m.group(1)) >= 0.9 * PAGE_IN * 72
+
+
 def _tag_class(c: stats.Comparison) -> str:
     return {"a": "better", "b": "better", "none": "same"}.get(c.verdict, "few")
 
@@ -77,7 +86,7 @@ def render(data: ReportData) -> str:
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(Path(__file__).parent), autoescape=True,
                              trim_blocks=False, lstrip_blocks=False, undefined=jinja2.StrictUndefined)
     svgs = render_svgs([(f.draw, f.info, i) for i, f in enumerate(data.figures)])
-    figures = [{"key": f.key, "title": f.title, "caption": f.caption, "svg": s}
+    figures = [{"key": f.key, "title": f.title, "caption": f.caption, "svg": s, "wide": page_wide(s)}
                for f, s in zip(data.figures, svgs, strict=True)]
     configs = data.configs
     keys = [c for c in config_columns(data.trials) if c in configs and (configs[c].nunique(dropna=True) > 1
