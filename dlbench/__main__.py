@@ -12,6 +12,10 @@ def _before_main(signum, frame) -> None:
 
 
 def run() -> None:
+    # a dlbench command is a driver, never a worker: a driver pid inherited from the process that
+    # started it (another sweep, a test) would make dlbench.lifeline tie this process to that one
+    # and ignore Ctrl-C
+    os.environ.pop("DLBENCH_DRIVER_PID", None)
     for name in ("SIGINT", "SIGTERM", "SIGHUP"):
         if hasattr(signal, name):
             signal.signal(getattr(signal, name), _before_main)

@@ -52,14 +52,24 @@ class LocalExecutor:
 
             from dlbench.lifeline import DRIVER_ENV
 
-            os.environ[DRIVER_ENV] = str(os.getpid())  # read by the forkserver and the workers it forks
-            ctx = mp.get_context("forkserver")
-            ctx.set_forkserver_preload(["dlbench.lifeline", "torch", "dlbench.plan", "dlbench.engine.fused",
-                                        *self.preload])
-            self.pool = ProcessPoolExecutor(max_workers=self.workers, mp_context=ctx, initializer=_warm)
-            # the pool launches its processes on the first submit: submit a no-op now, so that the
-            # forkserver and the workers import torch while this process goes on with its own work
-            self.pool.submit(os.getpid)
+            # read by the forkserver (started by the first submit, with this environment) and the
+            # workers it forks; set only meanwhile, so that no other child of this process (a
+            # dlbench started by a test, say) takes itself for a forkserver of this driver
+            earlier = os.environ.get(DRIVER_ENV)
+            os.environ[DRIVER_ENV] = str(os.getpid())
+            try:
+                ctx = mp.get_context("forkserver")
+                ctx.set_forkserver_preload(["dlbench.lifeline", "torch", "dlbench.plan", "dlbench.engine.fused",
+                                            *self.preload])
+                self.pool = ProcessPoolExecutor(max_workers=self.workers, mp_context=ctx, initializer=_warm)
+                # the pool launches its processes on the first submit: submit a no-op now, so that the
+                # forkserver and the workers import torch while this process goes on with its own work
+                self.pool.submit(os.getpid)
+            finally:
+                if earlier is None:
+                    os.environ.pop(DRIVER_ENV, None)
+                else:
+                    os.environ[DRIVER_ENV] = earlier
         return self
 
     def shutdown(self) -> None:

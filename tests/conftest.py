@@ -48,8 +48,8 @@ def start_dlbench(*args, **popen) -> subprocess.Popen:
     """Start `python -m dlbench ARGS` in the background (output captured as text unless redirected)."""
     popen.setdefault("stdout", subprocess.PIPE)
     popen.setdefault("stderr", subprocess.PIPE)
-    return subprocess.Popen([sys.executable, "-m", "dlbench", *map(str, args)], env=dlbench_env(), text=True,
-                            **popen)
+    env = {**dlbench_env(), **popen.pop("env", {})}
+    return subprocess.Popen([sys.executable, "-m", "dlbench", *map(str, args)], env=env, text=True, **popen)
 
 
 def count_records(folder: Path) -> int:

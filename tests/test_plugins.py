@@ -16,7 +16,7 @@ from dlbench.data import load
 from dlbench.engine import fused, reference
 from dlbench.spec import build_sweep
 from tests.conftest import tree, write
-from tests.test_fused import KEYS
+from tests.test_fused import compare_on
 
 THIRD_PARTY = ["lion_pytorch:Lion", "schedulefree:AdamWScheduleFree", "prodigyopt:Prodigy",
                "pytorch_optimizer:Lamb", "pytorch_optimizer:AdaBelief", "pytorch_optimizer:Adan",
@@ -27,21 +27,7 @@ NOT_FUSED = {"torch.optim:LBFGS": "needs a closure: the reference engine", "torc
 
 
 def compare(trials, data, rtol=1e-9):
-    """The fused engine against the reference engine, trial by trial; returns the worst difference."""
-    worst = 0.0
-    for trial, f in zip(trials, fused.train(trials, data), strict=True):
-        r = reference.train(trial, data)
-        assert f.status == r.status == "ok", (trial["optimizer"], f.status, r.status)
-        for hf, hr in zip(f.history, r.history, strict=True):
-            for k in KEYS:
-                a, b = hf[k], hr[k]
-                if math.isnan(b):
-                    assert math.isnan(a), k
-                    continue
-                rel = abs(a - b) / max(abs(b), 1e-12)
-                worst = max(worst, rel)
-                assert rel <= rtol, (trial["optimizer"], trial["lr"], hf["epoch"], k, a, b)
-    return worst
+    return compare_on(trials, data, rtol, require_ok=True)
 
 
 def sweep(optimizer, **extra):

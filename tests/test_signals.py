@@ -80,6 +80,21 @@ def test_a_signal_ends_the_sweep_and_takes_the_workers_with_it(clean, tmp_path, 
     pd.testing.assert_frame_equal(h_clean, h)
 
 
+def test_a_sweep_started_by_another_driver_still_stops_on_ctrl_c(clean, tmp_path):
+    """A driver's pid in the environment of a dlbench it starts (a test harness that ran a sweep
+    in-process, a script) once made that dlbench tie itself to its parent as if it were a
+    forkserver, and ignore SIGINT: the sweep ran to the end and exited 0."""
+    spec, _ = clean
+    p = start_dlbench("sweep", spec, "--out", tmp_path / "out", "--workers", "2", start_new_session=True,
+                      env={"DLBENCH_DRIVER_PID": str(os.getpid())})  # this process is its parent
+    wait_for_line(p, r"^\[1/12\]")
+    os.kill(p.pid, signal.SIGINT)
+    err = p.stderr.read()
+    p.wait(timeout=60)
+    assert p.returncode == 130, err
+    assert "interrupted:" in err
+
+
 def run_python(code: str, **kw) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True,
                           timeout=60, env={**os.environ, "PYTHONPATH": str(os.getcwd())}, **kw)

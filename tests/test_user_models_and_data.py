@@ -11,10 +11,10 @@ import pandas as pd
 import pytest
 
 from dlbench.data import load
-from dlbench.engine import fused, fused_supports, reference
+from dlbench.engine import fused, fused_supports
 from dlbench.spec import build_sweep
 from tests.conftest import tree, write
-from tests.test_fused import KEYS
+from tests.test_fused import KEYS, compare_on
 
 MODELS = '''
 import math
@@ -94,16 +94,7 @@ def models_dir(tmp_path):
 
 
 def compare(trials, data, rtol=1e-9):
-    for trial, f in zip(trials, fused.train(trials, data), strict=True):
-        r = reference.train(trial, data)
-        assert f.status == r.status == "ok"
-        for hf, hr in zip(f.history, r.history, strict=True):
-            for k in KEYS:
-                a, b = hf[k], hr[k]
-                if math.isnan(b):
-                    assert math.isnan(a), k
-                    continue
-                assert abs(a - b) <= rtol * max(abs(b), 1e-12), (trial["model"], hf["epoch"], k, a, b)
+    return compare_on(trials, data, rtol, require_ok=True)
 
 
 @pytest.mark.parametrize("dataset,model,optimizers", [

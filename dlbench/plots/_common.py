@@ -211,6 +211,15 @@ def restrict(results: Results, datasets: list[str] | None = None, stage: str | N
     return Results(t, h[h["trial_id"].isin(t["trial_id"])])
 
 
+def tuning_stage(results: Results) -> Results:
+    """Under a protocol, the tuning stage: where the lr and batch size vary (the confirm stage
+    holds one configuration per optimizer). Without one, the results as they are."""
+    t = results.trials
+    if "stage" in t and (t["stage"] == "tune").any() and (t["stage"] == "confirm").any():
+        return restrict(results, stage="tune")
+    return results
+
+
 def optimizer_styles(names: list[str]) -> dict[str, tuple[str, str, str]]:
     """One colour, marker and line style per optimizer, the same in every panel and figure."""
     return {n: (OKABE_ITO[i % len(OKABE_ITO)], MARKERS[i % len(MARKERS)], LINESTYLES[(i // len(OKABE_ITO)) % 4])

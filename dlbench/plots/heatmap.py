@@ -25,8 +25,8 @@ from dlbench.plots._common import (
     label,
     metric_for,
     problems,
-    restrict,
     style,
+    tuning_stage,
 )
 from dlbench.words import metric_words
 
@@ -59,9 +59,7 @@ def heatmap_info(results: Results, metric: str | None = None, axes: tuple[str, s
     """Under a protocol, the tuning stage (where the axes vary); with several problems, the first
     (`dlbench plot --dataset` chooses another): one heatmap is one problem's, its panels one per
     optimizer, at most MAX_PANELS of them."""
-    if "stage" in results.trials and (results.trials["stage"] == "tune").any() \
-            and (results.trials["stage"] == "confirm").any():
-        results = restrict(results, stage="tune")
+    results = tuning_stage(results)  # where the axes vary
     probs = problems(results)
     note = ""
     if len(probs) > 1:

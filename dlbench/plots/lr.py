@@ -31,8 +31,8 @@ from dlbench.plots._common import (
     optimizer_styles,
     panel_title,
     problems,
-    restrict,
     style,
+    tuning_stage,
 )
 from dlbench.words import short_band
 
@@ -99,9 +99,7 @@ def lr_info(results: Results, metric: str | None = None, stat: str = "best", ban
     """One line per optimizer (and other varying axes), lr on x; where the results hold several
     problems, one panel per problem, each with its own metric. Under a protocol, the tuning stage
     (where the lr varies: the confirm stage has one lr per optimizer)."""
-    if "stage" in results.trials and (results.trials["stage"] == "tune").any() \
-            and (results.trials["stage"] == "confirm").any():
-        results = restrict(results, stage="tune")
+    results = tuning_stage(results)  # where the axes vary
     probs = problems(results)
     if len(probs) == 1:
         metric = metric or metric_for(results.trials, results.history, None)

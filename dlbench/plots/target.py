@@ -29,8 +29,8 @@ from dlbench.plots._common import (
     optimizer_styles,
     panel_title,
     problems,
-    restrict,
     style,
+    tuning_stage,
 )
 from dlbench.store import config_columns
 
@@ -74,9 +74,7 @@ def target_info(results: Results, metric: str | None = None, target: float | Non
     if results.trials["batch_size"].nunique() < 2:
         raise UserError("--kind target needs several batch sizes; this sweep has one; allowed: a sweep with a "
                         "batch_size axis")
-    if "stage" in results.trials and (results.trials["stage"] == "tune").any() \
-            and (results.trials["stage"] == "confirm").any():
-        results = restrict(results, stage="tune")  # where the batch size and lr vary
+    results = tuning_stage(results)  # where the axes vary
     probs = problems(results)
     lines, targets, metrics, met_at_start, panel_of = [], {}, {}, [], []
     for pname, pt in probs[:MAX_PANELS]:
