@@ -196,8 +196,7 @@ def write_report(path: Path, rows, report, dataset, model, accelerators, threads
 def print_report(rows, report, console, accelerators) -> None:
     from rich.table import Table
 
-    table = Table(title="throughput (samples/s, median [IQR]; noisy: IQR above 10% of the median, or an epoch "
-                        "faster than its train step)", header_style="bold")
+    table = Table(title=f"throughput (samples/s, median [IQR]; noisy: {report['noisy_rule']})", header_style="bold")
     for c in ("device", "batch", "train step", "inference", "epoch (with copies)", "peak MiB"):
         table.add_column(c, justify="left" if c == "device" else "right")
     by = {}

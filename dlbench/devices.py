@@ -246,10 +246,10 @@ def flag_noise(rows) -> list[dict]:
         if r.get("batch_size") is None:  # a timed sweep
             continue
         reasons = []
-        spread = r.get("iqr_ratio")
-        if (spread is None or not math.isfinite(spread)) and r.get("q1_samples_per_s"):
-            # rows written before iqr_ratio was kept: the IQR from the throughput quartiles
-            spread = (1 / r["q1_samples_per_s"] - 1 / r["q3_samples_per_s"]) * r["samples_per_s"]
+        # the IQR of the per-call time over its median, from the throughput's quartiles (also for rows
+        # written before iqr_ratio was kept)
+        spread = ((1 / r["q1_samples_per_s"] - 1 / r["q3_samples_per_s"]) * r["samples_per_s"]
+                  if r.get("q1_samples_per_s") else None)
         if spread is not None and spread > NOISY_SPREAD:
             reasons.append(f"IQR {100 * spread:.0f}% of the median")
         step = train.get((r["device"], r["batch_size"]))

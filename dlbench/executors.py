@@ -92,18 +92,6 @@ class LocalExecutor:
             return
         yield from self._run_pool(units)
 
-    def _run_pool(self, units: list[Unit]) -> Iterator[list[dict]]:
-        """At most one unit per worker in flight, so that when a worker process dies (killed,
-        out of memory) the units it may have held are known: each gets a strike and runs again
-        in a fresh pool; a unit with MAX_STRIKES strikes runs alone, and a unit that kills a
-        worker while running alone is stored as failed instead of being retried forever."""
-
-        queue = list(units)
-        strikes: dict[int, int] = {}
-        in_flight: dict = {}  # future -> (unit, running alone)
-        self.start()
-        yield from self._dispatch(queue, strikes, in_flight)
-
     @contextmanager
     def _pool_call(self):
         """Around a call into concurrent.futures (submit, wait): a signal is only recorded there,
@@ -116,10 +104,18 @@ class LocalExecutor:
             yield
         self.stop.check()
 
-    def _dispatch(self, queue, strikes, in_flight) -> Iterator[list[dict]]:
+    def _run_pool(self, units: list[Unit]) -> Iterator[list[dict]]:
+        """At most one unit per worker in flight, so that when a worker process dies (killed,
+        out of memory) the units it may have held are known: each gets a strike and runs again
+        in a fresh pool; a unit with MAX_STRIKES strikes runs alone, and a unit that kills a
+        worker while running alone is stored as failed instead of being retried forever."""
         from concurrent.futures import FIRST_COMPLETED, wait
         from concurrent.futures.process import BrokenProcessPool
 
+        queue = list(units)
+        strikes: dict[int, int] = {}
+        in_flight: dict = {}  # future -> (unit, running alone)
+        self.start()
         while queue or in_flight:
             broken = False  # the pool broke while a unit was being handed to it
             while queue and len(in_flight) < self.workers:

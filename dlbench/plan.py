@@ -105,10 +105,11 @@ def make_units(trials: list[dict], engine: str, workers: int, ship_all: bool = F
         # out in turn, so each chunk gets a share of every optimizer (their updates cost
         # differently) and the seeds of one configuration stay together (a user's elementwise
         # optimizer then updates them in one call: engine.fused.GenericUpdate)
+        from dlbench.design import config_key
+
         configs: dict[str, list[dict]] = {}
         for t in group:
-            configs.setdefault(json.dumps({k: v for k, v in t.items() if k not in ("id", "seed")}, sort_keys=True),
-                               []).append(t)
+            configs.setdefault(config_key(t), []).append(t)
         blocks = list(configs.values())
         chunks = max(math.ceil(len(group) / max_unit_size(group[0])), min(workers, len(blocks)))
         units += [Unit([t for b in blocks[i::chunks] for t in b], "fused") for i in range(chunks)]

@@ -608,7 +608,7 @@ def describe_factory(value: dict, info, where: str = "model") -> dict:
         out, key, reason, pooling, n = _describe_factory(value, info, where)
     REGISTRY.model_checks[key] = reason
     REGISTRY.pooling[key] = pooling
-    _PARAMETERS[_params_key(out, info)] = n
+    _PARAMETERS[key] = n
     if ref is not None and not ref.is_file:
         REGISTRY.factories.setdefault(out["factory"], None)  # for the modules workers must have, and provenance
     return out
@@ -732,30 +732,28 @@ def fused_reason(model: dict, info) -> str | None:
     return None
 
 
-def model_fused_reason(model: dict, info) -> str | None:
+def _checked(model: dict, info) -> str:
+    """The key of a user's model whose check (check_model) has run in this process."""
     key = _model_key(model, info)
     if key not in REGISTRY.model_checks:
         check_model(model, info)
-    return REGISTRY.model_checks[key]
+    return key
+
+
+def model_fused_reason(model: dict, info) -> str | None:
+    return REGISTRY.model_checks[_checked(model, info)]
 
 
 def model_max_pools(model: dict, info) -> bool:
-    key = _model_key(model, info)
-    if key not in REGISTRY.pooling:
-        check_model(model, info)
-    return REGISTRY.pooling[key]
+    return REGISTRY.pooling[_checked(model, info)]
 
 
 _PARAMETERS: dict[str, int] = {}
 
 
-def _params_key(model: dict, info) -> str:
-    return json.dumps([model, list(info.input_shape), info.n_classes, info.task], sort_keys=True)
-
-
 def parameter_count(model: dict, info) -> int:
     """How many parameters the model has for this dataset (built once per process)."""
-    key = _params_key(model, info)
+    key = _model_key(model, info)
     if key not in _PARAMETERS:
         import torch
 

@@ -245,7 +245,7 @@ def _open_results(path: Path, fresh: bool, console) -> ResultsDir:
 
 def _run(sweep: Sweep, results: ResultsDir, workers: int, wanted_devices: list[str], executor, console, err,
          stop, extends: tuple[int, int] | None = None) -> int:
-    from dlbench import store
+    from dlbench import plugins, store
     from dlbench.interrupt import Interrupted
     from dlbench.plan import TRAIN_THREADS
 
@@ -259,7 +259,7 @@ def _run(sweep: Sweep, results: ResultsDir, workers: int, wanted_devices: list[s
         with stop.critical():
             results.write_spec(sweep.to_toml())
             results.write_env(store.environment(wanted_devices, workers, threads=TRAIN_THREADS,
-                                                plugins=_plugins_provenance()))
+                                                plugins=plugins.REGISTRY.provenance()))
             records, damaged = results.load_records()
         for name in damaged:
             err.print("[yellow]warning:[/] " + escape(f"damaged record {name} in {path / 'trials'}: moved aside as "
@@ -336,12 +336,6 @@ def _run_stage(trials: list[dict], stage: str, sweep: Sweep, executor, records, 
     _execute(executor, units, by_id, records, results, console, done, len(trials), stage, stop, chosen)
 
 
-def _plugins_provenance() -> dict:
-    from dlbench import plugins
-
-    return plugins.REGISTRY.provenance()
-
-
 def chosen_by(sweep: Sweep) -> str:
     """How stage 1 chose what stage 2 confirms, in words stored with each confirm trial."""
     from dlbench import stats
@@ -406,11 +400,11 @@ def check_same_sweep(path: Path, sweep: Sweep) -> tuple[int, int] | None:
     except (tomllib.TOMLDecodeError, UnicodeDecodeError):
         old_raw = {}
     new_raw = tomllib.loads(sweep.to_toml())
-    diff = spec_diff(old_raw, new_raw) if old_raw else []
     protocol_changed = confirmed and old_raw.get("protocol") != new_raw.get("protocol")
     missing = tuned - new
     if not missing and not protocol_changed:
         return len(tuned & new), len(new - tuned)
+    diff = spec_diff(old_raw, new_raw) if old_raw else []
     changes = [d for d in diff if not d.startswith("protocol.")] + [d for d in diff if d.startswith("protocol.")]
     what = "; ".join(changes[:6]) + (f"; and {len(changes) - 6} more" if len(changes) > 6 else "") if changes else \
         f"{len(missing)} of its {len(tuned)} trials are not in this sweep"

@@ -532,11 +532,20 @@ def _check_named_optimizers(table: Any) -> dict[str, dict]:
     return out
 
 
+# top-level keys that do not change what the trials are: left out of a sweep's auto name and of
+# what counts as a changed spec
+IGNORED_IN_DIFF = ("name", "description", "engine", "workers", "executor", "address", "data_dir", "expect", "lesson")
+
+
+def _tables(raw: dict) -> list:
+    """The spec's top level and each of its grid tables."""
+    return [raw] + (raw["grid"] if isinstance(raw.get("grid"), list) else [raw.get("grid") or {}])
+
+
 def _names_of_optimizers(raw: dict) -> set:
     """Every optimizer name the spec mentions, at top level or in any grid table."""
     out: set = set()
-    tables = [raw] + (raw["grid"] if isinstance(raw.get("grid"), list) else [raw.get("grid") or {}])
-    for t in tables:
+    for t in _tables(raw):
         if not isinstance(t, dict):
             continue
         v = t.get("optimizer")
@@ -579,13 +588,9 @@ def auto_name(raw: dict) -> str:
     if isinstance(raw.get("grid"), dict | list):
         parts += [short(n) for n in sorted(_names_of_optimizers(raw) - set(parts))]
     head = "-".join(dict.fromkeys(parts))[:48].rstrip("-_.")
-    ignore = {"name", "description", "engine", "workers", "executor", "address", "data_dir", "expect"}
-    digest = hashlib.sha256(json.dumps({k: v for k, v in raw.items() if k not in ignore}, sort_keys=True,
+    digest = hashlib.sha256(json.dumps({k: v for k, v in raw.items() if k not in IGNORED_IN_DIFF}, sort_keys=True,
                                        default=str).encode()).hexdigest()[:4]
     return f"{head}-{digest}"
-
-
-IGNORED_IN_DIFF = ("name", "description", "engine", "workers", "executor", "address", "data_dir", "expect", "lesson")
 
 
 def spec_diff(old: dict, new: dict) -> list[str]:
@@ -620,8 +625,7 @@ def _extra_keys(raw: dict, named: dict) -> set[str]:
     of the users' optimizers, only when the spec names an optimizer that is not built in; each
     must then be taken by one of them (checked once the trials are expanded)."""
     known = {*ALL_KEYS, *TRIAL_KEYS, *KNOB_KEYS}
-    tables = [raw] + (raw["grid"] if isinstance(raw.get("grid"), list) else [raw.get("grid") or {}])
-    keys = {k for t in tables if isinstance(t, dict) for k in t if k not in known}
+    keys = {k for t in _tables(raw) if isinstance(t, dict) for k in t if k not in known}
     plugins_named = any(n not in OPTIMIZERS for n in _names_of_optimizers(raw)) or bool(named)
     return keys if plugins_named else set()
 

@@ -24,12 +24,12 @@ FORMATS = ("png", "svg", "pdf")
 def supported_kinds(results) -> list[str]:
     """The kinds a sweep's axes support, in drawing order: one sensible figure per kind (the
     heatmap only over lr × batch size; --kind heatmap --axes draws any other pair)."""
-    from dlbench.plots._common import problems
+    from dlbench.plots._common import problems_varying
 
     kinds = ["curves"]
     if results.trials["lr"].nunique() > 1:
         kinds.append("lr")
-    if any(t["lr"].nunique() > 1 and t["batch_size"].nunique() > 1 for _, t in problems(results)):
+    if problems_varying(results, ("lr", "batch_size")):
         kinds.append("heatmap")
     if results.trials["batch_size"].nunique() > 1:
         kinds.append("target")

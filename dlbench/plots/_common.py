@@ -30,6 +30,10 @@ class Results:
     trials: pd.DataFrame  # with a "sweep" column
     history: pd.DataFrame  # joined with config columns and "sweep"
 
+    def of(self, trials: pd.DataFrame) -> Results:
+        """These trials (a subset of ours) with their history."""
+        return Results(trials, self.history[self.history["trial_id"].isin(trials["trial_id"])])
+
     def varying(self, exclude=("seed",)) -> list[str]:
         """Configuration columns (dlbench.store.config_columns) with more than one value across the
         loaded sweeps. An optimizer knob (momentum, eps, ...) counts only if it varies within one
@@ -119,6 +123,11 @@ def problems(results: Results) -> list[tuple[str, pd.DataFrame]]:
             for key, g in t.groupby(keys, sort=True)]
 
 
+def problems_varying(results: Results, axes: tuple[str, ...]) -> list[tuple[str, pd.DataFrame]]:
+    """The problems whose own trials take several values on each of `axes` (a heatmap's)."""
+    return [(n, t) for n, t in problems(results) if all(a in t and t[a].nunique() > 1 for a in axes)]
+
+
 def panel_title(name: str, width: int = 32) -> str:
     """A panel's title, wrapped so that it fits a panel of a three-column page-wide figure (2.4 in
     at 8 points: about 34 characters)."""
@@ -139,7 +148,7 @@ def fig_title(text: str, width_in: float) -> str:
     return "\n".join(textwrap.wrap(text, max(24, int(0.9 * width_in * per_inch))))
 
 
-def legend_below(fig, handles=None, labels=None, width_in: float | None = None):
+def legend_below(fig, handles=None, labels=None):
     """The figure's legend under its panels, in as many columns as fit the figure's width."""
     if handles is None:
         handles, labels = fig.axes[0].get_legend_handles_labels()
@@ -148,7 +157,7 @@ def legend_below(fig, handles=None, labels=None, width_in: float | None = None):
             handles, labels = handles + h, labels + lab
     if labels is None:
         labels = [h.get_label() for h in handles]
-    width_in = 0.95 * (width_in or fig.get_size_inches()[0])
+    width_in = 0.95 * fig.get_size_inches()[0]
     return fig.legend(handles, labels, loc="outside lower center", ncols=legend_cols(labels, width_in),
                       frameon=False)
 
@@ -165,10 +174,8 @@ def legend_cols(labels: list[str], width_in: float, most: int = 4) -> int:
     return 1
 
 
-def task_metric(task: str, metric: str | None = None) -> str:
+def task_metric(task: str) -> str:
     """The test metric a task reports (what a figure shows by default): accuracy, R², or loss."""
-    if metric is not None:
-        return metric
     return "test_acc" if task in ("binary", "multiclass") else ("test_r2" if task == "regression" else "test_loss")
 
 
@@ -195,7 +202,7 @@ def default_stage(results: Results) -> str | None:
 
 def restrict(results: Results, datasets: list[str] | None = None, stage: str | None = None) -> Results:
     """The results of some datasets, or of one stage ("tune" or "confirm")."""
-    t, h = results.trials, results.history
+    t = results.trials
     if datasets:
         unknown = [d for d in datasets if d not in set(t["dataset"])]
         if unknown:
@@ -208,7 +215,7 @@ def restrict(results: Results, datasets: list[str] | None = None, stage: str | N
             raise UserError(f"--stage {stage!r}: these results have no {stage} trials; allowed: "
                             f"{', '.join(sorted(set(t['stage'])))}")
         t = t[t["stage"] == stage]
-    return Results(t, h[h["trial_id"].isin(t["trial_id"])])
+    return results.of(t)
 
 
 def tuning_stage(results: Results) -> Results:

@@ -144,7 +144,7 @@ def _by_problem(results: Results, metric: str | None, x: str, band: str, method:
     left_out = max(0, len(probs) - MAX_PANELS)
     curves, panel_metrics = [], {}
     for name, t in probs[:MAX_PANELS]:
-        h = results.history[results.history["trial_id"].isin(t["trial_id"])]
+        h = results.of(t).history
         m = metric_for(t, h, metric)
         panel_metrics[name] = m
         h = _without_explosions(h, m)
@@ -152,7 +152,7 @@ def _by_problem(results: Results, metric: str | None, x: str, band: str, method:
         shown = restrict(Results(t, h), stage=stage) if has_stage else Results(t, h)
         for b in stats.best_configs(t, method=method):
             rows = stats.rows_matching(shown.trials, b.config)
-            g = shown.history[shown.history["trial_id"].isin(rows["trial_id"])]
+            g = shown.of(rows).history
             if len(g):
                 curves.append(_curve(g, m, XS[x], band, method, panel=name, series=b.name, style_key="",
                                      lr=float(b.config.get("lr", np.nan))))

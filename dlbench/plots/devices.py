@@ -7,6 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from dlbench.devices import NOISY_SPREAD
 from dlbench.plots._common import COLUMN_IN, MARKERS, OKABE_ITO, PAGE_IN, legend_below, log_scale, save, style
 
 NOISY_STYLE = {"marker": "o", "ms": 8, "mfc": "none", "mec": "#CC0000", "mew": 0.9}  # a red ring
@@ -77,7 +78,7 @@ def device_figures(rows, report) -> list[tuple[str, object]]:
     handles, labels = axes[0].get_legend_handles_labels()
     if any(any(s.noisy) for s in series):
         handles.append(plt.Line2D([], [], ls="none", **NOISY_STYLE))
-        labels.append("noisy: IQR > 10% of the median, or epoch faster than train step; re-run")
+        labels.append(f"noisy: IQR > {100 * NOISY_SPREAD:g}% of the median, or epoch faster than train step; re-run")
     legend_below(fig, handles, labels)
     figures = [("throughput", fig)]
     accelerators = report.get("accelerators", [])

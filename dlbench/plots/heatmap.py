@@ -25,6 +25,7 @@ from dlbench.plots._common import (
     label,
     metric_for,
     problems,
+    problems_varying,
     style,
     tuning_stage,
 )
@@ -64,9 +65,8 @@ def heatmap_info(results: Results, metric: str | None = None, axes: tuple[str, s
     note = ""
     if len(probs) > 1:
         # the first problem whose own trials vary both axes (else the first: its error says why)
-        both = [(n, t) for n, t in probs if all(a in t and t[a].nunique() > 1 for a in axes)]
-        name, t = (both or probs)[0]
-        results = Results(t, results.history[results.history["trial_id"].isin(t["trial_id"])])
+        name, t = (problems_varying(results, axes) or probs)[0]
+        results = results.of(t)
         note = f"{name} (1 of {len(probs)} problems; --dataset chooses)"
     metric = metric_for(results.trials, results.history, metric)
     info = _heatmap_info(results, metric, axes, stat)

@@ -111,13 +111,14 @@ def lr_info(results: Results, metric: str | None = None, stat: str = "best", ban
                       [line.name for line in lines])
     lines, panel_of, panel_metrics = [], [], {}
     for name, t in probs[:MAX_PANELS]:
-        h = results.history[results.history["trial_id"].isin(t["trial_id"])]
+        mine = results.of(t)
+        h = mine.history
         m = metric_for(t, h, metric)
         panel_metrics[name] = m
-        others = [c for c in Results(t, h).varying() if c not in ("optimizer", "lr", "dataset", "sweep", "stage")]
-        mine = _lines(t, h, m, stat, band, method, others)
-        lines += mine
-        panel_of += [name] * len(mine)
+        others = [c for c in mine.varying() if c not in ("optimizer", "lr", "dataset", "sweep", "stage")]
+        drawn = _lines(t, h, m, stat, band, method, others)
+        lines += drawn
+        panel_of += [name] * len(drawn)
     return LrInfo(metric or "", stat, lines, band, method, list(panel_metrics), panel_of, panel_metrics,
                   [line.name for line in lines], max(0, len(probs) - MAX_PANELS))
 

@@ -78,7 +78,8 @@ def target_info(results: Results, metric: str | None = None, target: float | Non
     probs = problems(results)
     lines, targets, metrics, met_at_start, panel_of = [], {}, {}, [], []
     for pname, pt in probs[:MAX_PANELS]:
-        ph = results.history[results.history["trial_id"].isin(pt["trial_id"])]
+        problem = results.of(pt)
+        ph = problem.history
         m, higher = stats.target_metric(stats.task_of(pt), stats.has_validation(pt))
         if metric is not None and ph[metric].notna().any():
             m, higher = metric, higher_is_better(metric)
@@ -89,7 +90,7 @@ def target_info(results: Results, metric: str | None = None, target: float | Non
         costs = stats.config_costs(pt, ph, m, chosen, higher, cols)
         if (costs["steps"] == 0).any():
             met_at_start.append(name or "these results")
-        line_keys = [c for c in Results(pt, ph).varying() if c not in ("lr", "batch_size", "dataset", "sweep")]
+        line_keys = [c for c in problem.varying() if c not in ("lr", "batch_size", "dataset", "sweep")]
         for key, g in (costs.groupby(line_keys, sort=True, dropna=False) if line_keys else [(("all",), costs)]):
             key = key if isinstance(key, tuple) else (key,)
             bs_list, steps, epochs, secs, lrs = [], [], [], [], []

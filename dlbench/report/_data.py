@@ -130,15 +130,6 @@ def config_table(trials: pd.DataFrame, best: list[stats.Best],
     return table, metrics
 
 
-def figure_plan(results) -> list[str]:
-    """The figures the data supports, in page order (dlbench.plots.supported_kinds), the heatmap
-    only over lr × batch size: curves with CI bands; lr sensitivity (2+ lrs); the heatmap and
-    steps to a validation target (2+ batch sizes); the performance profile (2+ problems); timing."""
-    from dlbench.plots import supported_kinds
-
-    return supported_kinds(results)
-
-
 def make_figure(results, key: str, method: str = stats.DEFAULT_CI) -> Figure:
     """One figure's record (the plot module's info step) with its title and caption."""
     from dlbench.plots import _common, figure_job
@@ -178,7 +169,12 @@ def make_figure(results, key: str, method: str = stats.DEFAULT_CI) -> Figure:
 
 
 def figures(results, method: str = stats.DEFAULT_CI) -> list[Figure]:
-    return [make_figure(results, k, method) for k in figure_plan(results)]
+    """The figures the data supports, in page order (dlbench.plots.supported_kinds: curves; lr
+    sensitivity with 2+ lrs; the heatmap where a problem varies lr and batch size; steps to a
+    validation target with 2+ batch sizes; the performance profile with 2+ problems; timing)."""
+    from dlbench.plots import supported_kinds
+
+    return [make_figure(results, k, method) for k in supported_kinds(results)]
 
 
 def report_data(folders: list[str], with_figures: bool = True, method: str = stats.DEFAULT_CI) -> ReportData:
