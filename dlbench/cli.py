@@ -105,7 +105,9 @@ def sweep(
     if name is not None:
         raw["name"] = name
     elif not spec and "name" not in raw:
-        raw["name"] = specs.auto_name(raw)  # one folder per sweep: the same flags find it again
+        from dlbench.folders import auto_name
+
+        raw["name"] = auto_name(raw)  # one folder per sweep: the same flags find it again
     for key, value in (("data_dir", data_dir), ("executor", executor), ("address", address)):
         if value is not None:
             raw[key] = value
@@ -129,13 +131,13 @@ def show(
 ) -> int:
     """Summary table of a finished or partial sweep: each optimizer at its best configuration with N and the
     95% CI, and the verdict of every pair."""
-    from dlbench import store
+    from dlbench import folders
     from dlbench.output import console as make_console
     from dlbench.stats import check_ci
     from dlbench.summary import render_summary
 
     check_ci(ci)
-    trials, history, env = store.read_results(results)
+    trials, history, env = folders.read(results)
     if json_:
         sys.stdout.write(trials.drop(columns=["config"], errors="ignore").to_json(orient="records", lines=True))
         return 0
@@ -241,9 +243,9 @@ def compare_devices(
 def optimizers() -> int:
     """List optimizers and schedules: the built-ins with their knobs, every torch.optim class, and the
     optimizers installed packages register (entry points `dlbench.optimizers`)."""
-    from dlbench import plugins
-    from dlbench.optim import KNOBS, OPTIMIZERS, SCHEDULE_COMMON, SCHEDULES
+    from dlbench.optim import KNOBS, OPTIMIZERS, entry_points, torch_optimizers
     from dlbench.output import print_table
+    from dlbench.schedules import SCHEDULE_COMMON, SCHEDULES
 
     print_table("built-in optimizers (fused by hand-written updates)", ["name", "torch class", "what it is",
                                                                         "knobs (default; allowed)"], [
@@ -252,8 +254,8 @@ def optimizers() -> int:
     rows = [[ref, "torch", "reference engine (needs a closure)" if ref.endswith("LBFGS") else
              ("2-D parameters only" if ref.endswith("Muon") else
               ("sparse gradients only" if ref.endswith("SparseAdam") else "fused"))]
-            for ref in plugins.torch_optimizers()]
-    for name, ep in plugins.entry_points().items():
+            for ref in torch_optimizers()]
+    for name, ep in entry_points().items():
         dist = getattr(ep, "dist", None)
         rows.append([name, f"{dist.name} {dist.version}" if dist else "?", f"entry point: {ep.value}"])
     print_table("any torch.optim.Optimizer, by import path (MODULE:ATTR, ./file.py:ATTR) or entry point",

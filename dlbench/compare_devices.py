@@ -40,20 +40,20 @@ def parse_ints(text: str | None, flag: str, lo: int, hi: int) -> list[int] | Non
 def run_compare(dataset: str = "digits", model: str | None = None, batch_sizes: str | None = None,
                 devices: str | None = None, threads: str | None = None, include_sweep: str | None = None,
                 out: str = "results", name: str = "devices", quick: bool = False, console=None) -> int:
+    from dlbench import models
     from dlbench.data import dataset_info
-    from dlbench.models import check_model
     from dlbench.output import console as make_console
     from dlbench.spec import check_name, parse_value
 
     console = console or make_console()
     check_name(name)
     info = dataset_info(dataset)
-    model_spec = check_model(parse_value(model) if model else DEFAULT_MODEL, info)
+    model_spec = models.check(parse_value(model) if model else DEFAULT_MODEL, info)
     sizes = parse_ints(batch_sizes, "--batch-sizes", 1, 65536) or (QUICK_BATCH_SIZES if quick else DEFAULT_BATCH_SIZES)
     thread_counts = parse_ints(threads, "--threads", 1, 4 * (os.cpu_count() or 1))
     asked = [d.strip() for d in devices.split(",")] if devices else None
     for d in asked or []:
-        from dlbench.spec import check_device_name
+        from dlbench.trials import check_device_name
 
         check_device_name(d)
     sweep_spec = None

@@ -1,7 +1,7 @@
-"""Sweep design beyond one cartesian grid: ranges, random and quasi-random search, and the
-tune-then-confirm protocol. Pure Python and numpy (scipy.stats.qmc for Sobol points); spec.py
-calls these while it validates and expands a spec, and the runner calls `confirm_trials`
-between the two stages.
+"""Sweep design beyond one cartesian grid: ranges, random and quasi-random search, and the checks
+of the tune-then-confirm protocol. Pure Python and numpy (scipy.stats.qmc for Sobol points);
+spec.py calls these while it validates and expands a spec. What stage 2 confirms is chosen from
+the stored stage-1 results by dlbench.protocol.
 
 Ranges (anywhere a list of values is allowed, for numeric keys):
 
@@ -28,12 +28,12 @@ stage 1 never used: the next integers after its largest seed.
 
 from __future__ import annotations
 
-import json
 import math
 import re
 from typing import Any
 
 from dlbench.errors import UserError, check_keys, did_you_mean
+from dlbench.schema import higher_is_better, is_test_metric
 
 INTEGER_KEYS = ("batch_size", "epochs", "seed")
 RANGE_KEYS = ("lr", "batch_size", "epochs", "seed", "validation", "momentum", "dampening", "weight_decay", "eps",
@@ -234,14 +234,12 @@ def _sample_one(key: str, value: Any, u: float):
 def check_protocol(protocol: Any, select_columns: tuple[str, ...], config_keys: tuple[str, ...]) -> dict | None:
     if protocol is None:
         return None
-    from dlbench.stats import higher_is_better
-
     if not isinstance(protocol, dict):
         raise UserError(f"protocol = {protocol!r} is not allowed; allowed: a table [protocol] with select, per and "
                         "confirm_seeds")
     check_keys(protocol, ("select", "direction", "per", "confirm_seeds"), "protocol.")
     select = protocol.get("select", "best_val_acc")
-    if isinstance(select, str) and "test" in select.split("_"):
+    if isinstance(select, str) and is_test_metric(select):
         raise UserError(f"protocol.select = {select!r} is a test metric, and test numbers never choose; allowed: "
                         f"{', '.join(select_columns)}")
     if select not in select_columns:
@@ -269,51 +267,3 @@ def check_protocol(protocol: Any, select_columns: tuple[str, ...], config_keys: 
     if isinstance(confirm, bool) or not isinstance(confirm, int) or confirm < 1:
         raise UserError(f"protocol.confirm_seeds = {confirm!r} is not allowed; allowed: a whole number >= 1")
     return {"select": select, "direction": direction, "per": per, "confirm_seeds": confirm}
-
-
-def confirm_seeds(tune_seeds, n: int) -> list[int]:
-    """Seeds stage 1 never used: the n integers after its largest seed."""
-    start = max(tune_seeds) + 1
-    return list(range(start, start + n))
-
-
-def groups_of(trials: list[dict], per: list[str]) -> list[tuple]:
-    """The distinct (dataset, *per) groups of stage-1 trials, in order of first appearance."""
-    return list(dict.fromkeys(_group(t, per) for t in trials))
-
-
-def _group(trial: dict, per: list[str]) -> tuple:
-    return (trial["dataset"], *(_hashable(trial.get(p)) for p in per))
-
-
-def _hashable(v):
-    return json.dumps(v, sort_keys=True) if isinstance(v, dict | list) else v
-
-
-def choose(trials: list[dict], results: dict[str, dict], protocol: dict) -> dict[tuple, dict]:
-    """The configuration each group confirms: dlbench.stats.choose over the group's stage-1 trials
-    (the one selection rule every reader uses: the best mean of `select` over seeds, ties to the
-    task's tie-breakers, then to the configuration that sorts first). Returns group -> a stage-1
-    trial of the chosen configuration."""
-    import pandas as pd
-
-    from dlbench import stats
-    from dlbench.data import dataset_info, validation_of
-    from dlbench.store import flat_config
-
-    chosen = {}
-    for group in groups_of(trials, protocol["per"]):
-        members = [t for t in trials if _group(t, protocol["per"]) == group]
-        rows = pd.DataFrame([{**flat_config(t), **results[t["id"]], "config": config_key(t)} for t in members])
-        first = members[0]
-        sel = stats.selection_for(dataset_info(first["dataset"]).task, validation_of(first) > 0,
-                                  protocol["select"], protocol["direction"] == "max")
-        choice = stats.choose(rows, sel)
-        if choice is not None:
-            trial_id = stats.rows_matching(rows, choice.config).iloc[0]["trial_id"]
-            chosen[group] = next(t for t in members if t["id"] == trial_id)
-    return chosen
-
-
-def config_key(trial: dict) -> str:
-    return json.dumps({k: v for k, v in trial.items() if k not in ("id", "seed")}, sort_keys=True)

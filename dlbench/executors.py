@@ -1,6 +1,7 @@
 """Where units of work run: in this process, on a pool of long-lived local worker processes
 (one intra-op thread each), or on a Dask cluster. Executors know nothing of training: they call
-plan.run_unit and hand its results back to the driver, which alone writes the store."""
+plan.run_unit, start each worker with plan.prepare_worker (and the forkserver with the modules
+plan.WORKER_MODULES names), and hand the results back to the driver, which alone writes the store."""
 
 from __future__ import annotations
 
@@ -9,25 +10,20 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from dlbench.errors import UserError
-from dlbench.plan import Unit, failed, run_unit
+from dlbench.plan import WORKER_MODULES, Unit, failed, prepare_worker, run_unit
 
 
 def default_workers() -> int:
     return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
 
 
-def _warm() -> None:
-    """Each worker's initializer: tie it to its parent (dlbench.lifeline), then import what
-    training needs while the driver works."""
+def _start_worker() -> None:
+    """Each worker's initializer: tie it to its parent (dlbench.lifeline), then get ready to train
+    while the driver works."""
     from dlbench.lifeline import tie_to_parent
 
     tie_to_parent()
-    import torch
-
-    import dlbench.engine.fused  # noqa: F401
-    from dlbench.plan import TRAIN_THREADS
-
-    torch.set_num_threads(TRAIN_THREADS)
+    prepare_worker()
 
 
 class LocalExecutor:
@@ -59,9 +55,8 @@ class LocalExecutor:
             os.environ[DRIVER_ENV] = str(os.getpid())
             try:
                 ctx = mp.get_context("forkserver")
-                ctx.set_forkserver_preload(["dlbench.lifeline", "torch", "dlbench.plan", "dlbench.engine.fused",
-                                            *self.preload])
-                self.pool = ProcessPoolExecutor(max_workers=self.workers, mp_context=ctx, initializer=_warm)
+                ctx.set_forkserver_preload(["dlbench.lifeline", *WORKER_MODULES, *self.preload])
+                self.pool = ProcessPoolExecutor(max_workers=self.workers, mp_context=ctx, initializer=_start_worker)
                 # the pool launches its processes on the first submit: submit a no-op now, so that the
                 # forkserver and the workers import torch while this process goes on with its own work
                 self.pool.submit(os.getpid)
@@ -78,12 +73,14 @@ class LocalExecutor:
             self.pool = None
 
     def kill(self) -> None:
-        """End every worker now (an interrupted sweep): units in flight are lost, stored ones kept."""
+        """End every worker now (an interrupted sweep, a refused spec, the end of a sweep): units in
+        flight are lost, stored ones kept. The pool's manager thread is joined too: left running, it
+        wakes at interpreter exit on a pipe that is closed by then and prints a traceback."""
         if self.pool is not None:
-            for proc in list(getattr(self.pool, "_processes", {}).values()):
+            pool, self.pool = self.pool, None
+            for proc in list((getattr(pool, "_processes", None) or {}).values()):
                 proc.kill()
-            self.pool.shutdown(wait=False, cancel_futures=True)
-            self.pool = None
+            pool.shutdown(wait=True, cancel_futures=True)
 
     def run(self, units: list[Unit]) -> Iterator[list[dict]]:
         if self.pool is None and (self.workers <= 1 or len(units) <= 1):
@@ -206,12 +203,12 @@ class DaskExecutor:
     def check_workers(self) -> None:
         """Every module a user's plugin imports must be installed on every worker (files travel with
         the work; modules do not): one line naming the first one missing, before anything runs."""
-        from dlbench import plugins
+        from dlbench import catalogue, usercode
 
-        needed = plugins.REGISTRY.modules()
+        needed = catalogue.modules()
         if not needed:
             return
-        missing = self.client.run(plugins.missing_modules, sorted(needed))
+        missing = self.client.run(usercode.missing_modules, sorted(needed))
         for worker, mods in sorted(missing.items()):
             if mods:
                 self.shutdown()

@@ -1,20 +1,41 @@
-"""Losses by task, and the metrics each task reports. Validation is pure Python."""
+"""Losses: one record each (its task, what it computes, the smallest value it can take), the mean
+over a batch for the reference engine and the per-sample form for the fused engine. Checking is
+pure Python; computing imports torch."""
 
 from __future__ import annotations
 
+import math
+from dataclasses import dataclass
+
 from dlbench.errors import UserError, did_you_mean
 
-LOSSES = {
-    "regression": ("mse", "huber"),
-    "binary": ("bce",),
-    "multiclass": ("cross_entropy", "nll"),
-    "objective": ("problem",),
-}
-ALL_LOSSES = sorted({name for names in LOSSES.values() for name in names})
+
+@dataclass(frozen=True)
+class Loss:
+    name: str
+    task: str  # the task it fits (its first loss is the task's default)
+    description: str
+    lowest: float  # the smallest value it takes: an interval of its mean is never clipped below this
+
+
+ENTRIES: dict[str, Loss] = {x.name: x for x in [
+    Loss("mse", "regression", "mean squared error", 0.0),
+    Loss("huber", "regression", "Huber loss (delta 1)", 0.0),
+    Loss("bce", "binary", "binary cross-entropy on one logit", 0.0),
+    Loss("cross_entropy", "multiclass", "softmax cross-entropy", 0.0),
+    Loss("nll", "multiclass", "negative log-likelihood of log-softmax (the same numbers as cross_entropy)", 0.0),
+    # DeepOBS objectives: the problem's own function; with its noise term it can be negative
+    Loss("problem", "objective", "the problem's own objective", -math.inf),
+]}
+LOSSES = {task: tuple(x.name for x in ENTRIES.values() if x.task == task)
+          for task in dict.fromkeys(x.task for x in ENTRIES.values())}
+ALL_LOSSES = sorted(ENTRIES)
+
+
 def check_loss(value, task: str, dataset: str) -> str:
     if value is None or value == "auto":
         return LOSSES[task][0]
-    if not isinstance(value, str) or value not in ALL_LOSSES:
+    if not isinstance(value, str) or value not in ENTRIES:
         raise UserError(f"loss = {value!r} is unknown{did_you_mean(value, ALL_LOSSES)}; allowed: "
                         f"{', '.join(ALL_LOSSES)}")
     if value not in LOSSES[task]:
@@ -23,8 +44,13 @@ def check_loss(value, task: str, dataset: str) -> str:
     return value
 
 
+def lowest(name: str | None) -> float:
+    """The smallest value a loss takes (-inf for a name it does not know)."""
+    return ENTRIES[name].lowest if name in ENTRIES else -math.inf
+
+
 def loss_fn(name: str):
-    """Mean loss over a batch: f(outputs, targets) -> scalar tensor."""
+    """Mean loss over a batch: f(outputs, targets) -> scalar tensor (the reference engine's)."""
     import torch.nn.functional as F  # noqa: N812
 
     if name == "mse":
@@ -40,3 +66,22 @@ def loss_fn(name: str):
     if name == "problem":
         return lambda out, y: out.mean()
     raise ValueError(name)
+
+
+def per_sample_loss(name: str, out, y):
+    """Loss of each sample for each trial (the fused engine's): out [K, B, C], y [K, B] or [K, B, 1] -> [K, B]."""
+    import torch.nn.functional as F  # noqa: N812
+
+    K, B = out.shape[0], out.shape[1]
+    if name in ("cross_entropy", "nll"):
+        logits = out.reshape(K * B, -1)
+        if name == "nll":
+            return F.nll_loss(F.log_softmax(logits, dim=-1), y.reshape(-1), reduction="none").view(K, B)
+        return F.cross_entropy(logits, y.reshape(-1), reduction="none").view(K, B)
+    if name == "bce":
+        return F.binary_cross_entropy_with_logits(out.squeeze(-1), y, reduction="none")
+    if name == "mse":
+        return F.mse_loss(out, y, reduction="none").flatten(2).mean(dim=2)
+    if name == "huber":
+        return F.huber_loss(out, y, reduction="none").flatten(2).mean(dim=2)
+    raise ValueError(f"loss {name!r} is not supported by the fused engine")

@@ -19,7 +19,10 @@ import time
 import traceback
 from dataclasses import dataclass
 
+from dlbench import catalogue
 from dlbench.data import validation_of
+from dlbench.interrupt import Interrupted
+from dlbench.schema import config_key
 
 
 @dataclass
@@ -27,7 +30,7 @@ class Unit:
     trials: list[dict]
     engine: str  # "fused" or "reference"
     reason: str | None = None  # why a trial --engine auto would fuse runs on the reference engine
-    files: object = None  # dlbench.plugins.SweepFiles: the users' files the trials need, travelling with them
+    files: object = None  # dlbench.usercode.SweepFiles: the users' files the trials need, travelling with them
 
     @property
     def ids(self) -> list[str]:
@@ -74,18 +77,9 @@ def max_unit_size(trial: dict) -> int:
     units of 32 5.8 s, of 16 5.0 s, of 8 4.9 s)."""
     if trial["device"] != "cpu":
         return MAX_GROUP
-    from dlbench.data import dataset_info
     from dlbench.engine import CPU_CACHE_PARAMETERS
-    from dlbench.models import layer_sizes
 
-    info = dataset_info(trial["dataset"])
-    if trial["model"]["kind"] in ("linear", "mlp"):
-        sizes = layer_sizes(trial["model"], info)
-        params = sum(a * b + b for a, b in zip(sizes[:-1], sizes[1:], strict=True))
-    else:  # any other model: count what its builder builds (once per model)
-        from dlbench import plugins
-
-        params = plugins.parameter_count(trial["model"], info)
+    params = catalogue.model_of(trial).parameters
     return max(1, min(MAX_GROUP, CPU_CACHE_PARAMETERS // max(1, params)))
 
 
@@ -103,15 +97,16 @@ def make_units(trials: list[dict], engine: str, workers: int, ship_all: bool = F
     for group in fused.values():
         # enough chunks to keep every worker busy, none larger than the cap; configurations dealt
         # out in turn, so each chunk gets a share of every optimizer (their updates cost
-        # differently) and the seeds of one configuration stay together (a user's elementwise
-        # optimizer then updates them in one call: engine.fused.GenericUpdate)
-        from dlbench.design import config_key
-
+        # differently) and the seeds of one configuration stay together where they fit in one
+        # unit (an elementwise optimizer then updates them in one call: engine.generic); more seeds
+        # of one configuration than a unit holds are cut into unit-sized blocks. Never more
+        # chunks than blocks: no unit is empty.
+        cap = max_unit_size(group[0])
         configs: dict[str, list[dict]] = {}
         for t in group:
             configs.setdefault(config_key(t), []).append(t)
-        blocks = list(configs.values())
-        chunks = max(math.ceil(len(group) / max_unit_size(group[0])), min(workers, len(blocks)))
+        blocks = [seeds[i:i + cap] for seeds in configs.values() for i in range(0, len(seeds), cap)]
+        chunks = min(len(blocks), max(math.ceil(len(group) / cap), min(workers, len(blocks))))
         units += [Unit([t for b in blocks[i::chunks] for t in b], "fused") for i in range(chunks)]
     # big units first, so that the last ones to finish are short
     units.sort(key=lambda u: -cost(u))
@@ -124,9 +119,7 @@ def make_units(trials: list[dict], engine: str, workers: int, ship_all: bool = F
 def sweep_files(ship_all: bool = False):
     """The users' files this sweep's trials use, or None: their Python files with their content,
     and with `ship_all` (workers on other machines) their data files' too."""
-    from dlbench import plugins
-
-    files = plugins.REGISTRY.files
+    files = catalogue.files()
     return files.shipped(everything=ship_all) if files.files else None
 
 
@@ -136,10 +129,22 @@ def cost(unit: Unit) -> float:
 
 
 TRAIN_THREADS = 1  # intra-op threads for training, wherever it runs
+# what a worker imports once, before its first unit (the forkserver preloads these too)
+WORKER_MODULES = ("torch", "dlbench.plan", "dlbench.engine.fused")
+
+
+def prepare_worker() -> None:
+    """A worker process before its first unit: training's modules imported, its thread count set."""
+    import torch
+
+    import dlbench.engine.fused  # noqa: F401
+
+    torch.set_num_threads(TRAIN_THREADS)
 
 
 def run_unit(unit: Unit, data_dir: str | None = None) -> list[dict]:
-    """Train a unit; errors become `failed` results rather than exceptions. Runs in workers.
+    """Train a unit; errors become `failed` results rather than exceptions. Runs in workers (or in
+    the driver, whose thread count is put back afterwards).
 
     Always with TRAIN_THREADS intra-op threads: CPU kernels round differently with other thread
     counts, and chaotic (high-lr) trials amplify that, so a trial's numbers must not depend on
@@ -148,22 +153,33 @@ def run_unit(unit: Unit, data_dir: str | None = None) -> list[dict]:
 
     from dlbench import data as datasets
 
-    if torch.get_num_threads() != TRAIN_THREADS:
+    threads = torch.get_num_threads()
+    if threads != TRAIN_THREADS:
         torch.set_num_threads(TRAIN_THREADS)
-    if unit.files is not None:
-        from dlbench import plugins
-
-        plugins.use(unit.files)
     try:
-        first = unit.trials[0]
-        ds = datasets.load(first["dataset"], data_dir, validation_of(first), first.get("data"))
-    except Exception as e:  # noqa: BLE001 - reported per trial, the sweep goes on
-        return [failed(t, e, unit.engine) for t in unit.trials]
-    results = _run_fused(unit.trials, ds) if unit.engine == "fused" else _run_reference(unit.trials, ds, unit.reason)
+        if unit.files is not None:
+            catalogue.use(unit.files)
+        try:
+            ds = datasets.load_for(unit.trials[0], data_dir)
+        except BaseException as e:  # reported per trial, the sweep goes on
+            if not is_trial_failure(e):
+                raise
+            return [failed(t, e, unit.engine) for t in unit.trials]
+        results = (_run_fused(unit.trials, ds) if unit.engine == "fused"
+                   else _run_reference(unit.trials, ds, unit.reason))
+    finally:
+        if threads != TRAIN_THREADS:
+            torch.set_num_threads(threads)
     sizes = data_record(ds)
     for r in results:
         r["data"] = sizes
     return results
+
+
+def is_trial_failure(e: BaseException) -> bool:
+    """An exception that fails the trial (anything its code raised, a SystemExit included), not one
+    that stops the sweep (a signal, Ctrl-C)."""
+    return isinstance(e, Exception | SystemExit) and not isinstance(e, Interrupted)
 
 
 def data_record(ds) -> dict:
@@ -181,7 +197,9 @@ def _run_fused(trials: list[dict], ds) -> list[dict]:
     start = time.perf_counter()
     try:
         results = fused.train(trials, ds)
-    except Exception as e:  # noqa: BLE001 - sorted below: out of memory, or the unit fails
+    except BaseException as e:  # sorted below: out of memory, or the unit fails
+        if not is_trial_failure(e):
+            raise
         if not is_out_of_memory(e):
             if len(trials) == 1:
                 return [failed(trials[0], e, "fused")]
@@ -205,7 +223,9 @@ def _run_reference(trials: list[dict], ds, reason: str | None = None) -> list[di
         t0 = time.perf_counter()
         try:
             out.append(as_dict(reference.train(t, ds), time.perf_counter() - t0, 1, reason))
-        except Exception as e:  # noqa: BLE001
+        except BaseException as e:
+            if not is_trial_failure(e):
+                raise
             out.append(failed(t, e, "reference", reason))
     return out
 
@@ -245,11 +265,28 @@ def as_dict(result, wall_time: float, unit_size: int, fallback_reason: str | Non
             "fallback_reason": fallback_reason, "wall_time": wall_time, "unit_size": unit_size}
 
 
+# what autograd says when an optimizer differentiates a gradient that kept no graph
+SECOND_ORDER_SIGNS = ("does not require grad and does not have a grad_fn",
+                      "One of the differentiated Tensors appears to not have been used in the graph",
+                      "Trying to backward through the graph a second time")
+
+
 def failed(trial: dict, exc: BaseException, engine: str, fallback_reason: str | None = None) -> dict:
-    """A failed trial's result: the exception's type and last line, and where it was raised."""
+    """A failed trial's result: the exception's type and last line, and where it was raised; an
+    autograd error that shows the optimizer needs second-order gradients says how to give them."""
     tb = traceback.extract_tb(exc.__traceback__)
     where = f" at {tb[-1].filename.rsplit('/', 1)[-1]}:{tb[-1].lineno}" if tb else ""
     lines = str(exc).strip().splitlines()
+    error = f"{type(exc).__name__}: {lines[-1] if lines else ''}{where}"
+    if any(sign in str(exc) for sign in SECOND_ORDER_SIGNS) and not _second_order(trial):
+        error += (f"; optimizer {trial['optimizer']} seems to need second-order gradients: give it "
+                  "create_graph = true in its [optimizers.NAME] table")
     return {"trial_id": trial["id"], "status": "failed", "history": [], "diverged_epoch": None,
-            "error": f"{type(exc).__name__}: {lines[-1] if lines else ''}{where}", "engine": engine,
-            "fallback_reason": fallback_reason, "wall_time": 0.0, "unit_size": 1}
+            "error": error, "engine": engine, "fallback_reason": fallback_reason, "wall_time": 0.0, "unit_size": 1}
+
+
+def _second_order(trial: dict) -> bool:
+    try:
+        return catalogue.optimizer_of(trial).second_order
+    except Exception:  # noqa: BLE001 - its code cannot even be described here: the message stands as it is
+        return False

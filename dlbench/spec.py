@@ -17,9 +17,7 @@ every combination of the [grid] lists is a trial. Example:
 
 from __future__ import annotations
 
-import hashlib
 import itertools
-import json
 import math
 import re
 import tomllib
@@ -27,25 +25,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from dlbench.data import DATASETS, DEFAULT_VALIDATION, check_validation, dataset_info, split_sizes
+from dlbench import catalogue, data, design, optim, usercode
 from dlbench.errors import UserError, check_keys, did_you_mean
-from dlbench.losses import check_loss
-from dlbench.models import check_model, default_model
-from dlbench.optim import KNOBS, OPTIMIZERS, check_optimizer_knobs, check_schedule
+from dlbench.schema import EXPECT_METRICS, NAME_RE, RUN_KEYS, SELECT_COLUMNS, TABLE_KEYS, TRIAL_KEYS
+from dlbench.trials import canonical_trial, choice
 
-# Keys that make a trial what it is (part of its id), in display order.
-TRIAL_KEYS = ("dataset", "validation", "model", "loss", "optimizer", "lr", "batch_size", "epochs", "seed",
-              "schedule", "device", "dtype")
-KNOB_KEYS = tuple(KNOBS)
-# Keys about how or where a sweep runs, not what it computes (not part of trial ids).
-RUN_KEYS = ("name", "description", "engine", "workers", "data_dir", "executor", "address")
-TABLE_KEYS = ("grid", "search", "protocol", "expect", "lesson", "optimizers")
+KNOB_KEYS = optim.KNOB_KEYS
 AXIS_KEYS = (*TRIAL_KEYS, *KNOB_KEYS)  # what a trial is made of, in display order
 ALL_KEYS = (*TRIAL_KEYS, "seeds", *KNOB_KEYS, *RUN_KEYS, *TABLE_KEYS)
 
 DEFAULTS: dict[str, Any] = {
     "dataset": "digits",
-    "validation": DEFAULT_VALIDATION,
+    "validation": data.DEFAULT_VALIDATION,
     "loss": "auto",
     "optimizer": "sgd",
     "lr": 0.01,
@@ -58,33 +49,9 @@ DEFAULTS: dict[str, Any] = {
     "engine": "auto",
 }
 ENGINES = ("auto", "fused", "reference")
-DTYPES = ("float32", "float64")
 EXECUTORS = ("local", "dask")
-EXPECT_METRICS = {
-    # name -> (trials column, how): "chosen" = the mean over seeds of the configuration chosen on
-    # validation (runner.check_expectations); max/min over trials for the keys of older specs
-    "test_acc_at_best_val": ("test_acc_at_best_val", "chosen"),
-    "test_loss_at_best_val": ("test_loss_at_best_val", "chosen"),
-    "test_r2_at_best_val": ("test_r2_at_best_val", "chosen"),
-    "best_val_acc": ("best_val_acc", "chosen"),
-    "best_val_loss": ("best_val_loss", "chosen"),
-    "best_val_r2": ("best_val_r2", "chosen"),
-    "best_test_acc": ("best_test_acc", "max"),
-    "best_test_loss": ("best_test_loss", "min"),
-    "best_test_r2": ("best_test_r2", "max"),
-    "best_train_loss": ("best_train_loss", "min"),
-    "ok": ("status", "count_ok"),
-    "diverged": ("status", "count_diverged"),
-    "failed": ("status", "count_failed"),
-}
 EXPECT_OPS = (">=", "<=", "==", ">", "<")
-NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 MAX_TRIALS = 100_000
-# numeric columns of trials.parquet that a [protocol] may select on (dlbench.store.summary): never a
-# test metric (design.check_protocol names those apart)
-SELECT_COLUMNS = ("best_val_acc", "best_val_loss", "best_val_r2", "final_train_loss", "final_train_eval_loss",
-                  "final_train_acc", "final_val_loss", "final_val_acc", "best_train_loss", "best_epoch", "steps",
-                  "epochs_run", "train_time", "eval_time", "wall_time")
 
 
 @dataclass
@@ -122,43 +89,44 @@ class Sweep:
     notes: list[str] = field(default_factory=list)  # what expansion rounded or merged, said once
 
     @property
-    def sub_grids(self) -> bool:
-        return len(self.grids) > 1 or self.search is not None
+    def one_grid(self) -> bool:
+        """One cartesian [grid] (else several [[grid]] tables, or a search's points)."""
+        return len(self.grids) == 1 and self.search is None
 
     def to_toml(self) -> str:
         """The fully expanded spec, as TOML that `dlbench sweep` reads back to the same trials
         (a search's sampled points included)."""
         lines = [f"# {len(self.trials)} trials" + (" in stage 1 (tune)" if self.protocol else ""),
-                 f"name = {_toml(self.name)}"]
+                 f"name = {toml_value(self.name)}"]
         if self.description:
-            lines.append(f"description = {_toml(self.description)}")
+            lines.append(f"description = {toml_value(self.description)}")
         run = {"engine": self.engine, "executor": self.executor}
         if self.address:
             run["address"] = self.address
         if self.workers:
             run["workers"] = self.workers
         for k, v in {**self.fixed, **run}.items():
-            lines.append(f"{k} = {_toml(v)}")
-        if not self.sub_grids:
+            lines.append(f"{k} = {toml_value(v)}")
+        if self.one_grid:
             if self.axes:
-                lines += ["", "[grid]"] + [f"{k} = {_toml(v)}" for k, v in self.axes.items()]
+                lines += ["", "[grid]"] + [f"{k} = {toml_value(v)}" for k, v in self.axes.items()]
         else:
             for k, v in self.top_axes.items():
-                lines.append(f"{k} = {_toml(v)}")
+                lines.append(f"{k} = {toml_value(v)}")
             for g in self.grids:
-                lines += ["", "[[grid]]"] + [f"{k} = {_toml(v)}" for k, v in g.given.items()]
+                lines += ["", "[[grid]]"] + [f"{k} = {toml_value(v)}" for k, v in g.given.items()]
         if self.search:
-            lines += ["", "[search]"] + [f"{k} = {_toml(self.search[k])}" for k in ("kind", "budget", "seed")]
+            lines += ["", "[search]"] + [f"{k} = {toml_value(self.search[k])}" for k in ("kind", "budget", "seed")]
             lines.append("# the sampled points: a rerun of this file trains exactly these")
-            lines.append("points = [\n" + "".join(f"  {_toml(p)},\n" for p in self.search["points"]) + "]")
+            lines.append("points = [\n" + "".join(f"  {toml_value(p)},\n" for p in self.search["points"]) + "]")
         if self.protocol:
-            lines += ["", "[protocol]"] + [f"{k} = {_toml(v)}" for k, v in self.protocol.items()]
+            lines += ["", "[protocol]"] + [f"{k} = {toml_value(v)}" for k, v in self.protocol.items()]
         if self.expect:
-            lines += ["", "[expect]"] + [f"{k} = {_toml(v)}" for k, v in self.expect.items()]
+            lines += ["", "[expect]"] + [f"{k} = {toml_value(v)}" for k, v in self.expect.items()]
         if self.lesson:
-            lines += ["", "[lesson]"] + [f"{k} = {_toml(v)}" for k, v in self.lesson.items()]
+            lines += ["", "[lesson]"] + [f"{k} = {toml_value(v)}" for k, v in self.lesson.items()]
         for name, table in self.optimizers.items():
-            lines += ["", f"[optimizers.{_toml_key(name)}]"] + [f"{k} = {_toml(v)}" for k, v in table.items()]
+            lines += ["", f"[optimizers.{_toml_key(name)}]"] + [f"{k} = {toml_value(v)}" for k, v in table.items()]
         return "\n".join(lines) + "\n"
 
 
@@ -243,39 +211,20 @@ def override(raw: dict, key: str, value: Any) -> None:
 
 
 def relative_to(value: Any, base: Path) -> Any:
-    """A flag's file reference (./my_opt.py:MyOpt, ../data/t.csv), rewritten relative to `base`
-    (the spec file's folder, where references in a spec are resolved), so that a flag names the
-    file it names from the working folder."""
-    import os
-
-    if isinstance(value, list):
-        return [relative_to(v, base) for v in value]
-    if not isinstance(value, str):
-        return value
-    from dlbench import plugins
-    from dlbench.data import user
-
-    ref = plugins.parse_ref(value)
-    if ref is not None and ref.is_file and not Path(ref.path).is_absolute():
-        return f"{os.path.relpath(Path.cwd() / ref.path, base)}:{ref.attr}"
-    if user.is_user_dataset(value) and not Path(value).is_absolute():
-        return os.path.relpath(Path.cwd() / value, base)
-    return value
+    """A flag's file reference rewritten relative to `base` (the spec file's folder, where a spec's
+    files are resolved), so that a flag names the file it names from the working folder."""
+    return usercode.rebase(value, base)
 
 
 def apply_table_flags(raw: dict, target: str | None, task: str | None) -> None:
     """--target and --task qualify every file dataset the spec (or --dataset) names."""
-    from dlbench.data import user
-
     values = raw.get("dataset")
     items = values if isinstance(values, list) else [values]
     out, hit = [], False
     for v in items:
-        if user.is_user_dataset(v) and (isinstance(v, str) or "path" in v):
-            v = {"path": v} if isinstance(v, str) else dict(v)
-            v.update({k: x for k, x in (("target", target), ("task", task)) if x is not None})
-            hit = True
-        out.append(v)
+        qualified = data.with_flags(v, target, task)
+        hit |= qualified is not None
+        out.append(v if qualified is None else qualified)
     if not hit:
         flag = "--target" if target is not None else "--task"
         raise UserError(f"{flag} applies to a dataset file (--dataset ./table.csv), and this sweep names none; "
@@ -287,7 +236,6 @@ def apply_table_flags(raw: dict, target: str | None, task: str | None) -> None:
 def flag_list(text: str, key: str) -> Any:
     """`--lr 1e-3,1e-2` -> [0.001, 0.01] (a grid axis); `--lr 1e-3` -> 0.001;
     `--lr log:1e-4:1e-1:16` -> a range (design.parse_flag_range)."""
-    from dlbench import design
 
     as_range = design.parse_flag_range(text)
     if as_range is not None:
@@ -307,15 +255,13 @@ def build_sweep(raw: dict, default_name: str = "sweep", base_dir: str | None = N
     """Validate a raw spec (file + overrides) and expand it. Raises UserError on any bad input.
     `base_dir`: where file references in it are resolved (the spec file's folder; the working
     folder for flags). `pool`: a local executor started early, where the tiny constructions of
-    the users' optimizers run (see plugins.PluginRegistry.run_constructions)."""
-    from dlbench import design, plugins
+    the users' code is inspected and their optimizers' tiny constructions run (optim.run_constructions)."""
 
     if not isinstance(raw, dict):
         raise UserError("spec is not a table; allowed: a TOML document of key = value lines")
     raw = {k: v for k, v in raw.items()}
-    named = _check_named_optimizers(raw.pop("optimizers", None))
-    registry = plugins.reset(base_dir or ".", named, pool)
-    registry.defer = True
+    named = optim.check_named(raw.pop("optimizers", None))
+    session = catalogue.reset(base_dir or ".", named, pool)
     extra = _extra_keys(raw, named)  # keys no built-in knows: keywords of the users' optimizers
     _check_keys({k: v for k, v in raw.items() if k not in extra}, ALL_KEYS, "")
     for key, value in raw.items():
@@ -334,8 +280,8 @@ def build_sweep(raw: dict, default_name: str = "sweep", base_dir: str | None = N
     description = raw.pop("description", "")
     if not isinstance(description, str):
         raise UserError(f"description = {description!r} is not allowed; allowed: a string")
-    engine = _choice(raw.pop("engine", DEFAULTS["engine"]), ENGINES, "engine")
-    executor = _choice(raw.pop("executor", "local"), EXECUTORS, "executor")
+    engine = choice(raw.pop("engine", DEFAULTS["engine"]), ENGINES, "engine")
+    executor = choice(raw.pop("executor", "local"), EXECUTORS, "executor")
     address = raw.pop("address", None)
     if address is not None and (not isinstance(address, str) or not address):
         raise UserError(f"address = {address!r} is not allowed; allowed: tcp://host:port or local")
@@ -398,7 +344,7 @@ def build_sweep(raw: dict, default_name: str = "sweep", base_dir: str | None = N
             for top in itertools.product(*(top_axes[k] for k in top_order)):
                 values = {**DEFAULTS, **fixed, **dict(zip(top_order, top, strict=True)), **combo}
                 trial = canonical_trial(values)
-                used_knobs |= {k for k in (*KNOB_KEYS, *extra) if k in trial}
+                used_knobs |= optim.spec_keys(trial) & {*KNOB_KEYS, *extra}
                 if trial["id"] not in seen:  # a trial in several sub-grids is one trial
                     seen.add(trial["id"])
                     trials.append(trial)
@@ -407,22 +353,20 @@ def build_sweep(raw: dict, default_name: str = "sweep", base_dir: str | None = N
     for k in sorted(given_knobs - used_knobs):
         opts = sorted({t["optimizer"] for t in trials})
         if k in extra:
-            takes = {o: registry.optimizer(o).keywords for o in opts if o not in OPTIMIZERS}
+            takes = optim.keywords_of(opts)
             words = sorted({w for ws in takes.values() for w in ws})
             raise UserError(f"unknown key {k!r}: no optimizer of this sweep takes it"
                             f"{did_you_mean(k, [*ALL_KEYS, *words])}; allowed: the spec's keys, or a keyword of "
                             + "; ".join(f"{o} ({', '.join(ws) or 'none'})" for o, ws in takes.items()))
-        users = [o for o, spec in OPTIMIZERS.items() if k in spec.defaults]
-        plugin_users = [o for o in opts if o not in OPTIMIZERS and k in registry.optimizer(o).keywords]
         raise UserError(f"{k} does not apply to optimizer {', '.join(opts)}; allowed: {k} with "
-                        f"{', '.join(users + plugin_users)}")
+                        f"{', '.join(optim.who_takes(k, opts))}")
     axes = dict(top_axes)
     if len(grids) == 1 and search is None:
         axes.update(grids[0].values)
     axes = {k: axes[k] for k in (*AXIS_KEYS, *sorted(extra)) if k in axes}
-    registry.run_constructions()
-    registry.pool = None  # the pool is the runner's from here on (it may even be replaced)
-    notes += registry.notes
+    optim.run_constructions()
+    session.pool = None  # the pool is the runner's from here on (it may even be replaced)
+    notes += catalogue.notes()
     return Sweep(name=name, trials=trials, axes=axes, fixed=fixed, engine=engine, workers=workers, data_dir=data_dir,
                  executor=executor, address=address, expect=expect, description=description, lesson=lesson,
                  grids=grids, top_axes={k: top_axes[k] for k in top_order}, search=search, protocol=protocol,
@@ -442,7 +386,6 @@ def _grid_tables(grid: Any) -> list[dict]:
 
 def _sub_grid(table: dict, where: str, top: dict, search: bool, array: bool, notes: list[str],
               extra: set[str] = frozenset()) -> SubGrid:
-    from dlbench import design
 
     table = dict(table)
     _check_keys({k: v for k, v in table.items() if k not in extra}, (*TRIAL_KEYS, "seeds", *KNOB_KEYS), f"{where}.")
@@ -472,7 +415,6 @@ def _sub_grid(table: dict, where: str, top: dict, search: bool, array: bool, not
 
 def _search_points(grids: list[SubGrid], search: dict, notes: list[str]) -> list[list[dict]]:
     """Each sub-grid's sampled points: read back from spec.toml when stored, else sampled."""
-    from dlbench import design
 
     stored = search.get("points")
     if stored is not None:
@@ -497,55 +439,15 @@ def _search_points(grids: list[SubGrid], search: dict, notes: list[str]) -> list
     return per_grid
 
 
-def _check_named_optimizers(table: Any) -> dict[str, dict]:
-    """[optimizers.NAME] tables: a plugin optimizer under a short name, with fixed keywords:
-
-        [optimizers.lion2]
-        class = "lion_pytorch:Lion"
-        betas = [0.95, 0.98]
-    """
-    from dlbench import plugins
-
-    if table is None:
-        return {}
-    if not isinstance(table, dict) or not all(isinstance(v, dict) for v in table.values()):
-        raise UserError("optimizers is not allowed as given; allowed: tables like [optimizers.lion2] with class = "
-                        "\"module:Class\" and fixed keywords")
-    out = {}
-    for name, spec in table.items():
-        where = f"optimizers.{name}"
-        if name in OPTIMIZERS:
-            raise UserError(f"[{where}] reuses the built-in name {name!r}; allowed: another name (built-ins take their "
-                            "knobs in the grid, e.g. betas = [[0.9, 0.95]])")
-        if not NAME_RE.match(name) or ":" in name:
-            raise UserError(f"[{where}]: {name!r} is not allowed as a name; allowed: letters, digits, '.', '_', '-'")
-        if "class" not in spec:
-            raise UserError(f"[{where}] has no class; allowed: class = \"module:Class\" or \"./file.py:Class\"")
-        if plugins.parse_ref(spec["class"]) is None:
-            raise UserError(f"{where}.class = {spec['class']!r} is not a reference; allowed: \"module:Class\" or "
-                            "\"./file.py:Class\"")
-        for k in spec:
-            if k in ("params", "lr") or k in TRIAL_KEYS:
-                raise UserError(f"{where}.{k} is not allowed: {k} is dlbench's to set; allowed: the optimizer's own "
-                                "keywords")
-        out[name] = dict(spec)
-    return out
-
-
-# top-level keys that do not change what the trials are: left out of a sweep's auto name and of
-# what counts as a changed spec
-IGNORED_IN_DIFF = ("name", "description", "engine", "workers", "executor", "address", "data_dir", "expect", "lesson")
-
-
-def _tables(raw: dict) -> list:
+def tables_of(raw: dict) -> list:
     """The spec's top level and each of its grid tables."""
     return [raw] + (raw["grid"] if isinstance(raw.get("grid"), list) else [raw.get("grid") or {}])
 
 
-def _names_of_optimizers(raw: dict) -> set:
+def optimizer_names(raw: dict) -> set:
     """Every optimizer name the spec mentions, at top level or in any grid table."""
     out: set = set()
-    for t in _tables(raw):
+    for t in tables_of(raw):
         if not isinstance(t, dict):
             continue
         v = t.get("optimizer")
@@ -555,79 +457,14 @@ def _names_of_optimizers(raw: dict) -> set:
     return out
 
 
-def mentions_user_optimizer(raw: dict) -> bool:
-    return bool(raw.get("optimizers")) or any(n not in OPTIMIZERS for n in _names_of_optimizers(raw))
-
-
-def mentions_user_code(raw: dict) -> bool:
-    """Whether a raw spec names an optimizer, a model or a dataset of the user's (checking those
-    imports torch and constructs them in this process)."""
-    if mentions_user_optimizer(raw):
-        return True
-    text = json.dumps(raw, default=str)
-    return '"factory"' in text or '"loader"' in text or bool(re.search(r'"dataset": \[?"[^"]*[./]', text))
-
-
-def auto_name(raw: dict) -> str:
-    """A name for a sweep given by flags: what it sweeps, short and readable, and a hash of the
-    whole spec, so that the same flags find the same folder and different ones never share one
-    (e.g. iris-sgd-adam-3f2a)."""
-    from dlbench import plugins
-
-    def short(v: Any) -> str:
-        if isinstance(v, dict):
-            v = v.get("name") or v.get("path") or v.get("loader") or "data"
-        ref = plugins.parse_ref(v)
-        text = ref.attr if ref is not None else Path(str(v)).stem
-        return re.sub(r"[^A-Za-z0-9_]+", "_", text).strip("_") or "x"
-
-    parts: list[str] = []
-    for key in ("dataset", "optimizer"):
-        v = raw.get(key, DEFAULTS[key])
-        parts += [short(x) for x in (v if isinstance(v, list) else [v])]
-    if isinstance(raw.get("grid"), dict | list):
-        parts += [short(n) for n in sorted(_names_of_optimizers(raw) - set(parts))]
-    head = "-".join(dict.fromkeys(parts))[:48].rstrip("-_.")
-    digest = hashlib.sha256(json.dumps({k: v for k, v in raw.items() if k not in IGNORED_IN_DIFF}, sort_keys=True,
-                                       default=str).encode()).hexdigest()[:4]
-    return f"{head}-{digest}"
-
-
-def spec_diff(old: dict, new: dict) -> list[str]:
-    """What differs between two specs as TOML tables, key by key ('epochs: 10 → 5',
-    'grid.lr: [0.01, 0.1] → [0.01]'), leaving out what does not change what trials are."""
-    def flat(d: Any, prefix: str = "") -> dict[str, Any]:
-        out: dict[str, Any] = {}
-        if isinstance(d, dict) and not ("kind" in d or "log" in d or "lin" in d or "factory" in d or "path" in d
-                                        or "loader" in d) or prefix == "":
-            for k, v in d.items():
-                if prefix == "" and k in IGNORED_IN_DIFF:
-                    continue
-                out.update(flat(v, f"{prefix}{k}."))
-            return out
-        if isinstance(d, list) and d and all(isinstance(x, dict) for x in d) and prefix.rstrip(".") == "grid":
-            for i, g in enumerate(d, 1):
-                out.update(flat(g, f"grid[{i}]."))
-            return out
-        return {prefix.rstrip("."): d}
-
-    a, b = flat(old), flat(new)
-    return [f"{k}: {_show_value(a.get(k))} → {_show_value(b.get(k))}" for k in sorted(set(a) | set(b))
-            if a.get(k) != b.get(k)]
-
-
-def _show_value(v: Any) -> str:
-    return "(none)" if v is None else (_toml(v) if not isinstance(v, str) else v)
-
-
 def _extra_keys(raw: dict, named: dict) -> set[str]:
     """Keys at top level or in a grid table that dlbench does not know. They are kept, as keywords
-    of the users' optimizers, only when the spec names an optimizer that is not built in; each
+    of the optimizers, only when the spec names one whose code does not ship with dlbench; each
     must then be taken by one of them (checked once the trials are expanded)."""
     known = {*ALL_KEYS, *TRIAL_KEYS, *KNOB_KEYS}
-    keys = {k for t in _tables(raw) if isinstance(t, dict) for k in t if k not in known}
-    plugins_named = any(n not in OPTIMIZERS for n in _names_of_optimizers(raw)) or bool(named)
-    return keys if plugins_named else set()
+    keys = {k for t in tables_of(raw) if isinstance(t, dict) for k in t if k not in known}
+    brought = any(optim.imports_code(n) for n in optimizer_names(raw)) or bool(named)
+    return keys if brought else set()
 
 
 def _toml_key(key: str) -> str:
@@ -649,121 +486,6 @@ def _is_axis(key: str, value: list) -> bool:
     if key == "betas":
         return bool(value) and all(isinstance(v, list) for v in value)
     return True
-
-
-def canonical_trial(values: dict) -> dict:
-    """One trial's canonical config (every default filled in, validated) plus its id."""
-    from dlbench.data import user
-
-    t: dict[str, Any] = {}
-    if user.is_user_dataset(values["dataset"]) and not (isinstance(values["dataset"], str)
-                                                         and values["dataset"] in DATASETS):
-        info, t["data"] = _user_dataset(values["dataset"])
-        t["dataset"] = info.name
-    else:
-        info = dataset_info(_type(values["dataset"], str, "dataset", "a dataset name"))
-        t["dataset"] = info.name
-    validation = check_validation(values.get("validation", DEFAULT_VALIDATION), info)
-    if validation:  # absent when 0: a trial without a split keeps the id it had before splits existed
-        t["validation"] = validation
-    t["model"] = check_model(values.get("model") or default_model(info), info)
-    t["loss"] = check_loss(values.get("loss"), info.task, info.name)
-    opt = values["optimizer"]
-    if not isinstance(opt, str):
-        raise UserError(f"optimizer = {opt!r} is not allowed; allowed: a name, MODULE:ATTR or ./file.py:ATTR")
-    t["optimizer"] = opt
-    t["lr"] = check_lr(values["lr"])
-    n_train = split_sizes(info, validation)[0]
-    t["batch_size"] = check_batch_size(values["batch_size"], n_train, info.name)
-    t["epochs"] = _whole(values["epochs"], "epochs", 1)
-    t["seed"] = _whole(values["seed"], "seed", 0)
-    t["schedule"] = check_schedule(values["schedule"], t["epochs"])
-    t["device"] = check_device_name(values["device"])
-    t["dtype"] = _choice(values["dtype"], DTYPES, "dtype")
-    if opt in OPTIMIZERS:
-        t.update(check_optimizer_knobs(opt, {k: values[k] for k in KNOB_KEYS if k in values}, f"optimizer {opt}"))
-    else:
-        t.update(_plugin_optimizer(opt, values, t, n_train))
-    t["id"] = trial_id(t)
-    return t
-
-
-_USER_DATASETS: dict[str, tuple] = {}  # a dataset value (JSON) -> (DatasetInfo, canonical spec), per sweep
-
-
-def _user_dataset(value: Any):
-    """A user's dataset, read and checked once per sweep (dlbench.data.user)."""
-    from dlbench import plugins
-    from dlbench.data import user
-
-    key = json.dumps([plugins.REGISTRY.files.base_dir, value], sort_keys=True, default=str)
-    if key not in _USER_DATASETS or key not in plugins.REGISTRY.dataset_keys:
-        label, spec, info = user.check(value, plugins.REGISTRY.files)
-        _USER_DATASETS[key] = (info, spec)
-        plugins.REGISTRY.dataset_keys.add(key)
-    return _USER_DATASETS[key]
-
-
-def _plugin_optimizer(name: str, values: dict, trial: dict, n_train: int) -> dict:
-    """A user's optimizer in a trial: its reference (when the name is an alias or an entry point)
-    and the keywords of this trial it takes, each checked against its signature and by a tiny
-    construction."""
-    from dlbench import plugins
-
-    registry = plugins.REGISTRY
-    try:
-        plugin = registry.optimizer(name)
-    except KeyError:
-        eps = sorted(plugins.entry_points())
-        names = [*OPTIMIZERS, *registry.named, *eps]
-        raise UserError(f"optimizer = {name!r} is unknown{did_you_mean(name, names)}; allowed: "
-                        f"{', '.join(names)}, MODULE:ATTR (e.g. torch.optim:NAdam), ./file.py:ATTR, or "
-                        "[optimizers.NAME]") from None
-    where = f"optimizer {name}"
-    out: dict[str, Any] = {}
-    if plugin.ref.text != name:
-        out["optimizer_class"] = plugin.ref.text
-    skip = set(TRIAL_KEYS) | {"seeds", *RUN_KEYS, *TABLE_KEYS, "id"}
-    given = {k: v for k, v in values.items() if k not in skip and (k in plugin.keywords or (
-        plugin.open_keywords and k not in KNOB_KEYS))}
-    registry.check_keywords(name, given, trial["lr"], where)
-    if plugin.needs_closure and trial["batch_size"] != n_train:
-        raise UserError(f"{where}: {plugin.ref.text} needs a closure (its step re-evaluates the loss), which dlbench "
-                        f"runs on the whole training set; allowed: batch_size = \"full\" for it")
-    out.update({k: plugin.fixed[k] for k in sorted(plugin.fixed)})
-    out.update({k: given[k] for k in sorted(given)})
-    return out
-
-
-def trial_id(trial: dict) -> str:
-    """Short hash of the canonical config: independent of key order, stable across machines."""
-    body = {k: v for k, v in trial.items() if k != "id"}
-    text = json.dumps(body, sort_keys=True, separators=(",", ":"), allow_nan=False)
-    return hashlib.sha256(text.encode()).hexdigest()[:12]
-
-
-def check_lr(v: Any) -> float:
-    if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v) or v <= 0:
-        raise UserError(f"lr = {v!r} is not allowed; allowed: a finite number > 0, e.g. 1e-3")
-    return float(v)
-
-
-def check_batch_size(v: Any, n_train: int, dataset: str) -> int:
-    if v == "full":
-        return n_train
-    if isinstance(v, bool) or not isinstance(v, int) or v < 1 or v > n_train:
-        raise UserError(f"batch_size = {v!r} is not allowed for {dataset} ({n_train} training samples); "
-                        f"allowed: a whole number from 1 to {n_train}, or \"full\"")
-    return v
-
-
-DEVICE_RE = re.compile(r"^(cpu|cuda|cuda:\d+|mps)$")
-
-
-def check_device_name(v: Any) -> str:
-    if not isinstance(v, str) or not DEVICE_RE.match(v):
-        raise UserError(f"device = {v!r} is unknown; allowed: cpu, cuda, cuda:N, mps")
-    return v
 
 
 def check_name(name: Any) -> str:
@@ -816,25 +538,7 @@ def _check_lesson(lesson: Any) -> dict[str, Any]:
     return lesson
 
 
-def _choice(v: Any, allowed, key: str) -> str:
-    if not isinstance(v, str) or v not in allowed:
-        raise UserError(f"{key} = {v!r} is unknown{did_you_mean(v, allowed)}; allowed: {', '.join(allowed)}")
-    return v
-
-
-def _whole(v: Any, key: str, lo: int) -> int:
-    if isinstance(v, bool) or not isinstance(v, int) or v < lo:
-        raise UserError(f"{key} = {v!r} is not allowed; allowed: a whole number >= {lo}")
-    return v
-
-
-def _type(v: Any, t: type, key: str, allowed: str):
-    if not isinstance(v, t):
-        raise UserError(f"{key} = {v!r} is not allowed; allowed: {allowed}")
-    return v
-
-
-def _toml(v: Any) -> str:
+def toml_value(v: Any) -> str:
     """A TOML value for str, bool, int, float, list and (inline) dict."""
     if isinstance(v, bool):
         return "true" if v else "false"
@@ -845,9 +549,9 @@ def _toml(v: Any) -> str:
     if isinstance(v, str):
         return _toml_string(v)
     if isinstance(v, list | tuple):
-        return "[" + ", ".join(_toml(x) for x in v) + "]"
+        return "[" + ", ".join(toml_value(x) for x in v) + "]"
     if isinstance(v, dict):
-        return "{ " + ", ".join(f"{k} = {_toml(x)}" for k, x in v.items()) + " }"
+        return "{ " + ", ".join(f"{k} = {toml_value(x)}" for k, x in v.items()) + " }"
     raise TypeError(type(v))
 
 

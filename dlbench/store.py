@@ -27,6 +27,19 @@ from typing import Any
 
 from dlbench import SCHEMA_VERSION, __version__
 from dlbench.errors import UserError
+from dlbench.schema import (
+    CONFIG_ORDER,
+    DATA_COLUMNS,
+    HISTORY_CONFIG,
+    HISTORY_METRICS,
+    ROW_EXTRAS,
+    STATUSES,
+    SUMMARY_METRICS,
+    SUMMARY_TEXT,
+    TRIAL_ONLY,
+    model_label,
+    schedule_label,
+)
 
 TRIALS_FILE = "trials.parquet"
 HISTORY_FILE = "history.parquet"
@@ -159,7 +172,7 @@ def read_record(f: Path) -> dict | None:
         rec = json.loads(f.read_text())
         ok = (isinstance(rec, dict) and all(k in rec for k in RECORD_KEYS)
               and rec["trial"].get("id") == f.stem and "history" in rec["result"]
-              and rec["result"].get("status") in ("ok", "diverged", "failed"))
+              and rec["result"].get("status") in STATUSES)
     except (OSError, ValueError, UnicodeDecodeError, AttributeError, TypeError):
         return None
     return rec if ok else None
@@ -223,26 +236,9 @@ def flat_config(trial: dict) -> dict[str, Any]:
     return row
 
 
-def model_label(m: dict) -> str:
-    if m["kind"] == "factory":
-        kw = ",".join(f"{k}={v}" for k, v in m.items() if k not in ("kind", "factory"))
-        return f"{m['factory']}({kw})"
-    if m["kind"] == "mlp":
-        return f"mlp[{'-'.join(map(str, m['hidden']))}] {m['activation']}"
-    if m["kind"] == "cnn":
-        return f"cnn[{'-'.join(map(str, m['channels']))}]"
-    return m["kind"]
-
-
 def trial_label(trial) -> str:
     """'adam lr=0.001 bs=32 seed=0', from a trial config or a trials row."""
     return f"{trial['optimizer']} lr={trial['lr']:.4g} bs={trial['batch_size']} seed={trial['seed']}"
-
-
-def schedule_label(s: dict) -> str:
-    params = ",".join(f"{k}={v}" for k, v in s.items() if k not in ("kind", "warmup"))
-    label = s["kind"] + (f"({params})" if params else "")
-    return label + (f"+warmup{s['warmup']}" if s["warmup"] else "")
 
 
 def _best(values, pick) -> float:
@@ -271,8 +267,8 @@ def best_val_epoch(history: list[dict]) -> dict | None:
     return min(rows, key=lambda r: (r["val_loss"], r["epoch"]))
 
 
-def summary(result: dict) -> dict[str, Any]:
-    """A trial's row in trials.parquet. Selection columns come from the validation split:
+def trial_summary(result: dict) -> dict[str, Any]:
+    """A trial's results as its row of trials.parquet holds them. Selection columns come from the validation split:
     best_val_* (best over epochs), best_epoch (best_val_epoch) and test_*_at_best_val (the test
     numbers at that epoch: what is reported). best_test_* are the best test values over epochs,
     kept for reference only: nothing in dlbench ranks or chooses by them."""
@@ -320,11 +316,6 @@ def summary(result: dict) -> dict[str, Any]:
     }
 
 
-HISTORY_CONFIG = ("dataset", "optimizer", "lr", "batch_size", "epochs", "seed")
-HISTORY_METRICS = ("train_loss", "train_eval_loss", "train_acc", "val_loss", "val_acc", "val_r2", "val_rmse",
-                   "test_loss", "test_acc", "test_r2", "test_rmse")
-
-
 def tables(records) -> tuple[Any, Any]:
     """(trials, history) DataFrames from per-trial records, ordered by trial id. Records of any
     schema version give the current columns (what an older record lacks is NaN)."""
@@ -337,7 +328,7 @@ def tables(records) -> tuple[Any, Any]:
         row.setdefault("validation", 0.0)  # no split: trials of schema 1, or validation = 0
         row["stage"] = rec.get("stage", "tune")
         row["chosen_by"] = rec.get("chosen_by")
-        row.update(summary(result))
+        row.update(trial_summary(result))
         row["config"] = json.dumps({k: v for k, v in trial.items() if k != "id"}, sort_keys=True)
         trial_rows.append(row)
         for h in result["history"]:
@@ -348,9 +339,10 @@ def tables(records) -> tuple[Any, Any]:
     if len(trials):
         for c in ("diverged_epoch", "best_epoch"):
             trials[c] = trials[c].astype("Int64")
-        for c in ("error", "fallback_reason", "chosen_by"):
+        for c in ("error", "fallback_reason", "chosen_by", "task"):
             trials[c] = trials[c].astype("string")
-        trials = fill_data_columns(trials)
+        for c in DATA_COLUMNS:  # NaN where a record predates them (schema < 3)
+            trials[c] = trials[c].astype(float)
     return trials, history
 
 
@@ -422,63 +414,19 @@ def _complete(trials, history):
                         ("chosen_by", None)):
             if c not in trials:
                 trials[c] = fill
-        template = summary({"status": "ok", "history": []})
+        template = trial_summary({"status": "ok", "history": []})
         for c in template:
             if c not in trials:
                 trials[c] = np.nan
     for c in HISTORY_METRICS:
         if c not in history:
             history[c] = np.nan
-    return fill_data_columns(trials), history
-
-
-def fill_data_columns(trials):
-    """task, n_train, n_val and n_test where a record predates them (schema < 3): from the dataset
-    registry's metadata, which gives the sizes every built-in split has."""
-    if not len(trials):
-        return trials
-    from dlbench.data import DATASETS, split_sizes
-
-    missing = trials["task"].isna() if "task" in trials else None
-    if missing is None or missing.any():
-        for c in ("task", "n_train", "n_val", "n_test"):
-            if c not in trials:
-                trials[c] = None if c == "task" else float("nan")
-        rows = trials.index if missing is None else trials.index[missing]
-        for i in rows:
-            info = DATASETS.get(trials.at[i, "dataset"])
-            if info is None:
-                continue
-            n_train, n_val = split_sizes(info, float(trials.at[i, "validation"] or 0.0))
-            trials.loc[i, ["task", "n_train", "n_val", "n_test"]] = [info.task, n_train, n_val, info.n_test]
-    trials["task"] = trials["task"].astype("string")
-    for c in ("n_train", "n_val", "n_test"):
-        trials[c] = trials[c].astype(float)
-    return trials
-
-
-# The trial keys in the order readers show them (the canonical trial's keys, betas as two columns);
-# every other column of trials.parquet that is not a result is a configuration column too (an
-# optimizer's knobs), after these, in name order.
-def _config_order() -> tuple[str, ...]:
-    from dlbench.spec import TRIAL_KEYS
-
-    # a user dataset's spec (data) and a named optimizer's class (optimizer_class) are part of what a
-    # trial is, beside the key they qualify; neither is an optimizer keyword
-    order = []
-    for k in ("sweep", "stage", *(k for k in TRIAL_KEYS if k not in TRIAL_ONLY)):
-        order.append(k)
-        order += {"dataset": ["data"], "optimizer": ["optimizer_class"]}.get(k, [])
-    return tuple(order)
-
-
-TRIAL_ONLY = ("id", "seed")  # keys of a canonical trial that are not configuration columns
-CONFIG_ORDER = _config_order()
+    return trials, history
 
 
 def result_columns() -> set[str]:
     """The columns of trials.parquet that are results, not configuration."""
-    return {*summary({"status": "ok", "history": []}), "trial_id", "seed", "config", "chosen_by", "model_kind"}
+    return {*SUMMARY_TEXT, *SUMMARY_METRICS, *ROW_EXTRAS}
 
 
 def config_columns(trials, with_seed: bool = False) -> list[str]:

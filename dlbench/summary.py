@@ -14,20 +14,16 @@ from rich.markup import escape
 from rich.table import Table
 
 from dlbench import stats, words
-from dlbench.store import config_columns, knob_columns
+from dlbench.store import config_columns
 
 SHORT_PAIRS = 6  # the end of a sweep lists this many pairs per dataset; `dlbench show` lists them all
 
 
 def shown_hypers(trials: pd.DataFrame) -> list[str]:
     """The hyperparameters that name a configuration here: lr, batch size and epochs always, and
-    any other that varies within an optimizer's tuning on one dataset."""
-    out = [c for c in ("lr", "batch_size", "epochs") if c in trials]
-    within = [c for c in ("sweep", "dataset", "optimizer") if c in trials]
-    for c in ("schedule", "model", *knob_columns(trials)):
-        if c in trials and c not in out and (trials.groupby(within)[c].nunique(dropna=True) > 1).any():
-            out.append(c)
-    return out
+    any other that varies within an optimizer's tuning on one dataset (stats.varying)."""
+    return stats.varying(trials, within=("sweep", "dataset", "optimizer"), always=("lr", "batch_size", "epochs"),
+                         exclude=("seed", "stage", "dataset", "optimizer", "data", "optimizer_class"))
 
 
 def config_label(config: dict, columns: list[str]) -> str:

@@ -100,14 +100,24 @@ def best_how(b: stats.Best) -> str:
 def tie_note(b: stats.Best, columns: list[str]) -> str | None:
     """'adam: tied with lr=0.1 on mean validation accuracy; chosen by the better mean validation
     loss', or None when nothing tied."""
-    if not b.tied:
+    return _tie_words(b.name, b.tied, b.decided_by, b.config, b.selection, columns)
+
+
+def choice_tie_note(name: str, choice: stats.Choice, selection: stats.Selection, columns: list[str]) -> str | None:
+    """tie_note for a choice stats.choose made (a protocol's stage 1): None when nothing tied."""
+    return _tie_words(name, choice.tied, choice.decided_by, choice.config, selection, columns)
+
+
+def _tie_words(name: str, tied: list[dict], decided_by: str | None, chosen: dict, selection: stats.Selection,
+               columns: list[str]) -> str | None:
+    if not tied:
         return None
-    others = "; ".join(fmt_config(_differing(t, b.config), columns) or "another configuration" for t in b.tied)
-    if b.decided_by == "order":
+    others = "; ".join(fmt_config(_differing(t, chosen), columns) or "another configuration" for t in tied)
+    if decided_by == "order":
         why = "tied on every choosing metric too; chosen by the stated order (smaller values first)"
     else:
-        why = f"chosen by the better mean {metric_words(b.decided_by)}"
-    return f"{b.name}: tied with {others} on mean {metric_words(b.selection.select)}; {why}"
+        why = f"chosen by the better mean {metric_words(decided_by)}"
+    return f"{name}: tied with {others} on mean {metric_words(selection.select)}; {why}"
 
 
 def _differing(other: dict, chosen: dict) -> dict:
@@ -263,7 +273,7 @@ def mixed_notes(trials, path=None) -> list[str]:
     dataset, the settings that differ between optimizers (their comparison compares those too)."""
     import tomllib
 
-    from dlbench.spec import spec_diff
+    from dlbench.folders import spec_diff
     from dlbench.store import earlier_specs
 
     notes = []

@@ -32,7 +32,7 @@ def test_dataset_shapes_task_split_and_standardization(name):
         # no test row is a training row
         train_rows = {r.tobytes() for r in d.x_train}
         assert sum(r.tobytes() in train_rows for r in d.x_test) == 0
-    if info.module in ("tabular",) or name == "moons":
+    if info.loader.startswith("dlbench.data.tabular:") or name == "moons":
         # standardized with training statistics only: train is exactly centred, test only roughly
         assert np.allclose(d.x_train.mean(axis=0), 0, atol=1e-5)
         assert np.allclose(d.x_train.std(axis=0)[d.x_train.std(axis=0) > 0], 1, atol=1e-4)
@@ -173,7 +173,7 @@ def test_every_bad_knob_is_rejected(knob, value):
 @pytest.mark.parametrize("epochs", [6, 13])
 def test_closed_form_schedule_equals_torch_schedulers(schedule, epochs):
     from dlbench.engine.common import lr_per_epoch
-    from dlbench.optim import lr_schedule
+    from dlbench.schedules import lr_schedule
 
     trial = build_sweep({"dataset": "iris", "lr": 0.37, "epochs": epochs, "schedule": schedule}).trials[0]
     assert lr_schedule(trial) == pytest.approx(lr_per_epoch(trial), rel=1e-12, abs=1e-15)
@@ -210,7 +210,7 @@ def test_loss_that_does_not_fit_the_task_is_rejected():
 ])
 def test_each_task_end_to_end(cli, tmp_path, spec, metric, bound):
     from dlbench import store
-    from dlbench.spec import _toml
+    from dlbench.spec import toml_value as _toml
 
     path = tmp_path / "s.toml"
     path.write_text("".join(f"{k} = {_toml(v)}\n" for k, v in spec.items()) + 'name = "task"\nseeds = [0, 1]\n')
@@ -250,11 +250,11 @@ def test_a_loader_with_the_wrong_shapes_is_a_real_error_also_under_python_O():
                            np.zeros((5, 4), np.float32), np.zeros(5, np.int64))
     with pytest.raises(datasets.DataShapeError, match=r"training inputs have shape \(3,\), not \(4,\); training "
                                                       "split has 10 inputs but 9 targets"):
-        datasets._check_shapes(bad)
+        datasets.check_shapes(bad)
     import subprocess
     import sys
 
     code = ("import numpy as np; from dlbench import data as d; i = d.DATASETS['iris']; "
-            "d._check_shapes(d.Dataset(i, np.zeros((10, 3)), np.zeros(10), np.zeros((5, 4)), np.zeros(5)))")
+            "d.check_shapes(d.Dataset(i, np.zeros((10, 3)), np.zeros(10), np.zeros((5, 4)), np.zeros(5)))")
     p = subprocess.run([sys.executable, "-O", "-c", code], capture_output=True, text=True)
     assert p.returncode != 0 and "DataShapeError" in p.stderr

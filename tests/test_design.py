@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from dlbench import design
+from dlbench import design, protocol
 from dlbench.errors import UserError
 from dlbench.spec import build_sweep, flag_list, read_spec_file
 from tests.conftest import count_records, result_tables, run_dlbench, start_dlbench, tree, wait_for_line, write
@@ -143,10 +143,11 @@ confirm_seeds = 3
               ("adam", 0.01, 0): 0.9, ("adam", 0.01, 1): 0.9, ("adam", 0.1, 0): 0.9, ("adam", 0.1, 1): float("nan")}
     results = {t["id"]: {"status": "ok", "best_val_acc": values[(t["optimizer"], t["lr"], t["seed"])]}
                for t in reversed(s.trials)}
-    chosen = design.choose(s.trials, results, s.protocol)
-    assert {g[1]: (t["optimizer"], t["lr"]) for g, t in chosen.items()} == {"sgd": ("sgd", 0.1),
-                                                                             "adam": ("adam", 0.01)}
-    seeds = design.confirm_seeds({t["seed"] for t in s.trials}, 3)
+    chosen = protocol.choose_finalists(s.trials, results, s.protocol)
+    assert {f.group[1]: (f.trial["optimizer"], f.trial["lr"]) for f in chosen} == {"sgd": ("sgd", 0.1),
+                                                                                    "adam": ("adam", 0.01)}
+    assert [f.choice.decided_by for f in chosen] == [None, "order"]  # adam's tie, and what broke it
+    seeds = protocol.confirm_seeds({t["seed"] for t in s.trials}, 3)
     assert seeds == [2, 3, 4] and not set(seeds) & {0, 1}
     assert s.protocol == {"select": "best_val_acc", "direction": "max", "per": ["optimizer"], "confirm_seeds": 3}
     low = build_sweep({**tomllib.loads(BASE), "protocol": {"select": "best_val_loss"}})

@@ -11,9 +11,12 @@ import pandas as pd
 import pytest
 import torch
 
-from dlbench import plugins
+from dlbench import optim, usercode
 from dlbench.data import load
 from dlbench.engine import fused, reference
+from dlbench.engine.generic import GenericUpdate
+from dlbench.engine.stacked import stacked_model
+from dlbench.optim import by_path
 from dlbench.spec import build_sweep
 from tests.conftest import tree, write
 from tests.test_fused import compare_on
@@ -36,7 +39,7 @@ def sweep(optimizer, **extra):
                         "lr": [1e-3, 1e-2], **extra})
 
 
-@pytest.mark.parametrize("ref", [r for r in plugins.torch_optimizers() if r not in NOT_FUSED])
+@pytest.mark.parametrize("ref", [r for r in optim.torch_optimizers() if r not in NOT_FUSED])
 def test_every_torch_optim_class_runs_fused_and_equals_the_reference(ref):
     s = sweep(ref, grid={"weight_decay": [0.0, 1e-2]} if ref != "torch.optim:Rprop" else {})
     assert all(fused_ok(t) for t in s.trials)
@@ -66,14 +69,15 @@ def test_trials_with_identical_hyperparameters_share_an_optimizer_only_where_tha
     s = sweep("torch.optim:Adam", seeds=[0, 1, 2])
     data = load("wine", None, 0.1)
     merged = fused.train(s.trials, data)
-    monkeypatch.setattr(plugins, "ELEMENTWISE", frozenset())  # one optimizer per trial
+    monkeypatch.setattr(by_path, "ELEMENTWISE", frozenset())  # one optimizer per trial
+    usercode.SESSION.caches.clear()  # entries described again, now without the shared instance
     alone = fused.train(s.trials, data)
     for a, b in zip(merged, alone, strict=True):
         assert [h["val_loss"] for h in a.history] == [h["val_loss"] for h in b.history]  # bitwise
-    lamb = fused.GenericUpdate(sweep("lion_pytorch:Lion").trials, fused.StackedMLP(
-        sweep("lion_pytorch:Lion").trials, data.info, torch.float64, "cpu"), 0) if _has("lion_pytorch") else None
-    if lamb is not None:  # not a torch.optim elementwise class: one optimizer per trial
-        assert [(a, b) for a, b, _, _ in lamb.slots] == [(0, 1), (1, 2), (2, 3), (3, 4)]
+    if _has("lion_pytorch"):  # not a torch.optim elementwise class: one optimizer per trial
+        lion = sweep("lion_pytorch:Lion").trials
+        update = GenericUpdate(lion, stacked_model(lion, data.info, torch.float64, "cpu"), 0)
+        assert [s.first for s in update.slots] == [0, 1, 2, 3]
 
 
 def _has(module):
@@ -148,7 +152,7 @@ def test_a_file_optimizer_a_factory_and_a_named_one_in_a_spec(tmp_path, opt_file
     assert (named.scale == 2.0).all() and (json.loads(named.config.iloc[0])["optimizer_class"]
                                            == "./my_opt.py:SignSGD")
     env = json.loads((tmp_path / "out" / "p" / "env.json").read_text())
-    assert env["plugins"]["optimizer sign2"]["sha256"] == plugins.SweepFiles(str(tmp_path)).add(
+    assert env["plugins"]["optimizer sign2"]["sha256"] == usercode.SweepFiles(str(tmp_path)).add(
         "./my_opt.py", "x").sha256
     # the reference and its keywords are part of the id: scale 2 is another trial than scale 1
     ids = {json.loads(c)["optimizer"]: tid for c, tid in zip(t.config, t.trial_id, strict=True)}
@@ -285,3 +289,101 @@ def test_built_in_names_keep_their_ids():
     assert "optimizer_class" not in a and set(a) == {"dataset", "validation", "model", "loss", "optimizer", "lr",
                                                      "batch_size", "epochs", "seed", "schedule", "device", "dtype",
                                                      "betas", "eps", "amsgrad", "weight_decay", "id"}
+
+
+# --------------------------------------------------------------------------------------------
+# What users' code does that a framework must survive
+
+
+FREES_GRADIENTS = '''
+import torch
+
+
+class FreeingSGD(torch.optim.Optimizer):
+    """SGD that frees each gradient once it has used it (p.grad = None), as some libraries do to save memory."""
+
+    def __init__(self, params, lr=0.01):
+        super().__init__(params, dict(lr=lr))
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        for group in self.param_groups:
+            for p in group["params"]:
+                if p.grad is not None:
+                    p.add_(p.grad, alpha=-group["lr"])
+                    p.grad = None
+'''
+
+
+@pytest.mark.parametrize("elementwise", [False, True], ids=["one instance per trial", "shared over rows"])
+def test_an_optimizer_that_frees_gradients_in_step_trains_fused_and_equals_the_reference(tmp_path, monkeypatch,
+                                                                                        elementwise):
+    write(tmp_path / "freeing.py", FREES_GRADIENTS)
+    s = build_sweep({"dataset": "wine", "dtype": "float64", "epochs": 3, "batch_size": 16, "seeds": [0, 1],
+                     "model": {"kind": "mlp", "hidden": [8], "activation": "tanh"},
+                     "optimizer": "./freeing.py:FreeingSGD", "lr": [0.01, 0.1]}, base_dir=str(tmp_path))
+    if elementwise:  # the path where trials share one instance over views of their rows
+        cls = by_path.load(s.trials[0]["optimizer"])
+        monkeypatch.setattr(by_path, "ELEMENTWISE", by_path.ELEMENTWISE | {f"{cls.__module__}.{cls.__qualname__}"})
+        usercode.SESSION.caches.pop("optimizer entries", None)  # described again: now elementwise
+        usercode.SESSION.caches.pop("optimizer entries by trial", None)
+    compare(s.trials, load("wine", None, 0.1))
+
+
+EXITS = "import sys\nsys.exit()\n"
+PARSES_ARGUMENTS = '''
+import argparse
+
+parser = argparse.ArgumentParser()
+parser.add_argument("--steps", type=int, required=True)
+args = parser.parse_args()  # a research script's top level: it runs when imported
+'''
+
+
+@pytest.mark.parametrize("code,said", [(EXITS, "exited (SystemExit None)"),
+                                       (PARSES_ARGUMENTS, "exited (SystemExit 2); it printed")])
+@pytest.mark.parametrize("workers", [1, 2], ids=["in the driver", "in the early pool"])
+def test_a_file_that_exits_while_imported_is_a_one_line_refusal(tmp_path, code, said, workers):
+    from tests.conftest import run_dlbench
+
+    write(tmp_path / "script.py", code)
+    r = run_dlbench("sweep", "--dataset", "iris", "--optimizer", "./script.py:Opt", "--epochs", "1", "--workers",
+                    workers, "--out", tmp_path / "out", cwd=tmp_path)
+    assert r.code == 2 and len(r.err.strip().splitlines()) == 1, (r.code, r.err)
+    assert "running ./script.py " + said in r.err and "__name__" in r.err
+    assert r.out == "" and not (tmp_path / "out").exists()
+
+
+@pytest.mark.slow
+def test_a_refusal_with_the_early_pool_never_prints_a_traceback_at_exit(tmp_path):
+    """The pool started early for user code is ended (its manager thread joined) on every path:
+    left running, it woke at interpreter exit on a closed pipe about one run in ten and printed 16
+    lines of concurrent.futures traceback after the one-line refusal."""
+    from tests.conftest import run_dlbench
+
+    spec = write(tmp_path / "k.toml", 'name = "k"\ndataset = "iris"\nepochs = 1\noptimizer = "n2"\n'
+                                      '[optimizers.n2]\nclass = "./open.py:Open"\nbad = 1\n')
+    write(tmp_path / "open.py", "import torch\n\n\ndef Open(params, lr, **kw):\n"
+                                "    return torch.optim.SGD(params, lr=lr, **kw)\n")
+    for _ in range(20):
+        r = run_dlbench("sweep", spec, "--workers", "2", "--out", tmp_path / "out", cwd=tmp_path)
+        assert r.code == 2 and len(r.err.strip().splitlines()) == 1, r.err
+        assert "unexpected keyword argument 'bad'" in r.err
+
+
+def test_second_order_optimizers_get_their_graph_from_a_keyword_and_the_error_says_so(tmp_path, cli):
+    require("pytorch_optimizer")
+    base = ["--dataset", "iris", "--epochs", "2", "--lr", "0.05", "--workers", "1", "--out", tmp_path]
+    r = cli("sweep", "--optimizer", "pytorch_optimizer:AdaHessian", "--name", "plain", *base)
+    assert r.code == 1  # every trial failed: AdaHessian differentiates the gradient again
+    t = pd.read_parquet(tmp_path / "plain" / "trials.parquet")
+    assert (t.status == "failed").all() and t.error.str.contains("create_graph = true").all()
+    spec = write(tmp_path / "h.toml", 'name = "h"\ndataset = "iris"\nepochs = 2\nlr = 0.05\noptimizer = "ah"\n'
+                                      '[optimizers.ah]\nclass = "pytorch_optimizer:AdaHessian"\ncreate_graph = true\n')
+    r = cli("sweep", spec, "--workers", "1", "--out", tmp_path)
+    assert r.code == 0, r.err
+    t = pd.read_parquet(tmp_path / "h" / "trials.parquet")
+    assert (t.status == "ok").all() and (t.engine == "reference").all()
+    assert t.fallback_reason.str.contains("second-order gradients").all()
+    assert json.loads(t.config.iloc[0])["create_graph"] is True  # part of what the trial is: its id follows it
+    assert (t.best_val_loss < t.final_train_loss.max() * 10).all()

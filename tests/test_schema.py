@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from dlbench import SCHEMA_VERSION, store
+from dlbench import SCHEMA_VERSION, folders, store
 
 SCHEMA1 = Path(__file__).parent / "data" / "schema1"  # written by dlbench e2cd1ad (schema 1), committed as is
 
@@ -58,7 +58,7 @@ SCHEMA2 = Path(__file__).parent / "data" / "schema2"  # written by dlbench 4282c
 
 
 def test_a_schema_2_folder_loads_with_what_schema_3_added():
-    trials, history, env = store.read_results(SCHEMA2)
+    trials, history, env = folders.read(SCHEMA2)
     assert env["schema_version"] == 2 and SCHEMA_VERSION == 3
     assert len(trials) == 24 and set(trials.stage) == {"tune", "confirm"} and (trials.status == "diverged").sum() == 3
     # the data columns schema 3 records per trial come from the dataset's metadata: iris, validation 0.1

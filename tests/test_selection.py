@@ -10,10 +10,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from dlbench import design, stats, words
+from dlbench import stats, words
+from dlbench.expect import check_expectations
 from dlbench.plots import heatmap, lr
 from dlbench.plots._common import Results
-from dlbench.runner import check_expectations
+from dlbench.protocol import choose_finalists
 from dlbench.spec import build_sweep
 from dlbench.summary import render_summary
 
@@ -118,8 +119,8 @@ def test_the_protocol_chooses_the_same():
             summaries[t["id"]] = {"status": "ok", "best_val_acc": r["best_val_acc"],
                                   "best_val_loss": r["best_val_loss"]}
     protocol = {"select": "best_val_acc", "direction": "max", "per": ["optimizer"], "confirm_seeds": 2}
-    chosen = design.choose(trials, summaries, protocol)
-    assert {g[1]: t["lr"] for g, t in chosen.items()} == CHOSEN
+    chosen = choose_finalists(trials, summaries, protocol)
+    assert {f.group[1]: f.trial["lr"] for f in chosen} == CHOSEN
 
 
 def test_expect_judges_the_chosen_configuration():

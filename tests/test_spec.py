@@ -3,7 +3,8 @@
 import pytest
 
 from dlbench.errors import UserError
-from dlbench.spec import apply_set, build_sweep, canonical_trial, flag_list, override, trial_id
+from dlbench.spec import apply_set, build_sweep, flag_list, override
+from dlbench.trials import canonical_trial, trial_id
 
 BASE = {"dataset": "digits", "epochs": 2}
 

@@ -11,6 +11,7 @@ import pytest
 from scipy import stats as sps
 
 from dlbench import stats, words
+from dlbench.errors import UserError
 
 
 def trials_table(rows):
@@ -53,7 +54,11 @@ def test_an_interval_is_clipped_to_the_metrics_range():
     g = stats.group_stats(t, "test_acc_at_best_val").iloc[0]
     assert g.ci_high == 1.0 and g.ci_low == pytest.approx(np.mean(values) - sps.t.ppf(0.975, 2) * np.std(
         values, ddof=1) / math.sqrt(3))
-    assert stats.bounds("best_val_loss") == (0.0, math.inf) and stats.bounds("momentum") == (-math.inf, math.inf)
+    assert stats.bounds("best_val_loss", "cross_entropy") == (0.0, math.inf)
+    assert stats.bounds("momentum") == (-math.inf, math.inf)
+    # a loss is clipped only to what that loss can take: a DeepOBS objective goes below 0
+    assert stats.bounds("best_val_loss", "problem") == (-math.inf, math.inf)
+    assert stats.bounds("best_val_loss", None) == (-math.inf, math.inf)  # unknown or mixed: not clipped
 
 
 def test_the_bootstrap_option_is_scipys_bca_with_a_percentile_fallback(monkeypatch):
@@ -63,13 +68,15 @@ def test_the_bootstrap_option_is_scipys_bca_with_a_percentile_fallback(monkeypat
                         random_state=np.random.default_rng(0)).confidence_interval
     assert (lo[0], hi[0]) == (ref.low, ref.high)
     # where BCa is not defined (older scipy returns NaN when seeds tie): the percentile interval
-    real = stats._scipy_bootstrap
+    from dlbench.stats import mean_intervals as intervals
+
+    real = intervals._scipy_bootstrap
 
     def nan_bca(data, statistic, method):
         low, high = real(data, statistic, method)
         return (np.full_like(low, np.nan), high) if method == "BCa" else (low, high)
 
-    monkeypatch.setattr(stats, "_scipy_bootstrap", nan_bca)
+    monkeypatch.setattr(intervals, "_scipy_bootstrap", nan_bca)
     lo, hi = stats.bootstrap_interval(values[None, :])
     pct = sps.bootstrap((values,), np.mean, n_resamples=9999, method="percentile",
                         random_state=np.random.default_rng(0)).confidence_interval
@@ -223,9 +230,9 @@ def test_best_configuration_is_chosen_on_validation_never_on_test():
 
 
 def test_test_metrics_never_choose():
-    with pytest.raises(stats.UserError, match="test numbers never choose"):
+    with pytest.raises(UserError, match="test numbers never choose"):
         stats.selection_for("multiclass", True, select="best_test_acc")
-    with pytest.raises(stats.UserError, match="test numbers never choose"):
+    with pytest.raises(UserError, match="test numbers never choose"):
         stats.choose(trials_table([("adam", 0.01, 0, 0.9, 0.9)]),
                      stats.Selection("test_acc_at_best_val", True, "test_acc_at_best_val", True, True))
 

@@ -294,11 +294,13 @@ def test_the_hand_written_mlp_path_equals_the_torch_func_path(models_dir, monkey
                      "model": {"factory": "./my_models.py:mlp"}, "optimizer": ["adam", "torch.optim:RAdam"],
                      "lr": [1e-3, 1e-2]}, base_dir=str(models_dir))
     data = load("digits", None, 0.1)
-    from dlbench.models import build
+    from dlbench.engine import stacked
+    from dlbench.models import as_mlp, build, entry
 
-    assert fused.as_mlp(build(s.trials[0]["model"], data.info)) == ([64, 16, 10], "tanh")
+    assert as_mlp(build(s.trials[0]["model"], data.info)) == ((64, 16, 10), "tanh")
+    assert entry(s.trials[0]["model"], data.info).mlp == ((64, 16, 10), "tanh")  # its record says so
     hand = fused.train(s.trials, data)
-    monkeypatch.setattr(fused, "as_mlp", lambda module: None)
+    monkeypatch.setattr(fused, "stacked_model", stacked.StackedModule)  # torch.func for every model
     generic = fused.train(s.trials, data)
     for a, b in zip(hand, generic, strict=True):
         for ha, hb in zip(a.history, b.history, strict=True):

@@ -62,6 +62,7 @@ def test_validation_zero_is_the_whole_training_split():
 def test_deepobs_problems_keep_their_own_validation_set():
     base = data._load_base("quadratic_deep", None)
     d = data.load("quadratic_deep", None, 0.1)
+    assert data.load("quadratic_deep", None, 0.0).x_val is None  # validation = 0: no split, even of its own
     assert d.x_train is base.x_train  # the training set stays whole
     expected = np.float32(np.random.RandomState(44).normal(0.0, 0.6, (1000, 100)))  # DeepOBS 1.2 quadratic.py
     np.testing.assert_array_equal(d.x_val, expected)

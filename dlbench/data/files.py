@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from dlbench.data import cache_dir
+from dlbench.data.common import cache_dir
 from dlbench.errors import UserError
 
 IDX_FILES = ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz", "t10k-images-idx3-ubyte.gz",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from dlbench.data import SPLIT_SEED, split, standardize
+from dlbench.data.common import SPLIT_SEED, split, standardize
 
 
 def load_linreg(n: int = 1000, dim: int = 10, noise: float = 0.1):

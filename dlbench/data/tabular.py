@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from dlbench.data import split, standardize
+from dlbench.data.common import split, standardize
 
 
 def _classification(loader):

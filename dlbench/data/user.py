@@ -24,25 +24,43 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import os
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from dlbench import usercode
+from dlbench.data.common import (
+    ARRAY_KEYS,
+    DATA_VERSION,
+    DatasetInfo,
+    read_cached,
+    split,
+    standardize,
+    write_cached,
+)
 from dlbench.errors import UserError
 
+KIND = "user"
 SUFFIXES = (".csv", ".parquet", ".npz")
 TASKS = ("multiclass", "binary", "regression")
 MAX_CLASSES = 50  # a target with more distinct whole values than this is taken as continuous
-ARRAY_KEYS = ("x_train", "y_train", "x_test", "y_test")
 
 
-def is_user_dataset(value: Any) -> bool:
-    """A dataset given as a path or as a table (path or loader), not a built-in name."""
+def recognises(value: Any) -> bool:
+    """A dataset given as a table (path or loader) or as a path, not a registered name."""
     if isinstance(value, dict):
         return True
-    return isinstance(value, str) and (value.endswith(SUFFIXES) or "/" in value or value.startswith("."))
+    return usercode.looks_like_path(value)
+
+
+def with_flags(value: Any, target: str | None, task: str | None) -> Any:
+    """A file dataset qualified by --target and --task; anything else as it is (None: not a file)."""
+    if not (recognises(value) and (isinstance(value, str) or "path" in value)):
+        return None
+    value = {"path": value} if isinstance(value, str) else dict(value)
+    value.update({k: x for k, x in (("target", target), ("task", task)) if x is not None})
+    return value
 
 
 def canonical(value: Any, where: str = "dataset") -> dict:
@@ -148,19 +166,14 @@ def _from_arrays(arrays: dict, source: str, where: str):
 
 
 def _from_loader(spec: dict, files, where: str):
-    from dlbench import plugins
-
-    ref = plugins.parse_ref(spec["loader"])
+    ref = usercode.parse_ref(spec["loader"])
     if ref is None:
         raise UserError(f"{where}.loader = {spec['loader']!r} is not a reference; allowed: \"module:function\" or "
                         "\"./file.py:function\"")
-    fn = plugins.load_object(ref, files, f"{where}.loader")
+    fn = usercode.load_object(ref, files, f"{where}.loader")
     kw = {k: v for k, v in spec.items() if k not in ("loader", "task", "name")}
-    try:
+    with usercode.calling(f"{where}: the loader {spec['loader']}", "a function returning arrays"):
         out = fn(**kw)
-    except Exception as e:  # noqa: BLE001 - the user's loader: one line
-        raise UserError(f"{where}: the loader {spec['loader']} raised {type(e).__name__}: {plugins._line(e)}; allowed: "
-                        "a function returning arrays") from None
     if isinstance(out, tuple | list) and len(out) in (4, 6):
         out = dict(zip((*ARRAY_KEYS, "x_val", "y_val"), out, strict=False))
     if not isinstance(out, dict):
@@ -182,8 +195,6 @@ def infer_task(y: np.ndarray) -> tuple[str, str]:
 
 def prepare(spec: dict, files, where: str = "dataset") -> tuple[dict, dict[str, np.ndarray]]:
     """(the spec with its target and task filled in, the prepared arrays)."""
-    from dlbench.data import split, standardize
-
     x, y, given, target = read_raw(spec, files, where)
     spec = dict(spec)
     if target is not None:
@@ -237,106 +248,91 @@ def prepare(spec: dict, files, where: str = "dataset") -> tuple[dict, dict[str, 
             if k in arrays:
                 _check_finite(arrays[k], [], f"{label_of(spec)} {k}", where)
     # standardize with the training split's statistics only (a regression target too)
-    feats = arrays["x_train"].reshape(len(arrays["x_train"]), -1)
-    mean, std = feats.mean(axis=0), feats.std(axis=0)
-    std = np.where(std > 0, std, 1.0)
-    shape = arrays["x_train"].shape[1:]
-    for k in ("x_train", "x_test", "x_val"):
-        if k in arrays:
-            arrays[k] = ((arrays[k].reshape(len(arrays[k]), -1) - mean) / std).astype(np.float32).reshape(
-                len(arrays[k]), *shape)
-    if task == "regression":
-        parts = [k for k in ("y_train", "y_test", "y_val") if k in arrays]
-        y_tr, *rest = [arrays[k] for k in parts]
-        normed = standardize(y_tr, rest[0]) if rest else (y_tr,)
-        arrays["y_train"], arrays["y_test"] = normed[0], normed[1]
-        if "y_val" in arrays:
-            m, s = y_tr.mean(axis=0, keepdims=True), y_tr.std(axis=0, keepdims=True)
-            arrays["y_val"] = ((arrays["y_val"] - m) / np.where(s > 0, s, 1.0)).astype(np.float32)
+    for prefix in ("x", "y") if task == "regression" else ("x",):
+        parts = [k for k in (f"{prefix}_train", f"{prefix}_test", f"{prefix}_val") if k in arrays]
+        for k, v in zip(parts, standardize(*(arrays[k] for k in parts)), strict=True):
+            arrays[k] = v
     return spec, arrays
 
 
 def _check_given_shapes(arrays: dict, label: str, where: str) -> None:
     shape = arrays["x_train"].shape[1:]
-    for split in ("train", "test", "val"):
-        x, y = arrays.get(f"x_{split}"), arrays.get(f"y_{split}")
+    for part in ("train", "test", "val"):
+        x, y = arrays.get(f"x_{part}"), arrays.get(f"y_{part}")
         if x is None:
             continue
         if len(x) != len(y):
-            raise UserError(f"{where}: {label} has {len(x)} x_{split} rows but {len(y)} y_{split} values; allowed: "
+            raise UserError(f"{where}: {label} has {len(x)} x_{part} rows but {len(y)} y_{part} values; allowed: "
                             "one target per sample")
         if x.shape[1:] != shape:
-            raise UserError(f"{where}: {label}'s x_{split} has sample shape {x.shape[1:]}, x_train {shape}; allowed: "
+            raise UserError(f"{where}: {label}'s x_{part} has sample shape {x.shape[1:]}, x_train {shape}; allowed: "
                             "the same shape in every split")
         if not len(x):
-            raise UserError(f"{where}: {label}'s {split} split is empty; allowed: at least one sample")
+            raise UserError(f"{where}: {label}'s {part} split is empty; allowed: at least one sample")
 
 
 def _say(note: str) -> None:
-    from dlbench import plugins
-
-    if note not in plugins.REGISTRY.notes:
-        plugins.REGISTRY.notes.append(note)
+    usercode.SESSION.note(note)
 
 
 # --------------------------------------------------------------------------------------------
-# The registry of this process, and the cache
+# This sweep's user datasets, and the cache of their prepared arrays
 
 
-USER_INFOS: dict = {}  # label -> DatasetInfo
-USER_SPECS: dict[str, dict] = {}  # label -> canonical spec
+def registered() -> dict[str, DatasetInfo]:
+    """This session's user datasets: label -> record (the driver checked them; a worker re-reads
+    a trial's spec)."""
+    return usercode.SESSION.cache("datasets")
+
+
+def provenances() -> dict[str, dict]:
+    """label -> where its arrays came from (file and SHA-256, or the loader's code), for env.json."""
+    return usercode.SESSION.cache("dataset provenance")
 
 
 def digest(spec: dict, files) -> str:
     """What identifies the prepared arrays: the spec and the file's SHA-256 (a loader: its code)."""
-    from dlbench import plugins
-    from dlbench.data import DATA_VERSION
-
     parts = [json.dumps(spec, sort_keys=True), str(DATA_VERSION)]
     if "path" in spec:
         parts.append(files.add(spec["path"], "dataset", ship=False).sha256)
     else:
-        ref = plugins.parse_ref(spec["loader"])
+        ref = usercode.parse_ref(spec["loader"])
         if ref is not None and ref.is_file:
             parts.append(files.add(ref.path, "dataset.loader").sha256)
     return hashlib.sha256("\n".join(parts).encode()).hexdigest()
 
 
 def arrays_for(spec: dict, files, where: str = "dataset") -> tuple[dict, dict[str, np.ndarray]]:
-    """The prepared arrays of a user dataset, from the cache when it holds them."""
-    from dlbench.data import cache_dir
-
+    """(the completed spec, the prepared arrays) of a user dataset, from the cache when it holds them."""
     key = digest(spec, files)
-    path = os.path.join(cache_dir(), f"user-{key[:24]}.npz")
-    try:
-        with np.load(path, allow_pickle=False) as z:
-            meta = json.loads(str(z["spec"]))
-            return meta, {k: z[k] for k in z.files if k != "spec"}
-    except (OSError, KeyError, ValueError):
-        pass
+    hit = read_cached(f"user-{key[:24]}")
+    if hit is not None and "spec" in hit:
+        return json.loads(str(hit.pop("spec"))), hit
     full, arrays = prepare(spec, files, where)
     # under the spec as written and as completed (target and task filled in): workers ask for the latter
     for k in dict.fromkeys((key, digest(full, files))):
-        target = os.path.join(cache_dir(), f"user-{k[:24]}.npz")
-        tmp = f"{target}.{os.getpid()}.tmp.npz"
-        try:
-            np.savez(tmp, spec=json.dumps(full), **arrays)
-            os.replace(tmp, target)
-        except OSError:
-            pass  # an unwritable cache only costs time
+        write_cached(f"user-{k[:24]}", {"spec": json.dumps(full), **arrays})
     return full, arrays
 
 
-def check(value: Any, files, where: str = "dataset"):
-    """(label, canonical spec, DatasetInfo) of a user dataset, read and checked, and registered in
-    this process so that dataset_info(label) knows it."""
-    from dlbench.data import DatasetInfo
+def check(value: Any, where: str = "dataset") -> DatasetInfo:
+    """A user dataset read, checked and registered in this session: its record, whose `spec` is
+    the canonical table a trial carries as `data`. Each value is read once per session."""
+    seen = usercode.SESSION.cache("dataset values")
+    key = json.dumps(value, sort_keys=True, default=str)
+    if key not in seen:
+        seen[key] = _check(value, where)
+    return seen[key]
 
+
+def _check(value: Any, where: str) -> DatasetInfo:
+    files = usercode.SESSION.files
     spec = canonical(value, where)
     full, arrays = arrays_for(spec, files, where)
     label = label_of(full)
-    if label in USER_SPECS and USER_SPECS[label] != full:
-        raise UserError(f"{where}: two datasets are named {label!r} ({USER_SPECS[label]} and {full}); allowed: tell "
+    known = registered().get(label)
+    if known is not None and known.spec != full:
+        raise UserError(f"{where}: two datasets are named {label!r} ({known.spec} and {full}); allowed: tell "
                         "them apart with name = \"...\"")
     task = full["task"]
     y_tr = arrays["y_train"]
@@ -345,19 +341,28 @@ def check(value: Any, files, where: str = "dataset"):
               else f"loader {full['loader']}")
     info = DatasetInfo(label, task, len(arrays["x_train"]), len(arrays["x_test"]),
                        tuple(int(s) for s in arrays["x_train"].shape[1:]),
-                       len(counts) if task != "regression" else 0, source, "user", class_counts=counts,
-                       own_validation="x_val" in arrays)
-    USER_INFOS[label], USER_SPECS[label] = info, full
-    from dlbench import plugins
-
+                       len(counts) if task != "regression" else 0, source, f"{__name__}:arrays",
+                       class_counts=counts, own_validation="x_val" in arrays, spec=full, kind=KIND)
+    registered()[label] = info
     prov: dict[str, Any] = {"spec": full, "sha256_arrays": hashlib.sha256(b"".join(
         np.ascontiguousarray(arrays[k]).tobytes() for k in sorted(arrays))).hexdigest()}
     if "path" in full:
         f = files.files[full["path"]]
         prov.update({"path": f.path, "sha256": f.sha256})
     else:
-        ref = plugins.parse_ref(full["loader"])
-        prov.update(plugins.provenance(ref, files))
+        prov.update(usercode.provenance(usercode.parse_ref(full["loader"]), files))
         prov["loader"] = full["loader"]
-    plugins.REGISTRY.datasets[label] = prov
-    return label, full, info
+    provenances()[label] = prov
+    return info
+
+
+def from_spec(spec: dict) -> DatasetInfo:
+    """The record of a trial's user dataset (`data`): the one checked here, else checked again
+    (a worker: read from the cache, or prepared from the file that travelled with the work)."""
+    info = registered().get(label_of(spec))
+    return info if info is not None and info.spec == spec else check(spec)
+
+
+def arrays(info: DatasetInfo, data_dir: str | None = None) -> dict[str, np.ndarray]:
+    """The prepared arrays of a checked user dataset."""
+    return arrays_for(info.spec, usercode.SESSION.files)[1]

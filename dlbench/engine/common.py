@@ -10,8 +10,8 @@ from dataclasses import dataclass, field
 
 import torch
 
+from dlbench import catalogue, optim
 from dlbench.data import Dataset
-from dlbench.optim import OPTIMIZERS
 
 DIVERGENCE_FACTOR = 1e6  # a loss above 1e6 × its epoch-0 value counts as diverged
 EVAL_CHUNK = 8192
@@ -60,23 +60,14 @@ def init_seed(seed: int) -> None:
 
 
 def make_optimizer(trial: dict, params) -> torch.optim.Optimizer:
-    """The trial's optimizer over `params`: a built-in's torch.optim class with its knobs, or the
-    user's optimizer exactly as its constructor builds it (dlbench.plugins)."""
-    if trial["optimizer"] not in OPTIMIZERS:
-        from dlbench import plugins
-
-        return plugins.make_optimizer(trial, params)
-    spec = OPTIMIZERS[trial["optimizer"]]
-    return getattr(torch.optim, spec.torch_class)(params, **spec.torch_kwargs(trial))
+    """The trial's optimizer over `params`, as its catalogue record builds it (a built-in's
+    torch.optim class with its knobs; anyone else's exactly as its constructor builds it)."""
+    return optim.build(trial, params)
 
 
 def needs_closure(trial: dict) -> bool:
     """Whether the trial's optimizer steps with a closure that re-evaluates the loss (LBFGS)."""
-    if trial["optimizer"] in OPTIMIZERS:
-        return False
-    from dlbench import plugins
-
-    return plugins.REGISTRY.for_trial(trial).needs_closure
+    return catalogue.optimizer_of(trial).needs_closure
 
 
 def set_mode(optimizers, training: bool) -> None:

@@ -4,9 +4,11 @@ tested against, so it stays simple enough to check at a glance."""
 
 from __future__ import annotations
 
+import warnings
+
 import torch
 
-from dlbench import losses, models
+from dlbench import catalogue, losses, models
 from dlbench.data import Dataset
 from dlbench.engine.common import (
     Timer,
@@ -39,6 +41,8 @@ def train(trial: dict, data: Dataset) -> TrialResult:
     orders = data_order(trial["seed"], n, trial["epochs"])
 
     closure_step = needs_closure(trial)  # LBFGS: step(closure), on the whole training set (checked in the spec)
+    # Hessian-based optimizers differentiate the gradient again: it must keep its graph
+    create_graph = catalogue.optimizer_of(trial).second_order
 
     def eval_all():  # the training, validation and test sets, each whole
         model.eval()
@@ -64,7 +68,7 @@ def train(trial: dict, data: Dataset) -> TrialResult:
                 else:
                     loss = loss_fn(model(x_train[idx]), y_train[idx])
                     optimizer.zero_grad()
-                    loss.backward()
+                    backward(loss, create_graph)
                     optimizer.step()
                 batch_losses.append(loss.detach())
                 steps += 1
@@ -77,6 +81,17 @@ def train(trial: dict, data: Dataset) -> TrialResult:
         if is_diverged(train_loss, loss0) or is_diverged(evals["train"]["loss"], loss0):
             return TrialResult(trial["id"], "diverged", history, diverged_epoch=epoch)
     return TrialResult(trial["id"], "ok", history)
+
+
+def backward(loss: torch.Tensor, create_graph: bool) -> None:
+    """loss.backward(), keeping the graph of the gradient for an optimizer that differentiates it
+    again (torch then warns of a reference cycle it creates on purpose: not a user's concern)."""
+    if not create_graph:
+        loss.backward()
+        return
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        loss.backward(create_graph=True)
 
 
 def _closure(model, loss_fn, optimizer, x, y):

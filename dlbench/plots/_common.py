@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -10,6 +12,7 @@ import numpy as np
 import pandas as pd
 
 from dlbench.errors import UserError, did_you_mean
+from dlbench.schema import HISTORY_METRICS
 
 # Okabe & Ito's colour-blind-safe palette, for categories (optimizers, sweeps).
 OKABE_ITO = ["#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#F0E442", "#000000"]
@@ -18,8 +21,7 @@ DIVERGED_MARKER = "x"  # no optimizer's marker: a diverged seed is never mistake
 LINESTYLES = ["-", "--", ":", "-."]
 COLUMN_IN = 3.5  # one column of a two-column paper
 PAGE_IN = 7.2  # the full text width
-METRICS = ("train_loss", "train_eval_loss", "train_acc", "val_loss", "val_acc", "val_r2", "val_rmse", "test_loss",
-           "test_acc", "test_r2", "test_rmse", "lr")
+METRICS = (*HISTORY_METRICS, "lr")  # what a figure may show
 XS = {"epoch": "epoch", "step": "steps", "samples": "samples", "time": "time"}
 X_LABELS = {"epoch": "epoch", "step": "optimizer steps", "samples": "training samples seen",
             "time": "training time (s)"}
@@ -34,36 +36,24 @@ class Results:
         """These trials (a subset of ours) with their history."""
         return Results(trials, self.history[self.history["trial_id"].isin(trials["trial_id"])])
 
-    def varying(self, exclude=("seed",)) -> list[str]:
-        """Configuration columns (dlbench.store.config_columns) with more than one value across the
-        loaded sweeps. An optimizer knob (momentum, eps, ...) counts only if it varies within one
-        optimizer: its defaults differ between optimizers without being an axis of the sweep."""
-        from dlbench.store import config_columns, knob_columns
+    def varying(self) -> list[str]:
+        """Configuration columns with more than one value across the loaded sweeps (stats.varying:
+        an optimizer's knob only if it varies within one optimizer)."""
+        from dlbench.stats import varying
 
-        t = self.trials
-        knobs = set(knob_columns(t))
-        out = []
-        for c in config_columns(t):
-            if c in exclude or c == "sweep":
-                continue
-            if c in knobs:
-                if (t.groupby("optimizer")[c].nunique(dropna=True) > 1).any():
-                    out.append(c)
-            elif t[c].nunique(dropna=True) > 1:
-                out.append(c)
-        return out
+        return varying(self.trials)
 
 
 def load(folders: list[str], read: dict | None = None) -> Results:
     """The folders' trials and history (with a sweep column, history joined with the config);
     `read`: folder -> (trials, history, env) already read, e.g. by the report's checks."""
-    from dlbench import store
+    from dlbench import folders as results_folders
     from dlbench.store import config_columns
 
     ts, hs = [], []
     names = []
     for folder in folders:
-        trials, history, _ = (read or {}).get(folder) or store.read_results(folder)
+        trials, history, _ = (read or {}).get(folder) or results_folders.read(folder)
         name = Path(folder).resolve().name
         while name in names:  # two folders with one name: keep them apart
             name += "'"
@@ -96,7 +86,7 @@ def default_metric(results: Results) -> str:
 
 
 def higher_is_better(metric: str) -> bool:
-    from dlbench.stats import higher_is_better as direction
+    from dlbench.schema import higher_is_better as direction
 
     return bool(direction(metric))
 
@@ -268,20 +258,59 @@ def fmt_value(v) -> str:
     return str(v)
 
 
-def style():
-    """Paper style: small fonts that stay legible at column width, light grid, no top/right spines."""
+# Paper style: small fonts that stay legible at column width, light grid, no top/right spines.
+PAPER = {
+    "font.size": 8, "axes.titlesize": 8, "axes.labelsize": 8, "legend.fontsize": 7, "xtick.labelsize": 7,
+    "ytick.labelsize": 7, "axes.spines.top": False, "axes.spines.right": False, "axes.grid": True,
+    "grid.alpha": 0.3, "grid.linewidth": 0.5, "lines.linewidth": 1.2, "savefig.dpi": 200,
+    "figure.titlesize": TITLE_PT, "svg.fonttype": "none", "pdf.fonttype": 42,
+}
+
+
+@contextlib.contextmanager
+def paper_style():
+    """The paper style while drawing and saving a figure, and matplotlib's own settings back after
+    (nothing global changes: no backend chosen, no rcParams left behind)."""
     import matplotlib
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    with matplotlib.rc_context(PAPER):
+        yield
 
-    plt.rcParams.update({
-        "font.size": 8, "axes.titlesize": 8, "axes.labelsize": 8, "legend.fontsize": 7, "xtick.labelsize": 7,
-        "ytick.labelsize": 7, "axes.spines.top": False, "axes.spines.right": False, "axes.grid": True,
-        "grid.alpha": 0.3, "grid.linewidth": 0.5, "lines.linewidth": 1.2, "savefig.dpi": 200,
-        "figure.titlesize": TITLE_PT, "svg.fonttype": "none", "pdf.fonttype": 42, "figure.constrained_layout.use": True,
-    })
-    return plt
+
+def styled(draw):
+    """A figure's drawing step, run in the paper style."""
+
+    @functools.wraps(draw)
+    def run(*args, **kwargs):
+        with paper_style():
+            return draw(*args, **kwargs)
+
+    return run
+
+
+class _Canvas:
+    """What a drawing step needs of matplotlib: figures made without pyplot (no backend, no global
+    list of open figures; each laid out by its own constrained layout), and legend handles."""
+
+    @staticmethod
+    def subplots(nrows: int = 1, ncols: int = 1, figsize=None, **kwargs):
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.figure import Figure
+
+        fig = Figure(figsize=figsize, layout="constrained")
+        FigureCanvasAgg(fig)  # a canvas to measure text on (saving to svg or pdf switches to theirs)
+        return fig, fig.subplots(nrows, ncols, **kwargs)
+
+    @staticmethod
+    def Line2D(*args, **kwargs):  # noqa: N802 - matplotlib's name
+        from matplotlib.lines import Line2D
+
+        return Line2D(*args, **kwargs)
+
+
+def style() -> type[_Canvas]:
+    """The canvas a drawing step draws on (call it inside a @styled function)."""
+    return _Canvas
 
 
 SUPERSCRIPT = str.maketrans("-0123456789", "⁻⁰¹²³⁴⁵⁶⁷⁸⁹")
@@ -325,9 +354,7 @@ def save(fig, out: Path, stem: str, fmt: str) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     path = out / f"{stem}.{fmt}"
     tmp = out / f".{stem}.tmp.{fmt}"
-    fig.savefig(tmp, format=fmt, bbox_inches="tight")
+    with paper_style():
+        fig.savefig(tmp, format=fmt, bbox_inches="tight")
     tmp.replace(path)
-    import matplotlib.pyplot as plt
-
-    plt.close(fig)
     return path

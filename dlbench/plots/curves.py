@@ -41,6 +41,7 @@ from dlbench.plots._common import (
     problems,
     restrict,
     style,
+    styled,
 )
 from dlbench.words import band_words
 
@@ -162,6 +163,7 @@ def _by_problem(results: Results, metric: str | None, x: str, band: str, method:
                       left_out=left_out)
 
 
+@styled
 def draw(info: CurvesInfo):
     plt = style()
     import matplotlib as mpl

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from dlbench.devices import NOISY_SPREAD
-from dlbench.plots._common import COLUMN_IN, MARKERS, OKABE_ITO, PAGE_IN, legend_below, log_scale, save, style
+from dlbench.plots._common import COLUMN_IN, MARKERS, OKABE_ITO, PAGE_IN, legend_below, log_scale, save, style, styled
 
 NOISY_STYLE = {"marker": "o", "ms": 8, "mfc": "none", "mec": "#CC0000", "mew": 0.9}  # a red ring
 
@@ -54,6 +54,7 @@ def draw_devices(rows, report, out: Path, fmt: str = "png") -> list[Path]:
     return [save(fig, out, stem, fmt) for stem, fig in device_figures(rows, report)]
 
 
+@styled
 def device_figures(rows, report) -> list[tuple[str, object]]:
     """(file stem, figure): throughput for every device; the speedup where an accelerator ran."""
     plt = style()

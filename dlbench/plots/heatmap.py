@@ -27,6 +27,7 @@ from dlbench.plots._common import (
     problems,
     problems_varying,
     style,
+    styled,
     tuning_stage,
 )
 from dlbench.words import metric_words
@@ -121,6 +122,7 @@ def _heatmap_info(results: Results, metric: str, axes: tuple[str, str], stat: st
     return HeatmapInfo(metric, stat, axes, panels, chosen_by)
 
 
+@styled
 def draw(info: HeatmapInfo):
     plt = style()
     import matplotlib as mpl

@@ -32,6 +32,7 @@ from dlbench.plots._common import (
     panel_title,
     problems,
     style,
+    styled,
     tuning_stage,
 )
 from dlbench.words import short_band
@@ -123,6 +124,7 @@ def lr_info(results: Results, metric: str | None = None, stat: str = "best", ban
                   [line.name for line in lines], max(0, len(probs) - MAX_PANELS))
 
 
+@styled
 def draw(info: LrInfo):
     plt = style()
     several = len(info.panels) > 1

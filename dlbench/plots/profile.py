@@ -21,6 +21,7 @@ from dlbench.plots._common import (
     legend_below,
     log_scale,
     style,
+    styled,
 )
 
 
@@ -47,6 +48,7 @@ def profile_info(results: Results, fraction: float = stats.TARGET_FRACTION) -> P
     return ProfileInfo(solvers, taus, rhos, pc, [str(p) for p in pc.costs.index])
 
 
+@styled
 def draw(info: ProfileInfo):
     plt = style()
     fig, ax = plt.subplots(figsize=(COLUMN_IN + 0.6, 3.0))

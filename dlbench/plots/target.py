@@ -30,8 +30,10 @@ from dlbench.plots._common import (
     panel_title,
     problems,
     style,
+    styled,
     tuning_stage,
 )
+from dlbench.schema import HISTORY_METRICS, is_test_metric
 from dlbench.store import config_columns
 
 
@@ -59,7 +61,10 @@ class TargetInfo:
     left_out: int = 0  # problems beyond MAX_PANELS (--dataset draws them)
 
 
-CHOOSING_METRICS = ("val_acc", "val_loss", "val_r2", "val_rmse", "train_acc", "train_eval_loss", "train_loss")
+# what a target may be set on: a history metric not measured on test (it chooses the lr per batch size)
+CHOOSING_METRICS = tuple(m for m in HISTORY_METRICS if not is_test_metric(m))
+# per batch size, the configuration that reaches the target in the fewest steps (median over seeds)
+FEWEST_STEPS = stats.Selection("steps", False, "steps", False, validation=True)
 
 
 def target_info(results: Results, metric: str | None = None, target: float | None = None) -> TargetInfo:
@@ -96,12 +101,14 @@ def target_info(results: Results, metric: str | None = None, target: float | Non
             bs_list, steps, epochs, secs, lrs = [], [], [], [], []
             for bs, cell in g.groupby("batch_size", sort=True):
                 bs_list.append(int(bs))
-                best = cell.sort_values(["steps", "lr"], kind="stable").iloc[0]
-                reached = np.isfinite(best["steps"])
-                steps.append(float(best["steps"]) if reached else float("nan"))
-                epochs.append(float(best["epoch"]) if reached else float("nan"))
-                secs.append(float(best["time"]) if reached else float("nan"))
-                lrs.append(float(best["lr"]) if reached else float("nan"))
+                # the fewest steps, by the one selection function (a tie to the smaller lr, as everywhere)
+                choice = stats.choose(cell.assign(status="ok"), FEWEST_STEPS, [c for c in cols if c in cell])
+                best = stats.rows_matching(cell, choice.config).iloc[0] if choice is not None else None
+                nan = float("nan")
+                steps.append(float(best["steps"]) if best is not None else nan)
+                epochs.append(float(best["epoch"]) if best is not None else nan)
+                secs.append(float(best["time"]) if best is not None else nan)
+                lrs.append(float(best["lr"]) if best is not None else nan)
             words = [str(key[0])] + [f"{AXIS_WORDS.get(c, c)} {fmt_value(v)}"
                                      for c, v in zip(line_keys[1:], key[1:], strict=True)]
             lines.append(TargetLine(" ".join(words), bs_list, steps, epochs, secs, lrs))
@@ -113,6 +120,7 @@ def target_info(results: Results, metric: str | None = None, target: float | Non
                       left_out=max(0, len(probs) - MAX_PANELS))
 
 
+@styled
 def draw(info: TargetInfo):
     plt = style()
     several = len(info.panels) > 1

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from dlbench.plots._common import COLUMN_IN, OKABE_ITO, Results, fig_title, fmt_value, legend_below, style
+from dlbench.plots._common import COLUMN_IN, OKABE_ITO, Results, fig_title, fmt_value, legend_below, style, styled
 
 
 @dataclass
@@ -30,6 +30,7 @@ def timing_info(results: Results) -> TimingInfo:
     return TimingInfo([r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows], [r[3] for r in rows])
 
 
+@styled
 def draw(info: TimingInfo):
     plt = style()
     import numpy as np

@@ -66,16 +66,22 @@ class ReportData:
 
         return shown_hypers(self.trials)
 
+    @functools.cached_property
+    def config_keys(self) -> list[str]:
+        """The columns that tell the configurations of the full table apart (stats.varying), with
+        the dataset, optimizer and lr always: one rule for the html, markdown and csv tables."""
+        return [c for c in stats.varying(self.trials, always=("dataset", "optimizer", "lr")) if c in self.configs]
+
 
 def load(folders: list[str]):
     """The plots' Results (trials and history of every folder, with a sweep column) and env per
     folder; refuses what is not a results folder, a newer schema, an empty or only-failed sweep."""
-    from dlbench import store
+    from dlbench import folders as results_folders
     from dlbench.plots import _common
 
     envs, read = {}, {}
     for f in folders:
-        read[f] = trials, _, env = store.read_results(f)  # refuses non-folders and newer schemas
+        read[f] = trials, _, env = results_folders.read(f)  # refuses non-folders and newer schemas
         if trials.empty:
             raise UserError(f"{f!r} has no finished trials yet; allowed: a results folder with at least one trial")
         if (trials["status"] == "failed").all():

@@ -24,11 +24,11 @@ TRIAL_COLUMNS = ("sweep", "dataset", "optimizer", "lr", "batch_size", "epochs", 
 def svg(fig, n: int) -> str:
     """A matplotlib figure as an inline <svg> element; its ids get a per-figure prefix so that
     several figures can share one page."""
-    import matplotlib.pyplot as plt
+    from dlbench.plots._common import paper_style
 
     buf = io.StringIO()
-    fig.savefig(buf, format="svg")  # the figures lay themselves out (constrained layout): one draw, not two
-    plt.close(fig)
+    with paper_style():
+        fig.savefig(buf, format="svg")  # the figures lay themselves out (constrained layout): one draw, not two
     text = buf.getvalue()
     text = text[text.index("<svg"):]
     text = re.sub(r'id="([^"]+)"', rf'id="f{n}-\1"', text)
@@ -89,8 +89,7 @@ def render(data: ReportData) -> str:
     figures = [{"key": f.key, "title": f.title, "caption": f.caption, "svg": s, "wide": page_wide(s)}
                for f, s in zip(data.figures, svgs, strict=True)]
     configs = data.configs
-    keys = [c for c in config_columns(data.trials) if c in configs and (configs[c].nunique(dropna=True) > 1
-            or c in ("dataset", "optimizer", "lr"))]
+    keys = data.config_keys
     config_metrics = data.metrics[:2]
     trial_cols = [c for c in TRIAL_COLUMNS if c in data.trials and (
         data.trials[c].notna().any() and (c not in ("sweep", "stage") or data.trials[c].nunique() > 1))]

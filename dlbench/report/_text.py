@@ -78,8 +78,7 @@ def markdown(data: ReportData) -> str:
     else:
         out.append(md_table(["dataset", "note"], [[b.dataset, "one optimizer: nothing to compare"] for b in data.best]))
     cfg = data.configs
-    keys = [c for c in config_columns(data.trials) if c in cfg and (cfg[c].nunique(dropna=True) > 1
-                                                                    or c in ("dataset", "optimizer"))]
+    keys = data.config_keys
     m = data.metrics[0]
     out += ["", "## All configurations", "", md_table(
         [*keys, "chosen", "N", words.column_label(m), "95% CI"],

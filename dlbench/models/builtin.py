@@ -1,55 +1,39 @@
-"""Model registry: spec validation (pure Python) and builders (torch, imported when building).
+"""The models that ship with dlbench: `model = { kind = "mlp", hidden = [128, 128], activation = "relu" }`.
 
-Spec: `model = { kind = "mlp", hidden = [128, 128], activation = "relu" }`.
 - linear: one affine layer (linear regression, logistic/softmax regression).
 - mlp: hidden sizes and an activation (relu, tanh, sigmoid, gelu, none). With "none" the whole
   stack is still one linear map.
 - cnn: a small conv net: 2-D for image sets, 1-D for mnist1d; `channels` per conv block.
 - problem: the DeepOBS problems train their own parameter vector.
-- factory: the user's own: `model = { factory = "MODULE:FUNC", <keywords> }` or
-  `--model ./my_model.py:make`, where FUNC(input_shape, n_outputs, **keywords) returns an
-  nn.Module (dlbench.plugins resolves it; each trial builds it under its own seed).
-"""
+
+Checking is pure Python; building imports torch."""
 
 from __future__ import annotations
 
 import math
 from typing import Any
 
-from dlbench.data import DatasetInfo
 from dlbench.errors import UserError, did_you_mean
+from dlbench.models.common import ACTIVATIONS, ModelEntry, activation, output_size
 
-ACTIVATIONS = ("relu", "tanh", "sigmoid", "gelu", "none")
-MODEL_KEYS: dict[str, dict[str, Any]] = {
+KEYS: dict[str, dict[str, Any]] = {
     "linear": {},
     "mlp": {"hidden": [128], "activation": "relu"},
     "cnn": {"channels": [16, 32], "hidden": 64, "activation": "relu"},
     "problem": {},
 }
+KINDS = tuple(KEYS)
 
 
-def default_model(info: DatasetInfo) -> dict:
+def default_model(info) -> dict:
     if info.task == "objective":
         return {"kind": "problem"}
     return {"kind": "mlp", "hidden": [128], "activation": "relu"}
 
 
-def check_model(value: Any, info: DatasetInfo, where: str = "model") -> dict:
-    """Canonical model table for dataset `info`, or a UserError naming what is wrong."""
-    from dlbench import plugins
-
-    if isinstance(value, str):
-        value = {"factory": value} if plugins.parse_ref(value) else {"kind": value}
-    if not isinstance(value, dict):
-        raise UserError(f"{where} = {value!r} is not allowed; allowed: a table like {{ kind = \"mlp\" }}")
-    if "factory" in value:
-        return check_factory(value, info, where)
-    kind = value.get("kind")
-    if not isinstance(kind, str) or kind not in MODEL_KEYS:
-        raise UserError(
-            f"{where}.kind = {kind!r} is unknown{did_you_mean(kind, MODEL_KEYS)}; allowed: {', '.join(MODEL_KEYS)}, "
-            "or factory = \"module:function\" (your own nn.Module)"
-        )
+def check(value: dict, info, where: str = "model") -> dict:
+    """Canonical table of a built-in kind for dataset `info`, or a UserError naming what is wrong."""
+    kind = value["kind"]
     if (kind == "problem") != (info.task == "objective"):
         allowed = "problem" if info.task == "objective" else "linear, mlp, cnn"
         raise UserError(f"{where}.kind = {kind!r} does not fit dataset {info.name!r}; allowed: {allowed}")
@@ -57,7 +41,7 @@ def check_model(value: Any, info: DatasetInfo, where: str = "model") -> dict:
         raise UserError(
             f"{where}.kind = 'cnn' needs an image dataset or mnist1d, not {info.name!r}; allowed: linear, mlp"
         )
-    keys = MODEL_KEYS[kind]
+    keys = KEYS[kind]
     for k in value:
         if k != "kind" and k not in keys:
             raise UserError(
@@ -85,37 +69,46 @@ def check_model(value: Any, info: DatasetInfo, where: str = "model") -> dict:
     return out
 
 
-def check_factory(value: dict, info: DatasetInfo, where: str = "model") -> dict:
-    """A user's model: {factory = "MODULE:FUNC", <keywords>}. Checked before anything runs: the
-    function resolves, takes the keywords, and builds an nn.Module whose output on two samples of
-    the dataset has the shape its loss needs (dlbench.plugins.describe_factory). Canonical form:
-    kind "factory", the reference, then the keywords in name order."""
-    from dlbench import plugins
-
-    return plugins.describe_factory(value, info, where)
-
-
-def output_size(info: DatasetInfo) -> int:
-    return info.n_classes if info.task == "multiclass" else 1
-
-
-def layer_sizes(model: dict, info: DatasetInfo) -> list[int]:
+def layer_sizes(model: dict, info) -> list[int]:
     """Widths of a linear/mlp model from input to output, e.g. [64, 128, 128, 10]."""
     inputs = math.prod(info.input_shape)
     hidden = model.get("hidden", []) if model["kind"] == "mlp" else []
     return [inputs, *hidden, output_size(info)]
 
 
-def build(model: dict, info: DatasetInfo):
+def _cnn_shape(model: dict, info) -> tuple[bool, int, list[int]]:
+    one_d = len(info.input_shape) == 1
+    c_in = 1 if one_d else info.input_shape[0]
+    spatial = list(info.input_shape if one_d else info.input_shape[1:])
+    return one_d, c_in, spatial
+
+
+def entry(model: dict, info) -> ModelEntry:
+    """The record of a built-in model table on a dataset, in closed form (no torch)."""
+    kind = model["kind"]
+    if kind in ("linear", "mlp"):
+        sizes = layer_sizes(model, info)
+        params = sum(a * b + b for a, b in zip(sizes[:-1], sizes[1:], strict=True))
+        return ModelEntry(kind, params, mlp=(tuple(sizes), model.get("activation", "none")))
+    if kind == "cnn":
+        one_d, c_in, spatial = _cnn_shape(model, info)
+        params, k = 0, 3 if one_d else 9
+        for c in model["channels"]:
+            params += c_in * c * k + c
+            c_in, spatial = c, [s // 2 for s in spatial]
+        flat = c_in * math.prod(spatial)
+        params += flat * model["hidden"] + model["hidden"] + model["hidden"] * output_size(info) + output_size(info)
+        return ModelEntry(kind, params, max_pools=True)
+    return ModelEntry(kind, math.prod(info.input_shape),
+                      fused_reason=f"model kind {kind!r} runs on the reference engine")
+
+
+def build(model: dict, info):
     """The plain nn.Module for a trial; call under the trial's seed (torch.manual_seed)."""
     import torch
     from torch import nn
 
     kind = model["kind"]
-    if kind == "factory":
-        from dlbench import plugins
-
-        return plugins.build_model(model, info)
     if kind == "problem":
         from dlbench.data import deepobs
 
@@ -128,11 +121,8 @@ def build(model: dict, info: DatasetInfo):
             if i < len(sizes) - 2 and model["activation"] != "none":
                 layers.append(activation(model["activation"]))
         return nn.Sequential(*layers)
-    # cnn
-    one_d = len(info.input_shape) == 1
+    one_d, c_in, spatial = _cnn_shape(model, info)
     conv, pool = (nn.Conv1d, nn.MaxPool1d) if one_d else (nn.Conv2d, nn.MaxPool2d)
-    c_in = 1 if one_d else info.input_shape[0]
-    spatial = list(info.input_shape if one_d else info.input_shape[1:])
     layers = [nn.Unflatten(1, (1, info.input_shape[0]))] if one_d else []
     for c in model["channels"]:
         layers += [conv(c_in, c, 3, padding=1), activation(model["activation"]), pool(2)]
@@ -142,13 +132,6 @@ def build(model: dict, info: DatasetInfo):
     layers += [nn.Flatten(), nn.Linear(flat, model["hidden"]), activation(model["activation"]),
                nn.Linear(model["hidden"], output_size(info))]
     return nn.Sequential(*layers)
-
-
-def activation(name: str):
-    from torch import nn
-
-    return {"relu": nn.ReLU, "tanh": nn.Tanh, "sigmoid": nn.Sigmoid, "gelu": nn.GELU,
-            "none": nn.Identity}[name]()
 
 
 def _problem_model_class():

@@ -1,16 +1,22 @@
-"""Optimizer and schedule registry: names, knobs, defaults and allowed ranges.
+"""The optimizers that ship with dlbench: names, knobs, defaults and allowed ranges, and the
+torch.optim class each one is. Each has a hand-written fused update (engine/updates.py, named by
+its record's `fused_rule`) tested equal to that class.
 
 Pure data and checks: importing it does not import torch, so `dlbench optimizers` and spec
-validation stay fast. The engines turn a validated trial config into torch objects.
+validation stay fast.
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from dlbench.errors import UserError, did_you_mean
+from dlbench.errors import UserError
+from dlbench.optim.common import OptimizerEntry, check_float
+
+KIND = "builtin"
+CONSTRUCT_TO_CHECK = False  # its knobs are checked one by one; constructing it would import torch
+CHECK_SHAPES = ((2,),)
 
 
 @dataclass(frozen=True)
@@ -31,21 +37,8 @@ class Knob:
         if self.kind == "pair":
             if not isinstance(value, list | tuple) or len(value) != 2:
                 raise bad
-            return [_check_float(v, lo=0.0, hi=1.0, hi_open=True, err=bad) for v in value]
-        return _check_float(value, err=bad, **_RANGES[self.name])
-
-
-def _check_float(v, err, lo=None, hi=None, lo_open=False, hi_open=False) -> float:
-    if isinstance(v, bool) or not isinstance(v, int | float):
-        raise err
-    v = float(v)
-    if not math.isfinite(v):
-        raise err
-    if lo is not None and (v < lo or (lo_open and v == lo)):
-        raise err
-    if hi is not None and (v > hi or (hi_open and v == hi)):
-        raise err
-    return v
+            return [check_float(v, lo=0.0, hi=1.0, hi_open=True, err=bad) for v in value]
+        return check_float(value, err=bad, **_RANGES[self.name])
 
 
 _RANGES: dict[str, dict] = {
@@ -88,6 +81,7 @@ class Optimizer:
     description: str
     defaults: dict[str, Any]  # knob -> default for this optimizer
     fixed: dict[str, Any] = field(default_factory=dict)  # torch kwargs that define it, not knobs
+    fused_rule: str = ""  # its hand-written stacked update in engine/updates.py
 
     def torch_kwargs(self, trial: dict) -> dict:
         kw = dict(self.fixed)
@@ -99,12 +93,13 @@ class Optimizer:
 OPTIMIZERS: dict[str, Optimizer] = {
     o.name: o
     for o in [
-        Optimizer("sgd", "SGD", "plain (stochastic) gradient descent", {"weight_decay": 0.0}),
+        Optimizer("sgd", "SGD", "plain (stochastic) gradient descent", {"weight_decay": 0.0}, fused_rule="sgd"),
         Optimizer(
             "momentum",
             "SGD",
             "SGD with heavy-ball momentum",
             {"momentum": 0.9, "dampening": 0.0, "weight_decay": 0.0},
+            fused_rule="sgd",
         ),
         Optimizer(
             "nesterov",
@@ -112,30 +107,35 @@ OPTIMIZERS: dict[str, Optimizer] = {
             "SGD with Nesterov momentum",
             {"momentum": 0.9, "weight_decay": 0.0},
             fixed={"nesterov": True},
+            fused_rule="sgd",
         ),
         Optimizer(
             "adagrad",
             "Adagrad",
             "AdaGrad: per-coordinate rate from the sum of squared gradients",
             {"lr_decay": 0.0, "initial_accumulator_value": 0.0, "eps": 1e-10, "weight_decay": 0.0},
+            fused_rule="adagrad",
         ),
         Optimizer(
             "rmsprop",
             "RMSprop",
             "RMSProp: per-coordinate rate from a decaying average of squared gradients",
             {"alpha": 0.99, "eps": 1e-8, "centered": False, "momentum": 0.0, "weight_decay": 0.0},
+            fused_rule="rmsprop",
         ),
         Optimizer(
             "adam",
             "Adam",
             "Adam: RMSProp with momentum and bias correction",
             {"betas": [0.9, 0.999], "eps": 1e-8, "amsgrad": False, "weight_decay": 0.0},
+            fused_rule="adam",
         ),
         Optimizer(
             "adamw",
             "AdamW",
             "Adam with decoupled weight decay",
             {"betas": [0.9, 0.999], "eps": 1e-8, "amsgrad": False, "weight_decay": 0.01},
+            fused_rule="adam",
         ),
     ]
 }
@@ -151,93 +151,36 @@ def check_optimizer_knobs(name: str, knobs: dict[str, Any], where: str) -> dict[
     return out
 
 
-# ---------------------------------------------------------------------------------------------
-# Schedules: stepped once per epoch. `warmup` (epochs) is a linear ramp that combines with any.
-
-@dataclass(frozen=True)
-class Schedule:
-    name: str
-    description: str
-    defaults: dict[str, Any]
+# --------------------------------------------------------------------------------------------
+# The kind: what the catalogue asks of it
 
 
-SCHEDULES: dict[str, Schedule] = {
-    s.name: s
-    for s in [
-        Schedule("constant", "the lr stays as given", {}),
-        Schedule("step", "lr × gamma every step_size epochs", {"step_size": 10, "gamma": 0.1}),
-        Schedule("exponential", "lr × gamma every epoch", {"gamma": 0.95}),
-        Schedule("cosine", "cosine from lr down to eta_min over the run (after warmup)", {"eta_min": 0.0}),
-    ]
-}
-SCHEDULE_COMMON = {"warmup": 0}
+def recognises(name: str, table: dict | None) -> bool:
+    return table is None and name in OPTIMIZERS
 
 
-def check_schedule(value: Any, epochs: int, where: str = "schedule") -> dict[str, Any]:
-    """Canonical schedule table {kind, ...params, warmup} from a string or a table."""
-    if isinstance(value, str):
-        value = {"kind": value}
-    if not isinstance(value, dict):
-        raise UserError(f"{where} = {value!r} is not allowed; allowed: a name or a table like {{ kind = \"step\" }}")
-    kind = value.get("kind", "constant")
-    if not isinstance(kind, str) or kind not in SCHEDULES:
-        raise UserError(
-            f"{where}.kind = {kind!r} is unknown{did_you_mean(kind, SCHEDULES)}; allowed: {', '.join(SCHEDULES)}"
-        )
-    sched = SCHEDULES[kind]
-    allowed_keys = {"kind", *sched.defaults, *SCHEDULE_COMMON}
-    for k in value:
-        if k not in allowed_keys:
-
-            raise UserError(
-                f"{where}.{k} is not a parameter of schedule {kind!r}{did_you_mean(k, allowed_keys)}; "
-                f"allowed: {', '.join(sorted(allowed_keys))}"
-            )
-    out: dict[str, Any] = {"kind": kind}
-    for k, default in {**sched.defaults, **SCHEDULE_COMMON}.items():
-        v = value.get(k, default)
-        if k in ("step_size", "warmup"):
-            lo = 1 if k == "step_size" else 0
-            if isinstance(v, bool) or not isinstance(v, int) or v < lo:
-                raise UserError(f"{where}.{k} = {v!r} is not allowed; allowed: a whole number >= {lo}")
-        elif k == "gamma":
-            v = _check_float(v, lo=0.0, hi=1.0, lo_open=True, err=UserError(
-                f"{where}.gamma = {v!r} is not allowed; allowed: a number in (0, 1]"))
-        elif k == "eta_min":
-            v = _check_float(v, lo=0.0, err=UserError(
-                f"{where}.eta_min = {v!r} is not allowed; allowed: a number >= 0"))
-        out[k] = v
-    if out["warmup"] >= epochs:
-        raise UserError(
-            f"{where}.warmup = {out['warmup']} is not allowed with epochs = {epochs}; allowed: fewer warmup "
-            "epochs than epochs"
-        )
-    return out
+def claims(trial: dict) -> bool:
+    return trial["optimizer"] in OPTIMIZERS and "optimizer_class" not in trial
 
 
-def lr_schedule(trial: dict) -> list[float]:
-    """The lr in effect during each training epoch 1..E, in closed form (pure Python).
+def describe(name: str, table: dict | None = None, where: str = "optimizer", resolve=None) -> OptimizerEntry:
+    o = OPTIMIZERS[name]
+    return OptimizerEntry(name, KIND, f"torch.optim:{o.torch_class}", o.description, keywords=tuple(o.defaults),
+                          defaults=dict(o.defaults), elementwise=True, fused_rule=o.fused_rule, shipped=True)
 
-    The same schedule torch.optim.lr_scheduler gives the reference engine (LinearLR warmup from
-    lr/(warmup+1), then StepLR / ExponentialLR / CosineAnnealingLR over the remaining epochs,
-    joined by SequentialLR); tests/test_catalogue.py holds it to torch's own schedulers. Closed
-    form keeps torch.optim (and the second it takes to import) out of the fused engine."""
-    s, base, epochs = trial["schedule"], trial["lr"], trial["epochs"]
-    warm = s["warmup"]
-    out = []
-    for e in range(epochs):
-        if e < warm:
-            start = 1.0 / (warm + 1)
-            out.append(base * (start + (1.0 - start) * e / warm))
-            continue
-        m = e - warm
-        if s["kind"] == "step":
-            out.append(base * s["gamma"] ** (m // s["step_size"]))
-        elif s["kind"] == "exponential":
-            out.append(base * s["gamma"] ** m)
-        elif s["kind"] == "cosine":
-            span = epochs - warm
-            out.append(s["eta_min"] + (base - s["eta_min"]) * (1 + math.cos(math.pi * m / span)) / 2)
-        else:
-            out.append(base)
-    return out
+
+def from_trial(trial: dict, resolve=None) -> OptimizerEntry:
+    return describe(trial["optimizer"])
+
+
+def fields(entry: OptimizerEntry, values: dict, lr: float, where: str, part=None) -> dict:
+    """Every knob of the optimizer, checked, with its default where the spec sets none."""
+    return check_optimizer_knobs(entry.name, {k: values[k] for k in KNOBS if k in values}, where)
+
+
+def build(entry: OptimizerEntry, params, trial: dict, build_part=None):
+    import torch
+
+    o = OPTIMIZERS[entry.name]
+    return getattr(torch.optim, o.torch_class)(params, **o.torch_kwargs(trial))
+

@@ -1,0 +1,120 @@
+"""What `dlbench sweep` says as it starts and runs, before its summary: the grid it trains (fixed
+keys, each sub-grid's axes with their ranges resolved, a search's points, the stages of a
+protocol, expansion notes), the plan (engines, units, why some trials run on the reference
+engine), and that it extends an existing folder."""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from dlbench import protocol
+from dlbench.schema import model_label, schedule_label
+from dlbench.spec import Sweep
+
+
+def print_grid(sweep: Sweep, console: Console, dry_run: bool = False) -> None:
+    """What the sweep trains: fixed keys, axes (each sub-grid's, with its ranges resolved), the
+    search's points (all of them on a dry run), the stages of a protocol, and expansion notes."""
+    n = len(sweep.trials)
+    if not sweep.one_grid:
+        parts = [" × ".join(f"{k} {len(v) if isinstance(v, list) else 'range'}" for k, v in g.values.items())
+                 or "defaults" for g in sweep.grids]
+        factors = " + ".join(f"({p})" for p in parts) if len(parts) > 1 else parts[0]
+        if sweep.search:
+            factors = f"{sweep.search['kind']} search, {sweep.search['budget']} points per sub-grid"
+        factors += "".join(f" × {k} {len(v)}" for k, v in sweep.top_axes.items())
+    else:
+        factors = " × ".join(f"{k} {len(v)}" for k, v in sweep.axes.items()) or "no grid axes"
+    console.print(f"[bold]{sweep.name}[/]: {n} trial{'s' * (n != 1)} ({escape(factors)})")
+    table = Table(box=None, show_header=True, header_style="bold", pad_edge=False)
+    table.add_column("key")
+    table.add_column("values")
+    first = sweep.trials[0]
+    shown = {"model": model_label(first["model"]), "schedule": schedule_label(first["schedule"]),
+             "validation": first.get("validation", 0.0)}
+    varying = set(sweep.axes) | {k for g in sweep.grids for k in g.values}
+    for k in ("dataset", "validation", "model", "loss", "epochs", "batch_size", "schedule", "device", "dtype"):
+        if k not in varying:
+            table.add_row(k, str(shown.get(k, first.get(k))))
+    if sweep.one_grid:
+        for k, values in sweep.axes.items():
+            table.add_row(f"{k} (grid)", ", ".join(_short(v) for v in values))
+    else:
+        for k, values in sweep.top_axes.items():
+            table.add_row(f"{k} (every sub-grid)", ", ".join(_short(v) for v in values))
+        for i, g in enumerate(sweep.grids, 1):
+            for k, values in g.values.items():
+                label = f"grid {i}: {k}" if len(sweep.grids) > 1 else f"{k} (search space)"
+                table.add_row(label, _range_text(g.ranges.get(k), values))
+    console.print(table)
+    if sweep.search:
+        pts = sweep.search["points"]
+        console.print(f"search: {sweep.search['kind']}, seed {sweep.search['seed']}, {len(pts)} points"
+                      + (" (Sobol points balance best when the budget is a power of 2)"
+                         if sweep.search["kind"] == "sobol" and sweep.search["budget"] & (sweep.search["budget"] - 1)
+                         else ""))
+        for i, p in enumerate(pts if dry_run else pts[:4], 1):
+            console.print(f"  point {i}: " + " ".join(f"{k}={_short(v)}" for k, v in p.items()), markup=False)
+        if not dry_run and len(pts) > 4:
+            console.print(f"  ... {len(pts) - 4} more (all of them in spec.toml; --dry-run lists them)")
+    if sweep.protocol:
+        console.print(stage_sizes(sweep))
+    for note in sweep.notes:
+        console.print(f"[yellow]note:[/] {escape(note)}")
+
+
+def stage_sizes(sweep: Sweep) -> str:
+    pr = sweep.protocol
+    seeds = protocol.confirm_seeds({t["seed"] for t in sweep.trials}, pr["confirm_seeds"])
+    per = ", ".join(["dataset", *pr["per"]])
+    n = protocol.confirm_size(sweep.trials, pr)
+    return (f"stage 1 (tune): {len(sweep.trials)} trials; stage 2 (confirm): the best configuration of each "
+            f"({per}) by {pr['direction']} mean {pr['select']}: {n // pr['confirm_seeds']} × {pr['confirm_seeds']} "
+            f"fresh seeds ({seeds[0]}-{seeds[-1]}) = {n} trials")
+
+
+def _range_text(spec: dict | None, values) -> str:
+    if spec is None:
+        return ", ".join(_short(v) for v in values)
+    kind = "log" if "log" in spec else "lin"
+    a, b = spec[kind]
+    head = f"{kind} {a:g}..{b:g}"
+    if "num" not in spec:
+        return f"{head} (continuous)"
+    return f"{head} ({spec['num']}): " + ", ".join(_short(v) for v in values)
+
+
+def _short(v) -> str:
+    if isinstance(v, dict):
+        try:  # a model table as the results name it; anything else (a schedule, a range) as written
+            return model_label(v) if "hidden" in v or "factory" in v or v.get("kind") in ("linear", "cnn") else str(v)
+        except KeyError:
+            return str(v)
+    if isinstance(v, float):
+        return f"{v:.4g}"
+    return str(v)
+
+
+def print_plan(units, console: Console, workers: int) -> None:
+    counts = Counter(u.engine for u in units)
+    trials = Counter()
+    for u in units:
+        trials[u.engine] += len(u.trials)
+    parts = [f"{trials[e]} trial{'s' * (trials[e] != 1)} on the {e} engine in {counts[e]} "
+             f"unit{'s' * (counts[e] != 1)}" for e in ("fused", "reference") if counts[e]]
+    console.print(f"plan: {'; '.join(parts) or 'nothing to run'}; {workers} worker{'s' * (workers != 1)}")
+    reasons = Counter(u.reason for u in units if u.reason for _ in u.trials)
+    for reason, k in reasons.items():  # once per sweep: why trials do not run fused
+        console.print(f"[yellow]note:[/] {k} trial{'s' * (k != 1)} on the reference engine, {escape(reason)}")
+
+
+
+
+def say_extends(extends: tuple[int, int] | None, path: Path, console) -> None:
+    if extends is not None and extends[0] and extends[1]:
+        console.print(f"extends {path}: {extends[0]} done, {extends[1]} new", markup=False, highlight=False)

@@ -1,0 +1,155 @@
+"""Stacked models: K trials' parameters as rows of one flat leaf tensor `theta` [K, P] (their
+gradients rows of `grad`), trained as one batched computation. StackedMLP is hand-written (batched
+matmuls); StackedModule batches any nn.Module with torch.func. Each copy is built by the model's
+own builder under the trial's seed, as in the reference engine, so the two can be compared trial
+by trial."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F  # noqa: N812
+
+from dlbench import models
+from dlbench.engine.common import init_seed
+
+ACT = {"relu": torch.relu, "tanh": torch.tanh, "sigmoid": torch.sigmoid, "gelu": F.gelu, "none": None}
+
+
+class StackedMLP:
+    """K MLPs (or linear models). Row k of `theta` [K, P] holds trial k's parameters and row k
+    of `grad` [K, P] its gradient; each layer's weight [K, in, out] and bias [K, 1, out] is a
+    leaf view into both, so autograd accumulates straight into the flat gradient and each
+    optimizer updates its rows of `theta` in a few whole-tensor ops. Hand-written: on the CPU it
+    measures faster than the torch.func path (StackedModule) for these models
+    (benchmarks/fused_vs_loops.py --generic-models)."""
+
+    def __init__(self, trials: list[dict], info, dtype, device, shape: tuple[tuple[int, ...], str]):
+        # the layer widths and activation of the model (its record's `mlp`)
+        self.sizes, activation = list(shape[0]), shape[1]
+        self.act = ACT[activation]
+        self.K = len(trials)
+        rows = []
+        for t in trials:
+            init_seed(t["seed"])  # the reference builder under the same seed: identical init
+            ref = models.build(t["model"], info).to(dtype)
+            linears = [m for m in ref if isinstance(m, torch.nn.Linear)]
+            rows.append(torch.cat([torch.cat([lin.weight.detach().T.reshape(-1), lin.bias.detach()])
+                                   for lin in linears]))
+        self.theta = torch.stack(rows).to(device)
+        self.grad = torch.zeros_like(self.theta)
+        self.params: list[tuple[torch.Tensor, torch.Tensor]] = []
+        off = 0
+        for a, b in zip(self.sizes[:-1], self.sizes[1:], strict=True):
+            w = self.theta[:, off:off + a * b].view(-1, a, b).requires_grad_(True)
+            w.grad = self.grad[:, off:off + a * b].view(-1, a, b)
+            bias = self.theta[:, off + a * b:off + a * b + b].view(-1, 1, b).requires_grad_(True)
+            bias.grad = self.grad[:, off + a * b:off + a * b + b].view(-1, 1, b)
+            self.params.append((w, bias))
+            off += a * b + b
+        self.eval_chunk = max(256, (1 << 24) // max(1, self.K * max(self.sizes)))
+
+    def forward(self, x, per_trial: bool):
+        """x: [K, B, ...] (one batch per trial) or [B, ...] (the same inputs for every trial)."""
+        h = x.flatten(2) if per_trial else x.flatten(1)
+        last = len(self.params) - 1
+        for i, (w, b) in enumerate(self.params):
+            h = torch.baddbmm(b, h, w) if h.dim() == 3 else torch.matmul(h, w) + b
+            if i < last and self.act is not None:
+                h = self.act(h)
+        return h
+
+    def train(self, mode: bool = True) -> None:
+        pass  # no layer of an MLP behaves differently in training
+
+    def leaves(self, a: int, b: int) -> list[torch.Tensor]:
+        """Leaf tensors over rows a..b of theta, with their gradients as views of `grad`, in the
+        reference module's parameter order (weight, bias per layer). One row: each the shape of
+        the reference parameter (weight [out, in], a transposed view); several: stacked."""
+        out, off = [], 0
+        for n_in, n_out in zip(self.sizes[:-1], self.sizes[1:], strict=True):
+            for size, shape in ((n_in * n_out, (n_in, n_out)), (n_out, (n_out,))):
+                leaf = self.theta.detach()[a:b, off:off + size]
+                g = self.grad[a:b, off:off + size]
+                if b - a == 1:
+                    leaf, g = leaf[0].view(shape), g[0].view(shape)
+                    if len(shape) == 2:
+                        leaf, g = leaf.t(), g.t()
+                leaf.requires_grad_(True)
+                leaf.grad = g
+                out.append(leaf)
+                off += size
+        return out
+
+
+class StackedModule:
+    """K copies of any nn.Module the vmap of torch.func can batch (stack_module_state's idea,
+    functional_call and vmap), their parameters as views into one flat `theta` [K, P] so that the
+    built-in update rules and any torch.optim optimizer work on them as on StackedMLP. Each copy
+    is built by the trial's model builder under the trial's seed, as in the reference engine."""
+
+    def __init__(self, trials: list[dict], info, dtype, device):
+        import copy
+
+        from torch.func import functional_call, vmap
+
+        self.K = len(trials)
+        built = []
+        for t in trials:
+            init_seed(t["seed"])
+            built.append(models.build(t["model"], info).to(dtype).to(device))
+        named = list(built[0].named_parameters())
+        self.shapes = [(n, p.shape) for n, p in named]
+        P = sum(p.numel() for _, p in named)
+        self.theta = torch.zeros(self.K, P, dtype=dtype, device=device)
+        self.grad = torch.zeros_like(self.theta)
+        self.stacked: dict[str, torch.Tensor] = {}
+        off = 0
+        for name, shape in self.shapes:
+            n = shape.numel()
+            view = self.theta[:, off:off + n].view(self.K, *shape)
+            view.copy_(torch.stack([dict(m.named_parameters())[name].detach() for m in built]))
+            leaf = view.requires_grad_(True)
+            leaf.grad = self.grad[:, off:off + n].view(self.K, *shape)
+            self.stacked[name] = leaf
+            off += n
+        self.buffers = {name: torch.stack([dict(m.named_buffers())[name] for m in built])
+                        for name, _ in built[0].named_buffers()}
+        self.base = copy.deepcopy(built[0]).to("meta")
+
+        def call(p, b, x):
+            return functional_call(self.base, (p, b), (x,))
+
+        self.per_trial = vmap(call, in_dims=(0, 0, 0))
+        self.shared = vmap(call, in_dims=(0, 0, None))
+        self.eval_chunk = max(256, (1 << 22) // self.K)
+
+    def train(self, mode: bool = True) -> None:
+        self.base.train(mode)
+
+    def forward(self, x, per_trial: bool):
+        """x: [K, B, *input] (one batch per trial) or [B, *input] (the same inputs for all)."""
+        return (self.per_trial if per_trial else self.shared)(self.stacked, self.buffers, x)
+
+    def leaves(self, a: int, b: int) -> list[torch.Tensor]:
+        out, off = [], 0
+        for _, shape in self.shapes:
+            n = shape.numel()
+            leaf, g = self.theta.detach()[a:b, off:off + n], self.grad[a:b, off:off + n]
+            leaf, g = (leaf[0].view(shape), g[0].view(shape)) if b - a == 1 else (leaf.view(b - a, *shape),
+                                                                                  g.view(b - a, *shape))
+            leaf.requires_grad_(True)
+            leaf.grad = g
+            out.append(leaf)
+            off += n
+        return out
+
+
+def stacked_model(trials: list[dict], info, dtype, device):
+    """The stacked form of the unit's model: the hand-written StackedMLP for a model that is an MLP
+    (its record says: linear, mlp, or a user's module that is one in all but name; on the CPU it
+    measures faster, benchmarks/fused_vs_loops.py --generic-models), torch.func (StackedModule) for
+    every other model."""
+    shape = models.entry(trials[0]["model"], info).mlp
+    if shape is not None:
+        return StackedMLP(trials, info, dtype, device, shape)
+    return StackedModule(trials, info, dtype, device)

@@ -1,0 +1,65 @@
+"""What every model kind shares: the record (ModelEntry), the output size a dataset's loss needs,
+activations, and recognising a module that is an MLP in all but name."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+ACTIVATIONS = ("relu", "tanh", "sigmoid", "gelu", "none")
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    """A model table's catalogue record on one dataset: what the engines and the planner need to
+    know of it, whoever wrote it."""
+
+    kind: str  # the table's kind: linear, mlp, cnn, problem, factory
+    parameters: int  # how many trainable numbers it has on this dataset
+    fused_reason: str | None = None  # why the fused engine cannot train it, or None when it can
+    max_pools: bool = False  # max pooling: vmap's batching rule for it measures slower on the CPU
+    # (layer widths, activation) when it is an MLP: the hand-written stacked MLP trains it
+    mlp: tuple[tuple[int, ...], str] | None = None
+    reference: str | None = None  # the import path of a user's factory
+
+
+def output_size(info) -> int:
+    """What a model outputs per sample for a dataset's loss: a logit per class, else one number."""
+    return info.n_classes if info.task == "multiclass" else 1
+
+
+def activation(name: str):
+    from torch import nn
+
+    return {"relu": nn.ReLU, "tanh": nn.Tanh, "sigmoid": nn.Sigmoid, "gelu": nn.GELU, "none": nn.Identity}[name]()
+
+
+def as_mlp(module) -> tuple[tuple[int, ...], str] | None:
+    """(layer widths, activation) when a module is an MLP in all but name: an nn.Sequential of an
+    optional Flatten, then Linear layers with biases and one activation between them (ReLU, Tanh,
+    Sigmoid, exact GELU); else None. It computes what a built-in mlp of those widths computes."""
+    import torch
+
+    names_of = {torch.nn.ReLU: "relu", torch.nn.Tanh: "tanh", torch.nn.Sigmoid: "sigmoid", torch.nn.Identity: "none"}
+    if not isinstance(module, torch.nn.Sequential):
+        return None
+    layers = list(module)
+    if layers and isinstance(layers[0], torch.nn.Flatten) and (layers[0].start_dim, layers[0].end_dim) == (1, -1):
+        layers = layers[1:]
+    linears, acts = layers[0::2], layers[1::2]
+    if not linears or len(linears) != len(acts) + 1:
+        return None
+    if not all(type(m) is torch.nn.Linear and m.bias is not None for m in linears):
+        return None
+    names = set()
+    for a in acts:
+        if type(a) is torch.nn.GELU and a.approximate == "none":
+            names.add("gelu")
+        elif type(a) in names_of:
+            names.add(names_of[type(a)])
+        else:
+            return None
+    if len(names) > 1:
+        return None
+    if any(a.out_features != b.in_features for a, b in zip(linears[:-1], linears[1:], strict=True)):
+        return None
+    return (linears[0].in_features, *(m.out_features for m in linears)), (names.pop() if names else "none")

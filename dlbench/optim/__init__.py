@@ -1,0 +1,270 @@
+"""Optimizers: one record type (OptimizerEntry) for every kind, built-in or brought by a user, made
+by one registry and asked the same questions everywhere (its keywords, whether it needs a closure,
+one instance per trial, second-order gradients, a hand-written fused update, its provenance).
+
+Kinds, one module each, asked in this order (the first that recognises a name makes its entry):
+
+    wrapper   an optimizer around another: [optimizers.X] class = ..., wraps = NAME (optim/wrapper.py)
+    split     one optimizer for the matrices, another for the rest: rest = NAME (optim/split.py)
+    builtin   sgd, momentum, nesterov, adagrad, rmsprop, adam, adamw (optim/builtin.py)
+    by_path   any torch.optim.Optimizer: MODULE:ATTR, ./file.py:ATTR, an entry point, or an
+              [optimizers.X] table with a class (optim/by_path.py)
+
+A new kind of optimizer is one module with the same functions (`recognises`, `claims`,
+`describe`, `from_trial`, `fields`, `build`, `check_table`, KIND, CONSTRUCT_TO_CHECK, TABLE_KEYS,
+RESERVED) and its name in KINDS. Entries are described where the user's code is inspected (the
+session's early worker pool when there is one, so the driver never imports torch for them) and
+travel back as plain data.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from dlbench import usercode
+from dlbench.errors import UserError, did_you_mean
+from dlbench.optim import builtin, by_path, split, wrapper
+from dlbench.optim.builtin import KNOBS, OPTIMIZERS, Knob, check_optimizer_knobs  # noqa: F401
+from dlbench.optim.common import OptimizerEntry
+from dlbench.schema import NAME_RE, TRIAL_KEYS
+
+KINDS = {k.KIND: k for k in (wrapper, split, builtin, by_path)}
+KNOB_KEYS = tuple(KNOBS)
+entry_points = by_path.entry_points
+torch_optimizers = by_path.torch_optimizers
+# trial keys that hold a part of a composite optimizer (its own fields, nested)
+PART_KEYS = ("wraps", "rest")
+
+
+def named() -> dict[str, dict]:
+    """This session's [optimizers.NAME] tables."""
+    return usercode.SESSION.context.get("optimizers", {})
+
+
+def check_named(tables: Any) -> dict[str, dict]:
+    """[optimizers.NAME] tables: an optimizer under a short name, with its kind's keys and fixed
+    keywords. Each one is checked as a table here; its code when a sweep names it."""
+    if tables is None:
+        return {}
+    if not isinstance(tables, dict) or not all(isinstance(v, dict) for v in tables.values()):
+        raise UserError("optimizers is not allowed as given; allowed: tables like [optimizers.lion2] with class = "
+                        "\"module:Class\" and fixed keywords")
+    out = {}
+    for name, table in tables.items():
+        where = f"optimizers.{name}"
+        if name in OPTIMIZERS:
+            raise UserError(f"[{where}] reuses the built-in name {name!r}; allowed: another name (built-ins take their "
+                            "knobs in the grid, e.g. betas = [[0.9, 0.95]])")
+        if not NAME_RE.match(name) or ":" in name:
+            raise UserError(f"[{where}]: {name!r} is not allowed as a name; allowed: letters, digits, '.', '_', '-'")
+        for k in table:
+            if k in ("params", "lr") or k in TRIAL_KEYS:
+                raise UserError(f"{where}.{k} is not allowed: {k} is dlbench's to set; allowed: the optimizer's own "
+                                "keywords")
+        _kind_of(name, table).check_table(name, table, where)
+        out[name] = dict(table)
+    return out
+
+
+def _kind_of(name: str, table: dict | None):
+    return next((k for k in KINDS.values() if k.recognises(name, table)), None)
+
+
+def imports_code(name: Any) -> bool:
+    """Whether describing this optimizer imports code (anything that does not ship with dlbench)."""
+    return not (isinstance(name, str) and name in OPTIMIZERS and name not in named())
+
+
+# --------------------------------------------------------------------------------------------
+# Entries
+
+
+def entry(name: str, where: str = "optimizer") -> OptimizerEntry:
+    """The entry of an optimizer a spec names: described once per session, where the session
+    inspects user code."""
+    entries = usercode.SESSION.cache("optimizer entries")
+    if name not in entries:
+        table = named().get(name)
+        kind = _kind_of(name, table) if isinstance(name, str) else None
+        if kind is None:
+            names = [*OPTIMIZERS, *named(), *sorted(entry_points())]
+            raise UserError(f"optimizer = {name!r} is unknown{did_you_mean(name, names)}; allowed: "
+                            f"{', '.join(names)}, MODULE:ATTR (e.g. torch.optim:NAdam), ./file.py:ATTR, or "
+                            "[optimizers.NAME]")
+        _add_files(name, table)
+        if kind.CONSTRUCT_TO_CHECK:
+            entries[name] = usercode.SESSION.remote(_describe, name, where)
+        else:
+            entries[name] = kind.describe(name, table, where, entry)
+        stack = list(entries[name].parts.values())
+        while stack:  # a composite's parts are optimizers of the sweep too (provenance, modules)
+            part = stack.pop()
+            entries.setdefault(part.name, part)
+            stack += part.parts.values()
+    return entries[name]
+
+
+def _describe(name: str, where: str) -> OptimizerEntry:
+    """An entry described here (in the early pool's worker, or in the driver)."""
+    table = named().get(name)
+    return _kind_of(name, table).describe(name, table, where, entry)
+
+
+def _add_files(name: str, table: dict | None) -> None:
+    """A file reference's file, read here: its SHA-256 is this process's to record, and its content
+    travels with the work."""
+    ref = usercode.parse_ref((table or {}).get("class", name))
+    if ref is not None and ref.is_file:
+        usercode.SESSION.files.add(ref.path, f"optimizer = {name!r}")
+
+
+def entry_of(trial: dict) -> OptimizerEntry:
+    """The entry of a trial's optimizer from the trial alone (a worker knows no aliases): the kind
+    that claims its fields describes it; a composite's parts from their own fields."""
+    cache = usercode.SESSION.cache("optimizer entries by trial")
+    key = json.dumps({k: trial.get(k) for k in ("optimizer", "optimizer_class", "create_graph", *PART_KEYS)},
+                     sort_keys=True)
+    if key not in cache:
+        known = usercode.SESSION.cache("optimizer entries").get(trial["optimizer"])
+        if known is not None and _same(known, trial):
+            cache[key] = known
+        else:
+            kind = next(k for k in KINDS.values() if k.claims(trial))
+            cache[key] = kind.from_trial(trial, entry_of)
+    return cache[key]
+
+
+def _same(e: OptimizerEntry, trial: dict) -> bool:
+    """Whether an entry described by name (here, or where the code was inspected) is the one a
+    trial's fields describe: then it is used, and the user's code is not imported here for it."""
+    return (e.reference == trial.get("optimizer_class", e.reference if e.shipped else trial["optimizer"])
+            and e.second_order == bool(trial.get("create_graph")) and set(e.parts) == {p for p in PART_KEYS
+                                                                                      if p in trial})
+
+
+def fields(name: str, values: dict, lr: float, where: str) -> dict:
+    """The optimizer's fields of one trial: every keyword it takes from the spec's `values`
+    (checked), with its kind's own keys (a reference, parts); a tiny construction with them is
+    queued (run_constructions)."""
+    e = entry(name)
+    out = _fields(e, values, lr, where)
+    if KINDS[e.kind].CONSTRUCT_TO_CHECK:
+        _queue_construction(name, out, lr, where)
+    return out
+
+
+def _fields(e: OptimizerEntry, values: dict, lr: float, where: str) -> dict:
+    return KINDS[e.kind].fields(e, values, lr, where, lambda part, vals: _fields(part, vals, lr, where))
+
+
+def spec_keys(fields_: dict) -> set[str]:
+    """The spec keys a trial's optimizer fields took (a composite's parts included)."""
+    out = set(fields_)
+    for p in PART_KEYS:
+        if isinstance(fields_.get(p), dict):
+            out |= spec_keys(fields_[p]) - {"optimizer"}
+    return out
+
+
+def who_takes(key: str, names: list[str]) -> list[str]:
+    """The optimizers that take a spec key: built-ins with that knob, and those of `names`."""
+    return [o for o, spec in OPTIMIZERS.items() if key in spec.defaults] + [
+        n for n in names if n not in OPTIMIZERS and key in _all_keywords(entry(n))]
+
+
+def _all_keywords(e: OptimizerEntry) -> set[str]:
+    return set(e.keywords).union(*(_all_keywords(p) for p in e.parts.values()))
+
+
+def keywords_of(names: list[str]) -> dict[str, list[str]]:
+    """name -> the keywords each of these optimizers (not built in) takes, for messages."""
+    return {n: sorted(_all_keywords(entry(n))) for n in names if n not in OPTIMIZERS}
+
+
+def build(trial: dict, params):
+    """The trial's torch optimizer over `params`, as its entry builds it."""
+    e = entry_of(trial)
+    return KINDS[e.kind].build(e, params, trial, lambda part, ps: build(part, ps))
+
+
+# --------------------------------------------------------------------------------------------
+# Tiny constructions: every keyword set is tried once before anything trains
+
+
+def _queue_construction(name: str, fields_: dict, lr: float, where: str) -> None:
+    done = usercode.SESSION.cache("constructions checked")
+    key = json.dumps([name, lr, fields_], sort_keys=True, default=str)
+    if key not in done:
+        done[key] = True
+        usercode.SESSION.cache("constructions pending")[key] = (name, fields_, lr, where)
+
+
+def run_constructions() -> None:
+    """The tiny constructions queued while a spec was checked, in the session's early pool (a
+    torch.optim.Optimizer imports torch._dynamo on its first construction, a second and a half,
+    which the workers import anyway) or here. Raises the first refusal."""
+    pending = usercode.SESSION.cache("constructions pending")
+    items = list(pending.values())
+    pending.clear()
+    if items:
+        for error in usercode.SESSION.remote(_constructions, items):
+            if error:
+                raise UserError(error)
+
+
+def _constructions(items) -> list[str | None]:
+    return [construct_error(name, fields_, lr, where) for name, fields_, lr, where in items]
+
+
+def construct_error(name: str, fields_: dict, lr: float, where: str) -> str | None:
+    """Construct the optimizer once over a tiny matrix and a tiny vector with these fields: None
+    when it works, else the one-line refusal."""
+    import torch
+
+    e = entry(name, where)
+    trial = {"optimizer": name, "lr": lr, **fields_}
+    kw = "".join(f", {k}={v!r}" for k, v in fields_.items() if k != "optimizer_class")
+    try:
+        with usercode.calling(f"{where}: constructing {e.reference}(lr={lr:g}{kw})", "arguments it accepts"):
+            opt = build(trial, [torch.nn.Parameter(torch.zeros(*shape)) for shape in KINDS[e.kind].CHECK_SHAPES])
+    except UserError as err:
+        return str(err)
+    if not isinstance(opt, torch.optim.Optimizer):
+        return (f"{where}: {e.reference}(params, lr, ...) returned {type(opt).__name__}, not a "
+                "torch.optim.Optimizer; allowed: an Optimizer subclass or a function returning one")
+    return None
+
+
+# --------------------------------------------------------------------------------------------
+# What a sweep's optimizers need and where they come from
+
+
+def described() -> dict[str, OptimizerEntry]:
+    """The optimizers this session described by name."""
+    return dict(usercode.SESSION.cache("optimizer entries"))
+
+
+def provenance() -> dict[str, dict]:
+    """Where each optimizer whose code does not ship with dlbench comes from (for env.json): its
+    reference, distribution and version or file and SHA-256, entry point and fixed keywords."""
+    out = {}
+    for name, e in described().items():
+        if e.shipped:
+            continue
+        out[f"optimizer {name}"] = {"reference": e.reference,
+                                    **usercode.provenance(usercode.parse_ref(e.reference), usercode.SESSION.files),
+                                    **({"entry_point": e.entry_point} if e.entry_point else {}),
+                                    **({"fixed": e.fixed} if e.fixed else {}),
+                                    **({p: part.name for p, part in e.parts.items()})}
+    return out
+
+
+def modules() -> dict[str, str]:
+    """Module -> the reference that imports it, for every optimizer described (workers must have them)."""
+    out = {}
+    for e in described().values():
+        ref = usercode.parse_ref(e.reference)
+        if not e.shipped and ref is not None and ref.module:
+            out[ref.module] = e.reference
+    return out

@@ -1,0 +1,156 @@
+"""An optimizer for the matrices and another for the rest (Muon on the hidden matrices with AdamW
+on everything else, as modded-nanogpt trains):
+
+    [optimizers.muon]
+    class = "torch.optim:Muon"   # takes the parameters with two or more dimensions
+    rest = "adamw"               # any optimizer name: built-in, MODULE:ATTR, [optimizers.X]; the others
+    rest_lr = 3e-4               # the rest's own lr (or sweep it: [grid] rest_lr = [...]); default: lr
+    momentum = 0.95              # the class's own keywords beside it
+
+Both are stepped every step, each with its own lr (the schedule scales both). A spec key the class
+does not take goes to the rest optimizer (`betas` for adamw). The trial holds the class's reference
+and keywords, `rest_lr` when set, and under `rest` the rest optimizer's fields, so its id follows
+all of them. It trains fused wherever its parts can (one instance per trial, over per-trial views of
+the stacked parameters, which have the reference's shapes)."""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from typing import Any
+
+from dlbench import usercode
+from dlbench.errors import UserError
+from dlbench.optim import by_path
+from dlbench.optim.common import OptimizerEntry, check_fixed, check_float
+from dlbench.schema import TRIAL_FIELDS
+
+KIND = "split"
+CONSTRUCT_TO_CHECK = True
+CHECK_SHAPES = ((2, 2), (2,))  # the tiny parameters a construction check builds it over
+TABLE_KEYS = ("class", "rest")
+RESERVED = ("rest", "rest_lr")
+OWN = ("rest_lr",)  # keywords of a split that are dlbench's, not the class's
+
+
+def check_table(name: str, table: dict, where: str) -> None:
+    by_path.check_table(name, {k: v for k, v in table.items() if k not in ("rest", "rest_lr")}, where)
+    if not isinstance(table["rest"], str) or table["rest"] == name:
+        raise UserError(f"{where}.rest = {table['rest']!r} is not allowed; allowed: the name of another optimizer "
+                        "(built-in, MODULE:ATTR or an [optimizers.NAME] table)")
+    if "rest_lr" in table:
+        check_rest_lr(table["rest_lr"], f"{where}.rest_lr")
+
+
+def check_rest_lr(v, where: str) -> float:
+    return check_float(v, UserError(f"{where} = {v!r} is not allowed; allowed: a finite number > 0, e.g. 3e-4"),
+                       lo=0.0, lo_open=True)
+
+
+def recognises(name: str, table: dict | None) -> bool:
+    return table is not None and "rest" in table
+
+
+def claims(trial: dict) -> bool:
+    return "rest" in trial
+
+
+def describe(name: str, table: dict, where: str = "optimizer", resolve=None) -> OptimizerEntry:
+    import torch
+
+    rest = resolve(table["rest"], f"{where}.rest")
+    reference = table["class"]
+    ref = usercode.parse_ref(reference)
+    if ref.is_file:
+        usercode.SESSION.files.add(ref.path, f"optimizer = {name!r}")
+    obj = by_path.load(reference, where)
+    if not callable(obj) or (inspect.isclass(obj) and not issubclass(obj, torch.optim.Optimizer)):
+        raise UserError(f"{where} = {name!r}: {reference} is not an optimizer; allowed: {by_path.ALLOWED}")
+    keywords, _, _ = usercode.keywords_of(obj, skip=1, reserved=("lr", "params"))
+    fixed = {k: v for k, v in table.items() if k not in TABLE_KEYS}
+    check_fixed(name, reference, fixed, (*keywords, *OWN), False)
+    has_modes = rest.has_modes or (callable(getattr(obj, "train", None)) and callable(getattr(obj, "eval", None)))
+    return OptimizerEntry(name, KIND, reference, f"{reference.split(':')[-1]} on matrices, {rest.name} on the rest",
+                          (*keywords, *OWN), fixed=fixed, needs_closure=rest.needs_closure,
+                          has_modes=has_modes, second_order=rest.second_order, parts={"rest": rest})
+
+
+def from_trial(trial: dict, resolve) -> OptimizerEntry:
+    rest = resolve(trial["rest"])
+    return describe(trial["optimizer"], {"class": trial["optimizer_class"], "rest": rest.name},
+                    resolve=lambda name, where: rest)
+
+
+def own_keywords(trial: dict) -> dict:
+    return {k: v for k, v in trial.items() if k not in TRIAL_FIELDS and k not in RESERVED}
+
+
+def fields(entry: OptimizerEntry, values: dict, lr: float, where: str, part) -> dict:
+    """The class's reference and keywords (rest_lr among them), and the rest optimizer's fields
+    under `rest`, from the spec keys the class does not take."""
+    given = {k: v for k, v in values.items() if k in entry.keywords}
+    rest_fields = part(entry.parts["rest"], {k: v for k, v in values.items() if k not in entry.keywords})
+    for k in given:
+        if k in entry.fixed:
+            raise UserError(f"{where}: {k} is fixed to {entry.fixed[k]!r} by [optimizers.{entry.name}]; allowed: set "
+                            "it in one place")
+    out: dict[str, Any] = {"optimizer_class": entry.reference,
+                           "rest": {"optimizer": entry.parts["rest"].name, **rest_fields}}
+    out.update({k: entry.fixed[k] for k in sorted(entry.fixed)})
+    out.update({k: given[k] for k in sorted(given)})
+    if "rest_lr" in out:
+        out["rest_lr"] = check_rest_lr(out["rest_lr"], f"{where}: rest_lr")
+    return out
+
+
+def build(entry: OptimizerEntry, params, trial: dict, build_part) -> Any:
+    """The class over the parameters with two or more dimensions, the rest optimizer over the
+    others (with rest_lr, else the trial's lr), stepped together as one optimizer."""
+    params = list(params)
+    matrices = [p for p in params if p.dim() >= 2]
+    others = [p for p in params if p.dim() < 2]
+    main = by_path.load(entry.reference)(matrices, lr=trial["lr"],
+                                         **usercode.as_call_keywords(own_keywords(trial))) if matrices else None
+    rest = build_part({**trial["rest"], "lr": trial.get("rest_lr", trial["lr"])}, others) if others else None
+    if main is None or rest is None:
+        return main or rest
+    return _split_class()(main, rest)
+
+
+@functools.cache
+def _split_class():
+    import torch
+
+    class Split(torch.optim.Optimizer):
+        """Two optimizers stepped as one: their param groups side by side (a scheduler scales each
+        group from its own initial lr), one step, one zero_grad, the modes of either."""
+
+        def __init__(self, main, rest):
+            self.parts = (main, rest)
+            super().__init__([p for o in self.parts for g in o.param_groups for p in g["params"]], {})
+            self.param_groups = [g for o in self.parts for g in o.param_groups]
+
+        def step(self, closure=None):
+            loss = None
+            if closure is not None:
+                with torch.enable_grad():
+                    loss = closure()
+            for o in self.parts:
+                o.step()
+            return loss
+
+        def zero_grad(self, set_to_none: bool = True) -> None:
+            for o in self.parts:
+                o.zero_grad(set_to_none)
+
+        def train(self) -> None:
+            for o in self.parts:
+                if callable(getattr(o, "train", None)):
+                    o.train()
+
+        def eval(self) -> None:
+            for o in self.parts:
+                if callable(getattr(o, "eval", None)):
+                    o.eval()
+
+    return Split

@@ -1,0 +1,112 @@
+"""Statistics over the stored tables: pure functions of pandas frames (numpy and scipy inside)
+that return numbers and records, never sentences, so that tests can check every number by hand
+and by simulation. `dlbench show`, the end of `dlbench sweep`, `dlbench plot`, `dlbench report`,
+the protocol's stage-2 choice and `[expect]` all take their numbers from here; dlbench.words says
+them in words. docs/statistics.md states every rule.
+
+Words used throughout:
+
+- A *configuration* is a trial without its seed: the configuration columns of the table
+  (dlbench.store.config_columns). Seed statistics are over the trials of one configuration.
+- *Usable* trials are those that produced numbers: ok and diverged. A diverged trial counts with
+  its numbers at the epoch validation chose (it was stopped there, before it diverged); it has no
+  final numbers. Failed trials never count.
+- *Intervals* of a mean over seeds are Student's t intervals by default (exact coverage for
+  normal seed-to-seed variation at any N >= 2); `method="bootstrap"` gives BCa bootstrap
+  intervals where BCa is defined, percentile ones otherwise (fit only for many seeds: see
+  docs/statistics.md). A difference of two means gets Welch's interval and test (or the
+  two-sample bootstrap), and the verdicts within one dataset are Holm-adjusted for the family of
+  pairs.
+- *Selection* (`choose`): the configuration with the best mean of the selection metric over its
+  seeds; a tie (means equal up to round-off) goes to the better mean of the tie-breaker (the
+  validation loss for classification, the validation R² for regression), then to the
+  configuration that sorts first by its configuration columns (the smaller lr, batch size, ...).
+  Every reader chooses through it. Test metrics never choose.
+- P(A > B) is the probability of improvement as rliable defines it: over all pairs of one run of
+  A and one run of B, the fraction where A is better, ties counting one half (the Mann-Whitney U
+  statistic divided by n_A n_B). Identical samples give 0.5.
+"""
+
+from __future__ import annotations
+
+from dlbench.schema import higher_is_better
+from dlbench.stats.comparisons import (
+    NO_DIFFERENCE,
+    POWER,
+    SEEDS_CAP,
+    Comparison,
+    Difference,
+    bootstrap_difference,
+    compare,
+    difference,
+    holm,
+    power,
+    prob_improvement,
+    seeds_needed,
+    settings_between,
+    welch,
+)
+from dlbench.stats.mean_intervals import (
+    ALPHA,
+    BANDS,
+    BOOTSTRAP_SEED,
+    CI_METHODS,
+    CONFIDENCE,
+    DEFAULT_CI,
+    MIN_N,
+    N_RESAMPLES,
+    band,
+    bootstrap_interval,
+    bounds,
+    check_ci,
+    column_stats,
+    describe,
+    intervals,
+    t_interval,
+)
+from dlbench.stats.profiles import (
+    TARGET_FRACTION,
+    ProfileCosts,
+    config_costs,
+    performance_profile,
+    problem_target,
+    profile_costs,
+    reach,
+    target_metric,
+)
+from dlbench.stats.selection import (
+    EQUAL,
+    Best,
+    Choice,
+    Selection,
+    best_configs,
+    check_chooser,
+    choose,
+    edge_keys,
+    has_validation,
+    range_edges,
+    same,
+    selection_for,
+    selection_of,
+    task_of,
+)
+from dlbench.stats.tables import (
+    group_stats,
+    is_missing,
+    many_stats,
+    rows_matching,
+    seed_span,
+    usable,
+    varying,
+)
+
+__all__ = [
+    "ALPHA", "BANDS", "BOOTSTRAP_SEED", "CI_METHODS", "CONFIDENCE", "DEFAULT_CI", "EQUAL", "MIN_N", "NO_DIFFERENCE",
+    "N_RESAMPLES", "POWER", "SEEDS_CAP", "TARGET_FRACTION", "Best", "Choice", "Comparison", "Difference",
+    "ProfileCosts", "Selection", "band", "best_configs", "bootstrap_difference", "bootstrap_interval", "bounds",
+    "check_chooser", "check_ci", "choose", "column_stats", "compare", "config_costs", "describe", "difference",
+    "edge_keys", "group_stats", "has_validation", "higher_is_better", "holm", "intervals", "is_missing", "many_stats",
+    "performance_profile", "power", "prob_improvement", "problem_target", "profile_costs", "range_edges", "reach",
+    "rows_matching", "same", "seed_span", "seeds_needed", "selection_for", "selection_of", "settings_between",
+    "t_interval", "target_metric", "task_of", "usable", "varying", "welch",
+]

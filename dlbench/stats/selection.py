@@ -1,0 +1,270 @@
+"""What chooses: the selection rule of a task (validation first, test never), the one selection
+function every reader calls (`choose`, with its stated tie rule), and each optimizer at its best
+configuration (`best_configs`), with what a reader must say of the choice (ties, the edge of a range)."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from dlbench.errors import UserError
+from dlbench.schema import higher_is_better, is_test_metric
+from dlbench.stats.mean_intervals import DEFAULT_CI, describe
+from dlbench.stats.tables import is_missing, one_loss, rows_matching, usable
+from dlbench.store import config_columns, knob_columns
+
+EQUAL = 1e-12  # relative differences below this are float round-off: the values are equal
+
+
+def same(a: float, b: float) -> bool:
+    """Equal up to float round-off (the mean of the same values summed in another order): a
+    difference of at most EQUAL relative to the larger, at any scale (1e-13 and 9e-13 differ)."""
+    return a == b or abs(a - b) <= EQUAL * max(abs(a), abs(b))
+
+
+@dataclass(frozen=True)
+class Selection:
+    """How configurations (and stopping epochs) are chosen, and what is reported."""
+
+    select: str  # trials column whose mean over seeds chooses the configuration
+    select_higher: bool
+    report: str  # trials column reported as the result
+    report_higher: bool
+    validation: bool  # chosen on a validation split (else on the training set)
+    tie_breakers: tuple[tuple[str, bool], ...] = ()  # (column, higher is better), in turn
+
+
+def _chain(task: str, validation: bool) -> list[tuple[str, bool]]:
+    """The choosing columns of a task, in order: the selection metric, then its tie-breakers."""
+    classification = task in ("binary", "multiclass")
+    if validation:
+        if classification:
+            return [("best_val_acc", True), ("best_val_loss", False)]
+        if task == "regression":
+            return [("best_val_loss", False), ("best_val_r2", True)]
+        return [("best_val_loss", False)]
+    if classification:
+        return [("final_train_acc", True), ("final_train_eval_loss", False)]
+    return [("final_train_eval_loss", False)]
+
+
+def selection_for(task: str, has_validation: bool, select: str | None = None,
+                  higher: bool | None = None) -> Selection:
+    """The selection rule of a task. With validation: classification chooses on best_val_acc
+    (ties: best_val_loss) and reports test_acc_at_best_val; regression chooses on best_val_loss
+    (ties: best_val_r2) and reports test_r2_at_best_val; DeepOBS objectives choose on
+    best_val_loss and report test_loss_at_best_val. Without: the training set's final accuracy
+    (or loss) chooses and the final test value is reported. `select` (a [protocol]'s) replaces
+    the selection metric; the task's other choosing columns break its ties."""
+    chain = _chain(task, has_validation)
+    if select is not None:
+        check_chooser(select)
+        direction = higher_is_better(select) if higher is None else higher
+        chain = [(select, bool(direction))] + [c for c in chain if c[0] != select]
+    classification = task in ("binary", "multiclass")
+    if has_validation:
+        report = ("test_acc_at_best_val", True) if classification else (
+            ("test_r2_at_best_val", True) if task == "regression" else ("test_loss_at_best_val", False))
+    else:
+        report = ("final_test_acc", True) if classification else (
+            ("final_test_r2", True) if task == "regression" else ("final_test_loss", False))
+    return Selection(chain[0][0], chain[0][1], report[0], report[1], has_validation, tuple(chain[1:]))
+
+
+def check_chooser(column: str, where: str = "select") -> str:
+    """A column that may choose: anything but a test metric."""
+    if is_test_metric(column):
+        raise UserError(f"{where} = {column!r} is a test metric, and test numbers never choose; allowed: a "
+                        "validation or training metric, e.g. best_val_acc or best_val_loss")
+    return column
+
+
+def task_of(trials: pd.DataFrame | str) -> str:
+    """The task of a dataset: the trials' own `task` column (schema 3), else the registry's."""
+    if isinstance(trials, pd.DataFrame):
+        if "task" in trials and trials["task"].notna().any():
+            return str(trials["task"].dropna().iloc[0])
+        trials = str(trials["dataset"].iloc[0])
+    from dlbench.data import DATASETS
+
+    return DATASETS[trials].task if trials in DATASETS else "multiclass"
+
+
+def has_validation(trials: pd.DataFrame) -> bool:
+    return "best_val_loss" in trials and bool(np.isfinite(trials["best_val_loss"].to_numpy(dtype=float)).any())
+
+
+def selection_of(trials: pd.DataFrame) -> Selection:
+    """The selection rule for the trials of one dataset."""
+    return selection_for(task_of(trials), has_validation(trials))
+
+
+@dataclass
+class Choice:
+    """What `choose` picked among configurations, and why."""
+
+    config: dict  # the chosen configuration's columns
+    table: pd.DataFrame  # one row per configuration tried: its columns, runs, and <column>_mean per choosing column
+    tied: list[dict]  # the other configurations whose selection mean equals the chosen one's (their columns)
+    decided_by: str | None  # None: the selection metric alone; a tie-breaker column; or "order"
+
+
+def choose(trials: pd.DataFrame, sel: Selection, cols: list[str] | None = None) -> Choice | None:
+    """The configuration with the best mean of `sel.select` over its seeds (usable trials, finite
+    values); ties (means equal up to round-off) go to the best mean of each tie-breaker in turn,
+    then to the configuration that sorts first by `cols` (by default the configuration columns,
+    in their order: the smaller lr, then the smaller batch size, ...). None when no configuration
+    has a finite value. The one selection function: every reader chooses through it."""
+    check_chooser(sel.select)
+    cols = config_columns(trials) if cols is None else list(cols)
+    chain = [(sel.select, sel.select_higher), *sel.tie_breakers]
+    chain = [(c, h) for c, h in chain if c in trials]
+    t = usable(trials)
+    if not len(t):
+        return None
+    values = t[[c for c, _ in chain]].apply(pd.to_numeric, errors="coerce").astype(float)
+    values = values.where(np.isfinite(values))
+    grouped = pd.concat([t[cols], values], axis=1).groupby(cols, sort=True, dropna=False)
+    table = grouped.mean().add_suffix("_mean")
+    table.insert(0, "runs", grouped.size())
+    table = table.reset_index()
+    table = table[np.isfinite(table[f"{sel.select}_mean"].to_numpy(dtype=float))].reset_index(drop=True)
+    if not len(table):
+        return None
+    candidates = table
+    tied, decided_by = None, None
+    for col, higher in chain:
+        v = candidates[f"{col}_mean"].to_numpy(dtype=float)
+        finite = np.isfinite(v)
+        if not finite.any():
+            continue
+        best = np.max(v[finite]) if higher else np.min(v[finite])
+        keep = finite & np.array([same(x, best) for x in v])
+        if tied is None:
+            tied = candidates[keep]
+        elif keep.sum() < len(candidates):
+            decided_by = col
+        candidates = candidates[keep]
+        if len(candidates) == 1:
+            break
+    if len(candidates) > 1:
+        decided_by = "order"
+    chosen = candidates.iloc[0][cols].to_dict()
+    others = [r[cols].to_dict() for _, r in tied.iterrows() if not _same_config(r[cols].to_dict(), chosen)]
+    return Choice(chosen, table, others, decided_by)
+
+
+def _same_config(a: dict, b: dict) -> bool:
+    return all((is_missing(a[k]) and is_missing(b[k])) or a[k] == b[k] for k in a)
+
+
+@dataclass
+class Best:
+    """One group's (e.g. one optimizer's) chosen configuration and its numbers."""
+
+    dataset: str
+    group: dict  # the per keys, e.g. {"optimizer": "adam"}
+    config: dict  # the chosen configuration's columns
+    selection: Selection
+    select_mean: float  # mean of the selection column over the tuning seeds
+    report: dict  # describe() of the reported column over the result seeds
+    values: np.ndarray  # the reported values, one per seed (finite)
+    seeds: list[int]
+    confirmed: bool  # the result seeds are fresh (a confirm stage), not those that chose
+    tuning: dict | None = None  # when confirmed: describe() of the reported column on the tuning seeds
+    configs_tried: int = 0
+    counts: dict = field(default_factory=dict)  # status counts over the group's tuning trials
+    sweep: str = ""  # the results folder, when several are read together
+    chosen_by: str | None = None  # a confirm stage: how stage 1 chose (as the protocol stored it)
+    at_edge: list[tuple[str, float, str]] = field(default_factory=list)  # (key, value, "largest" | "smallest")
+    tied: list[dict] = field(default_factory=list)  # configurations tied with the chosen one on the selection metric
+    decided_by: str | None = None  # what broke the tie: a tie-breaker column, "order", or None (no tie)
+    runs: int = 0  # usable result trials (seeds)
+    diverged: int = 0  # of those, how many diverged
+    test_size: float = math.nan  # samples in the test split the reported numbers come from
+    method: str = DEFAULT_CI
+
+    @property
+    def name(self) -> str:
+        return " ".join(str(v) for v in self.group.values())
+
+
+def best_configs(trials: pd.DataFrame, per: tuple[str, ...] = ("optimizer",),
+                 method: str = DEFAULT_CI) -> list[Best]:
+    """For each dataset (and sweep) and each `per` group: the configuration `choose` picks among
+    the group's tuning trials, and its numbers. When the results hold a confirm stage for the
+    group, the candidates are the configurations it confirmed (one per group of the protocol),
+    chosen among by the same rule on their tuning trials; their fresh seeds give the result and
+    the tuning seeds are kept apart (`tuning`). So `per=()` takes the best of the protocol's
+    finalists, measured on their fresh seeds."""
+    out: list[Best] = []
+    outer = [c for c in ("sweep", "dataset") if c in trials]
+    for key, d in trials.groupby(outer, sort=True):
+        sel = selection_of(d)
+        cols = [c for c in config_columns(d) if c not in ("stage", "sweep")]
+        tune = d[d["stage"] != "confirm"] if "stage" in d else d
+        confirm = d[d["stage"] == "confirm"] if "stage" in d else d.iloc[:0]
+        for gkey, g in tune.groupby(list(per), sort=True, dropna=False) if per else [((), tune)]:
+            gkey = gkey if isinstance(gkey, tuple) else (gkey,)
+            group = dict(zip(per, gkey, strict=True))
+            confirmed = rows_matching(confirm, group)
+            candidates = g
+            if len(confirmed):
+                finalists = confirmed[cols].drop_duplicates()
+                candidates = g.merge(finalists, on=cols, how="inner") if len(finalists) else g.iloc[:0]
+            choice = choose(candidates, sel, cols)
+            if choice is None:
+                continue  # nothing finished with a number
+            chosen = choice.config
+            tuning_rows = usable(rows_matching(g, chosen))
+            result_rows = usable(rows_matching(confirmed, chosen)) if len(confirmed) else tuning_rows
+            how = None
+            if len(confirmed) and "chosen_by" in result_rows and result_rows["chosen_by"].notna().any():
+                how = str(result_rows["chosen_by"].dropna().iloc[0])
+            values = result_rows[sel.report].to_numpy(dtype=float)
+            values = values[np.isfinite(values)]
+            select_vals = tuning_rows[sel.select].to_numpy(dtype=float)
+            select_vals = select_vals[np.isfinite(select_vals)]
+            where = dict(zip(outer, key if isinstance(key, tuple) else (key,), strict=True))
+            sizes = result_rows["n_test"].to_numpy(dtype=float) if "n_test" in result_rows else np.array([])
+            out.append(Best(
+                dataset=str(where["dataset"]), sweep=str(where.get("sweep", "")),
+                group=group, config=chosen, selection=sel,
+                select_mean=float(select_vals.mean()) if len(select_vals) else math.nan,
+                report=describe(values, method, sel.report, one_loss(result_rows)), values=values,
+                seeds=sorted(int(s) for s in result_rows["seed"]),
+                confirmed=bool(len(confirmed)),
+                tuning=(describe(tuning_rows[sel.report], method, sel.report, one_loss(tuning_rows))
+                        if len(confirmed) else None),
+                configs_tried=len(choose(g, sel, cols).table), counts=g["status"].value_counts().to_dict(),
+                chosen_by=how, at_edge=range_edges(g, chosen), tied=choice.tied, decided_by=choice.decided_by,
+                runs=len(result_rows), diverged=int((result_rows["status"] == "diverged").sum()),
+                test_size=float(np.nanmedian(sizes)) if np.isfinite(sizes).any() else math.nan, method=method))
+    return out
+
+
+def edge_keys(trials: pd.DataFrame) -> list[str]:
+    """The numeric hyperparameters whose range can be judged: lr, batch size, epochs and the
+    numeric knobs (not the true/false ones)."""
+    out = [c for c in ("lr", "batch_size", "epochs") if c in trials]
+    for k in knob_columns(trials):
+        col = trials[k]
+        if pd.api.types.is_numeric_dtype(col) and not pd.api.types.is_bool_dtype(col):
+            out.append(k)
+    return out
+
+
+def range_edges(group: pd.DataFrame, chosen: dict) -> list[tuple[str, float, str]]:
+    """The numeric hyperparameters whose chosen value is the largest or smallest of at least 3
+    values the group tried: the best may lie beyond the range swept."""
+    out = []
+    for k in edge_keys(group):
+        if k not in chosen or is_missing(chosen[k]):
+            continue
+        values = sorted(v for v in group[k].dropna().unique())
+        if len(values) >= 3 and chosen[k] in (values[0], values[-1]):
+            out.append((k, float(chosen[k]), "largest" if chosen[k] == values[-1] else "smallest"))
+    return out
