@@ -151,3 +151,23 @@ def test_a_protocol_refuses_to_select_on_test(cli, tmp_path, select):
     r = cli("sweep", spec, "--out", tmp_path / "out")
     assert r.code == 2 and "test numbers never choose" in r.err and len(r.err.strip().splitlines()) == 1
     assert not (tmp_path / "out").exists()
+
+
+def test_a_tie_in_the_protocols_first_stage_is_said_by_the_sweep_show_and_the_report(tmp_path, cli):
+    """lr 1e-9 and 2e-9 barely move the model: the same validation accuracy and loss on every seed
+    (a tie on every choosing metric), so the stated order takes the smaller lr. The rule broke the
+    tie before; now everyone says so."""
+    spec = tmp_path / "p.toml"
+    spec.write_text('name = "p"\ndataset = "iris"\nepochs = 1\nseeds = [0, 1]\noptimizer = "sgd"\n'
+                    'lr = [1e-9, 2e-9]\n[protocol]\nconfirm_seeds = 2\n')
+    r = cli("sweep", spec, "--out", tmp_path, "--workers", "1")
+    assert r.code == 0, r.err
+    said = ("iris sgd: tied with lr=2e-09 on mean validation accuracy; tied on every choosing metric too; chosen by "
+            "the stated order (smaller values first)")
+    assert f"stage 1 broke a tie: {said}" in " ".join(r.out.split())
+    shown = cli("show", tmp_path / "p")
+    assert said in " ".join(shown.out.split())
+    assert cli("report", tmp_path / "p", "--format", "md").code == 0
+    assert said in (tmp_path / "p" / "report.md").read_text()
+    t = pd.read_parquet(tmp_path / "p" / "trials.parquet")
+    assert t[t.stage == "confirm"].chosen_by.str.contains("tied with lr=2e-09").all()

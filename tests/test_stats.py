@@ -405,3 +405,33 @@ def test_probability_of_improvement_counts_pairs(a, b, expected):
     assert stats.prob_improvement(a, b) == pytest.approx(u / (len(a) * len(b)))
     # for a loss (lower is better) the same values read the other way round
     assert stats.prob_improvement(a, b, higher=False) == pytest.approx(1 - expected)
+
+
+def test_a_loss_that_goes_negative_keeps_its_interval_below_zero():
+    """DeepOBS rosenbrock's validation loss has a noise term: seed means near -0.0146. Clipped at 0
+    (the old rule for every loss), its interval printed as [0, 0]; only cross-entropy and its kin
+    cannot go below 0."""
+    values = [-0.0151, -0.0139, -0.0149]
+    t = trials_table([("adam", 0.01, s, 0.9, 0.9) for s in range(3)]).assign(loss="problem", best_val_loss=values)
+    g = stats.group_stats(t, "best_val_loss").iloc[0]
+    assert g.ci_high < 0 and g.ci_low < g["mean"] < g.ci_high
+    assert g.ci_low == pytest.approx(np.mean(values) - sps.t.ppf(0.975, 2) * np.std(values, ddof=1) / math.sqrt(3))
+    ce = stats.group_stats(t.assign(loss="cross_entropy", best_val_loss=[0.01, 0.02, 0.30]), "best_val_loss").iloc[0]
+    assert ce.ci_low == 0.0  # a cross-entropy mean is never below 0: clipped there
+    best = stats.best_configs(t.assign(dataset="rosenbrock", task="objective", best_val_acc=np.nan,
+                                       test_loss_at_best_val=values))[0]
+    assert best.report["ci_high"] < 0  # what show and report print
+
+
+def test_ties_are_relative_at_every_scale():
+    """Means equal up to round-off tie (1e-12 relative); 1e-13 and 9e-13 are 9 times apart, not tied
+    (the old absolute floor of 1e-12 called every pair of means below 1e-12 tied)."""
+    assert not stats.same(1e-13, 9e-13) and stats.same(1e-13, 1e-13 * (1 + 1e-15))
+    assert stats.same(0.0, 0.0) and not stats.same(0.0, 1e-300)
+    assert stats.same(0.1 + 0.2, 0.3) and not stats.same(0.3, 0.3 + 1e-10)
+    t = trials_table([("adam", lr, s, 0.9, 0.9) for lr in (0.01, 0.1) for s in range(2)])
+    t["best_val_loss"] = [1e-13, 1e-13, 9e-13, 9e-13]
+    t["task"] = "objective"
+    sel = stats.Selection("best_val_loss", False, "test_acc_at_best_val", True, True)
+    choice = stats.choose(t, sel)
+    assert choice.config["lr"] == 0.01 and choice.tied == [] and choice.decided_by is None
