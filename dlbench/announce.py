@@ -43,14 +43,14 @@ def print_grid(sweep: Sweep, console: Console, dry_run: bool = False) -> None:
             table.add_row(k, str(shown.get(k, first.get(k))))
     if sweep.one_grid:
         for k, values in sweep.axes.items():
-            table.add_row(f"{k} (grid)", ", ".join(_short(v) for v in values))
+            table.add_row(f"{k} (grid)", ", ".join(_short(v, k) for v in values))
     else:
         for k, values in sweep.top_axes.items():
-            table.add_row(f"{k} (every sub-grid)", ", ".join(_short(v) for v in values))
+            table.add_row(f"{k} (every sub-grid)", ", ".join(_short(v, k) for v in values))
         for i, g in enumerate(sweep.grids, 1):
             for k, values in g.values.items():
                 label = f"grid {i}: {k}" if len(sweep.grids) > 1 else f"{k} (search space)"
-                table.add_row(label, _range_text(g.ranges.get(k), values))
+                table.add_row(label, _range_text(g.ranges.get(k), values, k))
     console.print(table)
     if sweep.search:
         pts = sweep.search["points"]
@@ -59,7 +59,7 @@ def print_grid(sweep: Sweep, console: Console, dry_run: bool = False) -> None:
                          if sweep.search["kind"] == "sobol" and sweep.search["budget"] & (sweep.search["budget"] - 1)
                          else ""))
         for i, p in enumerate(pts if dry_run else pts[:4], 1):
-            console.print(f"  point {i}: " + " ".join(f"{k}={_short(v)}" for k, v in p.items()), markup=False)
+            console.print(f"  point {i}: " + " ".join(f"{k}={_short(v, k)}" for k, v in p.items()), markup=False)
         if not dry_run and len(pts) > 4:
             console.print(f"  ... {len(pts) - 4} more (all of them in spec.toml; --dry-run lists them)")
     if sweep.protocol:
@@ -78,22 +78,23 @@ def stage_sizes(sweep: Sweep) -> str:
             f"fresh seeds ({seeds[0]}-{seeds[-1]}) = {n} trials")
 
 
-def _range_text(spec: dict | None, values) -> str:
+def _range_text(spec: dict | None, values, key: str) -> str:
     if spec is None:
-        return ", ".join(_short(v) for v in values)
+        return ", ".join(_short(v, key) for v in values)
     kind = "log" if "log" in spec else "lin"
     a, b = spec[kind]
     head = f"{kind} {a:g}..{b:g}"
     if "num" not in spec:
         return f"{head} (continuous)"
-    return f"{head} ({spec['num']}): " + ", ".join(_short(v) for v in values)
+    return f"{head} ({spec['num']}): " + ", ".join(_short(v, key) for v in values)
 
 
-def _short(v) -> str:
-    if isinstance(v, dict):
-        try:  # a model table as the results name it; anything else (a schedule, a range) as written
-            return model_label(v) if "hidden" in v or "factory" in v or v.get("kind") in ("linear", "cnn") else str(v)
-        except KeyError:
+def _short(v, key: str) -> str:
+    """A value as the grid printout shows it: a model table by its results label, numbers short."""
+    if isinstance(v, dict) and key == "model":
+        try:
+            return model_label(v)
+        except KeyError:  # a table as written, some keys left to their defaults
             return str(v)
     if isinstance(v, float):
         return f"{v:.4g}"

@@ -243,23 +243,12 @@ def compare_devices(
 def optimizers() -> int:
     """List optimizers and schedules: the built-ins with their knobs, every torch.optim class, and the
     optimizers installed packages register (entry points `dlbench.optimizers`)."""
-    from dlbench.optim import KNOBS, OPTIMIZERS, entry_points, torch_optimizers
+    from dlbench.optim import listing
     from dlbench.output import print_table
     from dlbench.schedules import SCHEDULE_COMMON, SCHEDULES
 
-    print_table("built-in optimizers (fused by hand-written updates)", ["name", "torch class", "what it is",
-                                                                        "knobs (default; allowed)"], [
-        [o.name, f"torch.optim.{o.torch_class}" + (" (nesterov=True)" if o.fixed else ""), o.description,
-         "\n".join(f"{k} = {v} ({KNOBS[k].allowed})" for k, v in o.defaults.items())] for o in OPTIMIZERS.values()])
-    rows = [[ref, "torch", "reference engine (needs a closure)" if ref.endswith("LBFGS") else
-             ("2-D parameters only" if ref.endswith("Muon") else
-              ("sparse gradients only" if ref.endswith("SparseAdam") else "fused"))]
-            for ref in torch_optimizers()]
-    for name, ep in entry_points().items():
-        dist = getattr(ep, "dist", None)
-        rows.append([name, f"{dist.name} {dist.version}" if dist else "?", f"entry point: {ep.value}"])
-    print_table("any torch.optim.Optimizer, by import path (MODULE:ATTR, ./file.py:ATTR) or entry point",
-                ["optimizer", "from", "engine"], rows)
+    for title, columns, rows in listing():
+        print_table(title, columns, rows)
     print_table("schedules (stepped once per epoch)", ["kind", "what it does", "parameters (default)"], [
         [sc.name, sc.description, ", ".join(f"{k} = {v}" for k, v in {**sc.defaults, **SCHEDULE_COMMON}.items())]
         for sc in SCHEDULES.values()])

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from dlbench import catalogue, store
-from dlbench.data import DATASETS, split_sizes
+from dlbench.data import DATASETS, short_name, split_sizes
 from dlbench.errors import UserError
 from dlbench.schema import NOT_TRIAL_DEFINING
 from dlbench.spec import DEFAULTS, Sweep, optimizer_names, toml_value
@@ -61,8 +61,7 @@ def auto_name(raw: dict) -> str:
     (e.g. iris-sgd-adam-3f2a)."""
 
     def short(v: Any) -> str:
-        if isinstance(v, dict):
-            v = v.get("name") or v.get("path") or v.get("loader") or "data"
+        v = short_name(v)
         ref = parse_ref(v)
         text = ref.attr if ref is not None else Path(str(v)).stem
         return re.sub(r"[^A-Za-z0-9_]+", "_", text).strip("_") or "x"

@@ -17,12 +17,13 @@ def console(stderr: bool = False) -> Console:
 
 
 def print_table(title: str, columns: list[str], rows: list[list[str]], console_: Console | None = None) -> None:
-    """A titled table of strings, for the listing commands."""
+    """A titled table of strings, for the listing commands (shown as written: no markup)."""
+    from rich.markup import escape
     from rich.table import Table
 
-    table = Table(title=title, header_style="bold")
+    table = Table(title=escape(title), header_style="bold")
     for c in columns:
-        table.add_column(c)
+        table.add_column(escape(c))
     for row in rows:
-        table.add_row(*row)
+        table.add_row(*map(escape, row))
     (console_ or console()).print(table)

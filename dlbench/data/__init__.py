@@ -89,6 +89,14 @@ def provenance() -> dict[str, dict]:
     return dict(user.provenances())
 
 
+def short_name(value: Any) -> str:
+    """A dataset as a spec gives it, in a word (for a flag sweep's name): its name, or a table's
+    name, file or loader."""
+    if isinstance(value, dict):
+        return value.get("name") or value.get("path") or value.get("loader") or "data"
+    return str(value)
+
+
 def with_flags(value: Any, target: str | None, task: str | None) -> Any:
     """A dataset value qualified by --target and --task (files only; None: not a file)."""
     return user.with_flags(value, target, task)

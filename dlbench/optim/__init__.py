@@ -268,3 +268,31 @@ def modules() -> dict[str, str]:
         if not e.shipped and ref is not None and ref.module:
             out[ref.module] = e.reference
     return out
+
+
+def listing() -> list[tuple[str, list[str], list[list[str]]]]:
+    """What `dlbench optimizers` shows, as (title, columns, rows) tables: the built-ins with their
+    knobs, every torch.optim class and every optimizer an installed package registers, and the
+    kinds built from others."""
+    builtins = [[o.name, f"torch.optim.{o.torch_class}" + (" (nesterov=True)" if o.fixed else ""), o.description,
+                 "\n".join(f"{k} = {v} ({KNOBS[k].allowed})" for k, v in o.defaults.items())]
+                for o in OPTIMIZERS.values()]
+    notes = {"torch.optim:LBFGS": "reference engine (needs a closure)", "torch.optim:Muon": "2-D parameters only",
+             "torch.optim:SparseAdam": "sparse gradients only"}
+    rows = [[ref, "torch", notes.get(ref, "fused")] for ref in torch_optimizers()]
+    for name, ep in entry_points().items():
+        dist = getattr(ep, "dist", None)
+        rows.append([name, f"{dist.name} {dist.version}" if dist else "?", f"entry point: {ep.value}"])
+    composites = [
+        ["wrapper", 'class = "pytorch_optimizer:Lookahead", wraps = "adam"', "the wrapper around another optimizer "
+         "(any name); the wrapper's keywords beside it, the others go to the inner one"],
+        ["split", 'class = "torch.optim:Muon", rest = "adamw", rest_lr = 3e-4', "the class on parameters with two "
+         "or more dimensions, the rest optimizer on the others, each with its own lr"],
+        ["second order", 'class = "pytorch_optimizer:AdaHessian", create_graph = true', "backward keeps the "
+         "gradient's graph (reference engine)"],
+    ]
+    return [("built-in optimizers (fused by hand-written updates)", ["name", "torch class", "what it is",
+                                                                    "knobs (default; allowed)"], builtins),
+            ("any torch.optim.Optimizer, by import path (MODULE:ATTR, ./file.py:ATTR) or entry point",
+             ["optimizer", "from", "engine"], rows),
+            ("built from others, in an [optimizers.NAME] table", ["kind", "table", "what it does"], composites)]
