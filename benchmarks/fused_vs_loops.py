@@ -136,7 +136,7 @@ def flop_floor(grid: str, rate: float) -> tuple[float, float]:
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--grid", choices=["R32", "R128", "both"], default="R32")
+    ap.add_argument("--grid", choices=["R32", "R128", "R1024", "both"], default="R32")
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--device", default="cpu")

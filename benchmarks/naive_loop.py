@@ -16,6 +16,8 @@ GRIDS = {
     "R32": {"optimizer": ["sgd", "momentum", "rmsprop", "adam"], "lr": [1e-3, 3e-3, 1e-2, 3e-2], "seed": [0, 1]},
     "R128": {"optimizer": ["sgd", "momentum", "rmsprop", "adam"],
              "lr": [float(f"{10 ** (-4 + 3 * i / 15):.6g}") for i in range(16)], "seed": [0, 1]},
+    "R1024": {"optimizer": ["sgd", "momentum", "rmsprop", "adam"],
+              "lr": [float(f"{10 ** (-4 + 3 * i / 15):.6g}") for i in range(16)], "seed": list(range(16))},
 }
 EPOCHS, BATCH = 10, 32
 

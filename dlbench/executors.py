@@ -191,6 +191,7 @@ class DaskExecutor:
                                         host="127.0.0.1", dashboard_address=None)
             self.client = Client(self.cluster)
             return self
+        self._probe()
         try:
             self.client = Client(self.address, timeout=self.connect_timeout)
         except (OSError, TimeoutError, ValueError) as e:
@@ -199,6 +200,24 @@ class DaskExecutor:
                 from None
         self.check_workers()
         return self
+
+    def _probe(self) -> None:
+        """A tcp:// scheduler address that refuses connections is said at once (the Dask client
+        would retry until its timeout, 10 s); any other answer is left to the client."""
+        import socket
+        from urllib.parse import urlsplit
+
+        parts = urlsplit(self.address)
+        if parts.scheme != "tcp" or not parts.hostname or not parts.port:
+            return
+        try:
+            socket.create_connection((parts.hostname, parts.port), timeout=self.connect_timeout).close()
+        except ConnectionRefusedError:
+            raise UserError(f"cannot reach the Dask scheduler at address = {self.address!r} (ConnectionRefusedError: "
+                            "nothing listens there); allowed: the address of a running scheduler, e.g. "
+                            "tcp://127.0.0.1:8786, or local") from None
+        except OSError:
+            pass  # unreachable in another way: the client says how
 
     def check_workers(self) -> None:
         """Every module a user's plugin imports must be installed on every worker (files travel with

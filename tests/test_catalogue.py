@@ -237,10 +237,14 @@ def test_cnn_and_objective_problems_train_on_the_reference_engine(cli, tmp_path)
 
 
 def test_list_commands_show_the_registry(cli):
+    def first_cells(out):  # each table row's first cell ("adam" must be a row of its own, not part of "adamw")
+        return {line.split("│")[1].strip() for line in out.splitlines() if line.count("│") > 2}
+
     r = cli("datasets")
-    assert r.code == 0 and all(n in r.out for n in DATASETS)
+    assert r.code == 0 and set(DATASETS) <= first_cells(r.out)
     r = cli("optimizers")
-    assert r.code == 0 and all(n in r.out for n in OPTIMIZERS) and "initial_accumulator_value" in r.out
+    assert r.code == 0 and set(OPTIMIZERS) <= first_cells(r.out) and "initial_accumulator_value" in r.out
+    assert {"wrapper", "split", "torch.optim:NAdam"} <= first_cells(r.out)
 
 
 def test_a_loader_with_the_wrong_shapes_is_a_real_error_also_under_python_O():

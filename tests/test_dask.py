@@ -65,6 +65,7 @@ def cluster(tmp_path):
             stop(p)
 
 
+@pytest.mark.slow
 def test_worker_killed_mid_sweep_every_trial_stored_once(cluster, tmp_path):
     address, workers = cluster
     spec = write(tmp_path / "d.toml", SPEC)
@@ -101,13 +102,38 @@ def test_unreachable_scheduler_is_a_clear_error(cli, tmp_path):
     assert r.code == 2 and "needs an address" in r.err
 
 
-def test_local_cluster(tmp_path):
-    r = run_dlbench("sweep", "--dataset", "iris", "--optimizer", "sgd,adam", "--epochs", "2", "--executor", "dask",
-                    "--address", "local", "--workers", "2", "--name", "lc", "--out", tmp_path)
+@pytest.mark.slow
+def test_local_cluster(tmp_path, cli, monkeypatch):
+    """`--address local`: a LocalCluster of worker processes on 127.0.0.1 trains the units, which its
+    scheduler says it ran (not a sweep that quietly ran here), with the numbers a local run gives."""
+    import distributed
+
+    started = []
+
+    class Recorded(distributed.LocalCluster):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            started.append(self)
+
+    monkeypatch.setattr(distributed, "LocalCluster", Recorded)
+    r = cli("sweep", "--dataset", "iris", "--optimizer", "sgd,adam", "--epochs", "2", "--executor", "dask",
+            "--address", "local", "--workers", "2", "--name", "lc", "--out", tmp_path)
     assert r.code == 0, r.err
-    assert len(pd.read_parquet(tmp_path / "lc" / "trials.parquet")) == 2
+    (cluster,) = started
+    ran = cluster.scheduler.task_prefixes["run_unit"]
+    # its scheduler saw two run_unit tasks through to memory, computed on its workers
+    assert ran.state_counts["memory"] == 2 and ran.all_durations["compute"] > 0
+    assert cluster.scheduler.address.startswith("tcp://127.0.0.1:")
+    t = pd.read_parquet(tmp_path / "lc" / "trials.parquet")
+    assert len(t) == 2 and (t.status == "ok").all()
+    local = cli("sweep", "--dataset", "iris", "--optimizer", "sgd,adam", "--epochs", "2", "--workers", "1", "--name",
+                "lc", "--out", tmp_path / "here")
+    assert local.code == 0
+    ref = pd.read_parquet(tmp_path / "here" / "lc" / "trials.parquet").set_index("trial_id").sort_index()
+    pd.testing.assert_series_equal(t.set_index("trial_id").sort_index().best_val_loss, ref.best_val_loss)
 
 
+@pytest.mark.slow
 def test_sigterm_cancels_the_drivers_futures_and_the_cluster_keeps_running(cluster, tmp_path):
     address, workers = cluster
     spec = write(tmp_path / "d.toml", SPEC)
@@ -156,6 +182,7 @@ def mlp(input_shape, n_outputs, width=8):
 '''
 
 
+@pytest.mark.slow
 def test_files_of_the_users_travel_to_dask_workers(cluster, tmp_path):
     """An optimizer file, a model file and a data file, none of them on the workers' paths: they
     travel with the units (the workers run from another folder)."""
@@ -179,6 +206,7 @@ def test_files_of_the_users_travel_to_dask_workers(cluster, tmp_path):
     pd.testing.assert_series_equal(got.best_val_loss, ref.best_val_loss, rtol=1e-6)
 
 
+@pytest.mark.slow
 def test_a_module_the_workers_do_not_have_is_one_line_before_anything_runs(cluster, tmp_path):
     address, _ = cluster
     site = tmp_path / "site"

@@ -199,6 +199,7 @@ def protocol_clean(tmp_path_factory):
     return spec, (t, h)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("when", ["inside stage 1", "between the stages", "inside stage 2"])
 def test_kill_9_anywhere_then_resume_equals_an_uninterrupted_run(protocol_clean, tmp_path, when):
     spec, (t_clean, h_clean) = protocol_clean

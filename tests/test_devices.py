@@ -97,7 +97,7 @@ def test_a_timed_sweep_that_does_not_finish_cleanly_is_not_reported(cli, tmp_pat
     spec = tmp_path / "s.toml"
     spec.write_text('dataset = "iris"\nepochs = 1\n')
     monkeypatch.setattr(dlbench.runner, "run_sweep", lambda *a, **k: 1)  # a trial failed
-    r = cli("compare-devices", "--batch-sizes", "4", "--include-sweep", spec, "--out", tmp_path / "o")
+    r = cli("compare-devices", "--quick", "--batch-sizes", "4", "--include-sweep", spec, "--out", tmp_path / "o")
     assert r.code == 1 and "ended with exit code 1; its time is not reported" in r.err
     assert not (tmp_path / "o").exists()
 

@@ -42,6 +42,7 @@ def test_the_recipe_is_the_small_suite_plus_your_optimizer():
     assert recipe == suite
 
 
+@pytest.mark.slow
 def test_the_recipe_tunes_confirms_reports_and_extends_without_training_twice(tmp_path):
     """On two of its problems and few epochs and seeds: the mechanics, not the verdicts."""
     spec = tmp_path / "better.toml"

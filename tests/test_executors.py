@@ -6,6 +6,7 @@ from concurrent.futures import Future
 from concurrent.futures.process import BrokenProcessPool
 
 import pandas as pd
+import pytest
 
 from dlbench.executors import LocalExecutor
 from dlbench.plan import Unit
@@ -65,6 +66,7 @@ def test_a_unit_that_kills_every_worker_is_failed_and_the_others_finish_once():
     assert ex.log.count("bad") == 3  # twice alongside others, then once alone
 
 
+@pytest.mark.slow
 def test_killed_local_worker_the_sweep_still_stores_every_trial_once(tmp_path):
     import psutil
 

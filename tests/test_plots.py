@@ -7,7 +7,6 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from dlbench import stats
 from dlbench.errors import UserError
 from dlbench.plots import curves, heatmap, lr, profile, target, timing
 from dlbench.plots._common import Results
@@ -62,8 +61,11 @@ def test_curves_band_by_default_is_a_t_interval_and_says_so():
     rows = [(f"t{s}", "adam", 0.1, 10, s, "ok", [0.1, 0.5 + s / 100, 0.8 + s / 50]) for s in range(4)]
     info = curves.curves_info(hand_made(rows), "test_acc")
     (c,) = info.curves
-    expected = stats.intervals([np.array([0.8 + s / 50 for s in range(4)])])
-    assert (c.lo[2], c.hi[2]) == (expected[0][0], expected[1][0])
+    # by hand: mean 0.83, s = 0.025820, t_{0.975, 3} = 3.182446: 0.83 ± 0.041085
+    vals = np.array([0.8 + s / 50 for s in range(4)])
+    half = 3.182446305284263 * vals.std(ddof=1) / 2
+    assert c.lo[2] == pytest.approx(0.83 - half, abs=1e-12) and c.hi[2] == pytest.approx(0.83 + half, abs=1e-12)
+    assert (c.lo[2], c.hi[2]) == pytest.approx((0.788915, 0.871085), abs=1e-6)
     assert info.band_label == "band: 95% Student's t interval of the mean (N = 4 seeds)"
     few = curves.curves_info(hand_made([r for r in ROWS if r[4] == 0]), "test_acc")
     assert "none below 2" in few.band_label and all(math.isnan(v) for c in few.curves for v in c.lo)

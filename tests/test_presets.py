@@ -79,6 +79,7 @@ def build_wheel(tmp_path: Path) -> Path:
 
 
 @pytest.mark.skipif(shutil.which("git") is None, reason="needs git to list the tracked files")
+@pytest.mark.slow
 def test_the_wheel_runs_presets_lessons_and_reports_outside_the_checkout(tmp_path):
     import zipfile
 

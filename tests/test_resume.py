@@ -35,7 +35,7 @@ def kill_when(out, args, records_at_least, timeout=120):
     return count_records(out / "k")
 
 
-@pytest.mark.parametrize("engine,workers", [("reference", 1), ("auto", 2)])
+@pytest.mark.parametrize("engine,workers", [pytest.param("reference", 1, marks=pytest.mark.slow), ("auto", 2)])
 def test_resume_after_kill_equals_uninterrupted(tmp_path, engine, workers):
     spec = write(tmp_path / "k.toml", SPEC)
     args = [spec, "--engine", engine, "--workers", workers]

@@ -54,6 +54,7 @@ def gone_within(sid: int, seconds: float = 5.0) -> list[str]:
     return session_processes(sid)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("sig,code", [(signal.SIGTERM, 143), (signal.SIGINT, 130), (signal.SIGHUP, 129),
                                       (signal.SIGKILL, -9)], ids=["SIGTERM", "SIGINT", "SIGHUP", "SIGKILL"])
 def test_a_signal_ends_the_sweep_and_takes_the_workers_with_it(clean, tmp_path, sig, code):
@@ -80,6 +81,7 @@ def test_a_signal_ends_the_sweep_and_takes_the_workers_with_it(clean, tmp_path, 
     pd.testing.assert_frame_equal(h_clean, h)
 
 
+@pytest.mark.slow
 def test_a_sweep_started_by_another_driver_still_stops_on_ctrl_c(clean, tmp_path):
     """A driver's pid in the environment of a dlbench it starts (a test harness that ran a sweep
     in-process, a script) once made that dlbench tie itself to its parent as if it were a
@@ -125,6 +127,7 @@ def test_a_first_signal_waits_for_a_critical_section_to_end():
     assert done == ["the section finished"] and e.value.exit_code == 143
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("use_prctl", [True, False], ids=["prctl", "watchdog"])
 def test_a_tied_process_dies_with_its_parent(tmp_path, use_prctl):
     # parent -> child tied with dlbench.lifeline; SIGKILL the parent; the child must be gone soon after
