@@ -12,7 +12,6 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from dlbench import protocol
 from dlbench.schema import model_label, schedule_label
 from dlbench.spec import Sweep
 
@@ -69,6 +68,8 @@ def print_grid(sweep: Sweep, console: Console, dry_run: bool = False) -> None:
 
 
 def stage_sizes(sweep: Sweep) -> str:
+    from dlbench import protocol  # its statistics (pandas, scipy) only when a sweep has one
+
     pr = sweep.protocol
     seeds = protocol.confirm_seeds({t["seed"] for t in sweep.trials}, pr["confirm_seeds"])
     per = ", ".join(["dataset", *pr["per"]])

@@ -12,7 +12,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.markup import escape
 
-from dlbench import SCHEMA_VERSION, announce, catalogue, folders, protocol
+from dlbench import SCHEMA_VERSION, announce, catalogue, folders
 from dlbench.spec import Sweep
 from dlbench.store import ResultsDir, trial_label
 
@@ -169,6 +169,8 @@ def _run(sweep: Sweep, results: ResultsDir, workers: int, wanted_devices: list[s
                                                       f"{Path(name).with_suffix('.damaged')}, its trial runs again"))
         _run_stage(sweep.trials, "tune", sweep, executor, records, results, console, workers, stop)
         if sweep.protocol:
+            from dlbench import protocol
+
             finalists, confirm, why_not = protocol.confirm_trials(sweep.trials, records, sweep.protocol)
             if confirm is None:
                 err.print(f"[red]stage 2 (confirm) not started:[/] {escape(why_not)}")
@@ -184,8 +186,10 @@ def _run(sweep: Sweep, results: ResultsDir, workers: int, wanted_devices: list[s
         if records:
             with stop.critical():
                 results.consolidate(records)
+        from dlbench.protocol import confirm_size
+
         stored = sum(1 for t in all_trials if t["id"] in records)
-        total = len(all_trials) + (protocol.confirm_size(sweep.trials, sweep.protocol)
+        total = len(all_trials) + (confirm_size(sweep.trials, sweep.protocol)
                                    if sweep.protocol and len(all_trials) == len(sweep.trials) else 0)
         err.print(f"interrupted: {stored} of {total} trials stored in {path}; run the same command to resume",
                   markup=False, highlight=False)
