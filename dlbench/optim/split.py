@@ -16,14 +16,12 @@ the stacked parameters, which have the reference's shapes)."""
 from __future__ import annotations
 
 import functools
-import inspect
 from typing import Any
 
 from dlbench import usercode
 from dlbench.errors import UserError
-from dlbench.optim import by_path
-from dlbench.optim.common import OptimizerEntry, check_fixed, check_float
-from dlbench.schema import TRIAL_FIELDS
+from dlbench.optim import by_path, composite
+from dlbench.optim.common import OptimizerEntry, check_float
 
 KIND = "split"
 CONSTRUCT_TO_CHECK = True
@@ -56,48 +54,22 @@ def claims(trial: dict) -> bool:
 
 
 def describe(name: str, table: dict, where: str = "optimizer", resolve=None) -> OptimizerEntry:
-    import torch
-
     rest = resolve(table["rest"], f"{where}.rest")
-    reference = table["class"]
-    ref = usercode.parse_ref(reference)
-    if ref.is_file:
-        usercode.SESSION.files.add(ref.path, f"optimizer = {name!r}")
-    obj = by_path.load(reference, where)
-    if not callable(obj) or (inspect.isclass(obj) and not issubclass(obj, torch.optim.Optimizer)):
-        raise UserError(f"{where} = {name!r}: {reference} is not an optimizer; allowed: {by_path.ALLOWED}")
+    obj = composite.load_class(name, table, where, by_path.ALLOWED)
     keywords, _, _ = usercode.keywords_of(obj, skip=1, reserved=("lr", "params"))
-    fixed = {k: v for k, v in table.items() if k not in TABLE_KEYS}
-    check_fixed(name, reference, fixed, (*keywords, *OWN), False)
-    has_modes = rest.has_modes or (callable(getattr(obj, "train", None)) and callable(getattr(obj, "eval", None)))
-    return OptimizerEntry(name, KIND, reference, f"{reference.split(':')[-1]} on matrices, {rest.name} on the rest",
-                          (*keywords, *OWN), fixed=fixed, needs_closure=rest.needs_closure,
-                          has_modes=has_modes, second_order=rest.second_order, parts={"rest": rest})
+    return composite.describe(name, table, KIND, "rest", rest, (*keywords, *OWN), TABLE_KEYS,
+                              f"{table['class'].split(':')[-1]} on matrices, {rest.name} on the rest",
+                              rest.has_modes or composite.has_modes(obj))
 
 
 def from_trial(trial: dict, resolve) -> OptimizerEntry:
-    rest = resolve(trial["rest"])
-    return describe(trial["optimizer"], {"class": trial["optimizer_class"], "rest": rest.name},
-                    resolve=lambda name, where: rest)
-
-
-def own_keywords(trial: dict) -> dict:
-    return {k: v for k, v in trial.items() if k not in TRIAL_FIELDS and k not in RESERVED}
+    return composite.from_trial(trial, resolve, "rest", describe)
 
 
 def fields(entry: OptimizerEntry, values: dict, lr: float, where: str, part) -> dict:
-    """The class's reference and keywords (rest_lr among them), and the rest optimizer's fields
-    under `rest`, from the spec keys the class does not take."""
-    given = {k: v for k, v in values.items() if k in entry.keywords}
-    rest_fields = part(entry.parts["rest"], {k: v for k, v in values.items() if k not in entry.keywords})
-    for k in given:
-        if k in entry.fixed:
-            raise UserError(f"{where}: {k} is fixed to {entry.fixed[k]!r} by [optimizers.{entry.name}]; allowed: set "
-                            "it in one place")
-    out: dict[str, Any] = {"optimizer_class": entry.reference,
-                           "rest": {"optimizer": entry.parts["rest"].name, **rest_fields}}
-    out.update({k: entry.fixed[k] for k in sorted(entry.fixed)})
-    out.update({k: given[k] for k in sorted(given)})
+    """The class's reference and keywords (rest_lr among them), checked; the rest optimizer's
+    fields under `rest`."""
+    out = composite.fields(entry, values, where, "rest", part)
     if "rest_lr" in out:
         out["rest_lr"] = check_rest_lr(out["rest_lr"], f"{where}: rest_lr")
     return out
@@ -109,8 +81,8 @@ def build(entry: OptimizerEntry, params, trial: dict, build_part) -> Any:
     params = list(params)
     matrices = [p for p in params if p.dim() >= 2]
     others = [p for p in params if p.dim() < 2]
-    main = by_path.load(entry.reference)(matrices, lr=trial["lr"],
-                                         **usercode.as_call_keywords(own_keywords(trial))) if matrices else None
+    own = usercode.as_call_keywords(composite.own_keywords(trial, RESERVED))
+    main = by_path.load(entry.reference)(matrices, lr=trial["lr"], **own) if matrices else None
     rest = build_part({**trial["rest"], "lr": trial.get("rest_lr", trial["lr"])}, others) if others else None
     if main is None or rest is None:
         return main or rest

@@ -14,14 +14,12 @@ views of the stacked parameters), on the reference engine where the inner one ne
 
 from __future__ import annotations
 
-import inspect
 from typing import Any
 
 from dlbench import usercode
 from dlbench.errors import UserError
-from dlbench.optim import by_path
-from dlbench.optim.common import OptimizerEntry, check_fixed
-from dlbench.schema import TRIAL_FIELDS
+from dlbench.optim import by_path, composite
+from dlbench.optim.common import OptimizerEntry
 
 KIND = "wrapper"
 CONSTRUCT_TO_CHECK = True
@@ -48,55 +46,24 @@ def claims(trial: dict) -> bool:
 def describe(name: str, table: dict, where: str = "optimizer", resolve=None) -> OptimizerEntry:
     """The wrapper's own keywords (its signature after the optimizer it wraps) and what it needs,
     which is what its inner optimizer needs. `resolve(name, where)`: another optimizer's entry."""
-    import torch
-
     inner = resolve(table["wraps"], f"{where}.wraps")
-    reference = table["class"]
-    ref = usercode.parse_ref(reference)
-    if ref.is_file:
-        usercode.SESSION.files.add(ref.path, f"optimizer = {name!r}")
-    obj = by_path.load(reference, where)
-    if not callable(obj) or (inspect.isclass(obj) and not issubclass(obj, torch.optim.Optimizer)):
-        raise UserError(f"{where} = {name!r}: {reference} is not an optimizer wrapper; allowed: an Optimizer subclass "
-                        "(or a function) taking the optimizer it wraps as its first argument")
+    obj = composite.load_class(name, table, where, "an Optimizer subclass (or a function) taking the optimizer it "
+                                                   "wraps as its first argument")
     keywords, _, _ = usercode.keywords_of(obj, skip=1, reserved=("lr", "params", "optimizer"))
-    fixed = {k: v for k, v in table.items() if k not in TABLE_KEYS}
-    check_fixed(name, reference, fixed, keywords, False)
-    return OptimizerEntry(name, KIND, reference, f"{reference.split(':')[-1]} over {inner.name}", tuple(keywords),
-                          fixed=fixed, needs_closure=inner.needs_closure,
-                          has_modes=callable(getattr(obj, "train", None)) and callable(getattr(obj, "eval", None)),
-                          second_order=inner.second_order, parts={"wraps": inner})
+    return composite.describe(name, table, KIND, "wraps", inner, tuple(keywords), TABLE_KEYS,
+                              f"{table['class'].split(':')[-1]} over {inner.name}", composite.has_modes(obj))
 
 
 def from_trial(trial: dict, resolve) -> OptimizerEntry:
-    """`resolve(trial)`: the entry of a part, from its fields."""
-    inner = resolve(trial["wraps"])
-    return describe(trial["optimizer"], {"class": trial["optimizer_class"], "wraps": inner.name},
-                    resolve=lambda name, where: inner)
-
-
-def own_keywords(trial: dict) -> dict:
-    return {k: v for k, v in trial.items() if k not in TRIAL_FIELDS and k not in RESERVED}
+    return composite.from_trial(trial, resolve, "wraps", describe)
 
 
 def fields(entry: OptimizerEntry, values: dict, lr: float, where: str, part) -> dict:
-    """The wrapper's reference, its fixed and given keywords, and the inner optimizer's fields
-    under `wraps` (its name first). `part(entry, values)`: a part's fields from the spec keys the
-    wrapper does not take."""
-    given = {k: v for k, v in values.items() if k in entry.keywords}
-    inner_fields = part(entry.parts["wraps"], {k: v for k, v in values.items() if k not in entry.keywords})
-    for k in given:
-        if k in entry.fixed:
-            raise UserError(f"{where}: {k} is fixed to {entry.fixed[k]!r} by [optimizers.{entry.name}]; allowed: set "
-                            "it in one place")
-    inner = entry.parts["wraps"]
-    out: dict[str, Any] = {"optimizer_class": entry.reference, "wraps": {"optimizer": inner.name, **inner_fields}}
-    out.update({k: entry.fixed[k] for k in sorted(entry.fixed)})
-    out.update({k: given[k] for k in sorted(given)})
-    return out
+    """The wrapper's reference and keywords; the inner optimizer's fields under `wraps`."""
+    return composite.fields(entry, values, where, "wraps", part)
 
 
 def build(entry: OptimizerEntry, params, trial: dict, build_part) -> Any:
     """The inner optimizer over the parameters (with the trial's lr), wrapped."""
     inner = build_part({**trial["wraps"], "lr": trial["lr"]}, params)
-    return by_path.load(entry.reference)(inner, **usercode.as_call_keywords(own_keywords(trial)))
+    return by_path.load(entry.reference)(inner, **usercode.as_call_keywords(composite.own_keywords(trial, RESERVED)))
