@@ -5,6 +5,8 @@ equal to NaN, floats compared bit for bit.
 
     python benchmarks/same_numbers.py --before e500870                  # quickstart and small-suite
     python benchmarks/same_numbers.py --before e500870 --presets smoke  # any preset names
+    git show e500870:experiments/benchmarks/small-suite.toml > /tmp/old-suite.toml
+    python benchmarks/same_numbers.py --before e500870 --presets /tmp/old-suite.toml  # one spec file for both
 
 Exit code 0 when every number is identical, 1 otherwise (the differing columns are listed).
 """
@@ -24,6 +26,10 @@ TIMING = {"train_time", "eval_time", "wall_time", "time"}
 
 
 def run(code_root: Path, preset: str, out: Path) -> float:
+    """One whole `dlbench sweep` of a preset by name (each revision's own file) or of a spec file
+    (the same file for both), with the code of `code_root`."""
+    if Path(preset).is_file():
+        preset = str(Path(preset).resolve())
     env = {**os.environ, "PYTHONPATH": str(code_root)}
     t0 = time.perf_counter()
     p = subprocess.run([sys.executable, "-m", "dlbench", "sweep", preset, "--out", str(out)], cwd=code_root, env=env,
@@ -68,11 +74,12 @@ def main() -> int:
                        capture_output=True)
         try:
             for preset in args.presets.split(","):
-                secs = {label: run(root, preset, Path(tmp) / f"out-{label}-{preset}")
+                tag = Path(preset).stem
+                secs = {label: run(root, preset, Path(tmp) / f"out-{label}-{tag}")
                         for label, root in (("before", old), ("after", ROOT))}
                 tables = {}
                 for label in secs:
-                    folder = next((Path(tmp) / f"out-{label}-{preset}").iterdir())
+                    folder = next((Path(tmp) / f"out-{label}-{tag}").iterdir())
                     tables[label] = (pd.read_parquet(folder / "trials.parquet"),
                                      pd.read_parquet(folder / "history.parquet"))
                 (t0, h0), (t1, h1) = tables["before"], tables["after"]

@@ -29,6 +29,11 @@ def print_grid(sweep: Sweep, console: Console, dry_run: bool = False) -> None:
         factors += "".join(f" × {k} {len(v)}" for k, v in sweep.top_axes.items())
     else:
         factors = " × ".join(f"{k} {len(v)}" for k, v in sweep.axes.items()) or "no grid axes"
+    if sweep.extensions:
+        grown = sum(1 for t in sweep.trials if t["id"] in _extension_ids(sweep))
+        keys = ", ".join(sorted({p["key"] for p in sweep.extensions}))
+        factors += f" + {grown} from {len(sweep.extensions)} point{'s' * (len(sweep.extensions) != 1)} beyond the " \
+                   f"edges of {keys}"
     console.print(f"[bold]{sweep.name}[/]: {n} trial{'s' * (n != 1)} ({escape(factors)})")
     table = Table(box=None, show_header=True, header_style="bold", pad_edge=False)
     table.add_column("key")
@@ -41,8 +46,9 @@ def print_grid(sweep: Sweep, console: Console, dry_run: bool = False) -> None:
         if k not in varying:
             table.add_row(k, str(shown.get(k, first.get(k))))
     if sweep.one_grid:
+        ranges = {**sweep.top_ranges, **sweep.grids[0].ranges}
         for k, values in sweep.axes.items():
-            table.add_row(f"{k} (grid)", ", ".join(_short(v, k) for v in values))
+            table.add_row(f"{k} (grid)", _range_text(ranges.get(k), values, k))
     else:
         for k, values in sweep.top_axes.items():
             table.add_row(f"{k} (every sub-grid)", ", ".join(_short(v, k) for v in values))
@@ -87,7 +93,13 @@ def _range_text(spec: dict | None, values, key: str) -> str:
     head = f"{kind} {a:g}..{b:g}"
     if "num" not in spec:
         return f"{head} (continuous)"
-    return f"{head} ({spec['num']}): " + ", ".join(_short(v, key) for v in values)
+    grows = f"; extends by up to {spec['extend']} beyond an edge the tuning stage chooses" if "extend" in spec else ""
+    return f"{head} ({spec['num']}): " + ", ".join(_short(v, key) for v in values) + grows
+
+
+def _extension_ids(sweep: Sweep) -> set[str]:
+    """The trials that points beyond ranges' edges added (after those the spec declares)."""
+    return {t["id"] for t in sweep.trials[sweep.expansion.get("declared", len(sweep.trials)):]}
 
 
 def _short(v, key: str) -> str:

@@ -128,16 +128,25 @@ def show(
     results: Annotated[str, typer.Argument(help="A results folder written by `dlbench sweep`.")],
     json_: Annotated[bool, Opt("--json", help="One JSON object per trial, for scripts.")] = False,
     ci: Annotated[str, Opt(help=CI_HELP)] = "t",
+    pairs: Annotated[bool, Opt("--pairs", help="Every pair's verdict in words, under each problem's table.")] = False,
+    focus: Annotated[str | None, Opt(help="Put this optimizer against each other one: a row per problem with "
+                                          "the difference, its interval and the verdict (default: the spec's "
+                                          "focus).")] = None,
 ) -> int:
-    """Summary table of a finished or partial sweep: each optimizer at its best configuration with N and the
-    95% CI, and the verdict of every pair."""
+    """The scoreboard of a finished or partial sweep (wins, ties and losses over the problems, mean ranks), each
+    problem's best configuration per optimizer with N and the 95% CI, and with --pairs every pair's verdict."""
     from dlbench import folders
     from dlbench.output import console as make_console
+    from dlbench.spec import check_focus
     from dlbench.stats import check_ci
     from dlbench.summary import render_summary
 
     check_ci(ci)
     trials, history, env = folders.read(results)
+    spec = folders.stored_spec(results)
+    focus = focus if focus is not None else spec.get("focus")
+    if focus is not None and len(trials):
+        check_focus(focus, sorted(set(trials["optimizer"])), "--focus ")
     if json_:
         sys.stdout.write(trials.drop(columns=["config"], errors="ignore").to_json(orient="records", lines=True))
         return 0
@@ -148,7 +157,8 @@ def show(
     counts = trials["status"].value_counts().to_dict()
     console.print(f"{results}: {len(trials)} trials ({', '.join(f'{v} {k}' for k, v in counts.items())}), "
                   f"{len(history)} history rows")
-    render_summary(trials, console, env, method=ci, where=results)
+    render_summary(trials, console, env, method=ci, where=results, history=history, pairs=pairs, focus=focus,
+                   search=folders.search_kind(spec), extended=folders.extended(spec))
     return 0
 
 
@@ -163,7 +173,7 @@ def show(
 ))
 def plot(
     results: Annotated[list[str], typer.Argument(help="One or more results folders.")],
-    kind: Annotated[str, Opt(help="curves, lr, heatmap, target, profile, timing or all.")] = "all",
+    kind: Annotated[str, Opt(help="curves, lr, heatmap, target, profile, budget, timing or all.")] = "all",
     metric: Annotated[str | None, Opt(help="test_acc, val_acc, test_loss, val_loss, train_loss, ... (default: "
                                            "test_acc or test_loss; target: val_acc or val_loss).")] = None,
     x: Annotated[str, Opt("--x", help="x axis of curves: epoch, step, samples or time.")] = "epoch",
@@ -203,12 +213,15 @@ def report(
     format_: Annotated[str, Opt("--format", help="html (one self-contained page), md, tex or csv.")] = "html",
     out: Annotated[str | None, Opt(help="File to write (default: <first folder>/report.<format>).")] = None,
     ci: Annotated[str, Opt(help=CI_HELP)] = "t",
+    focus: Annotated[str | None, Opt(help="Put this optimizer against each other one (default: the spec's "
+                                          "focus).")] = None,
 ) -> int:
-    """A sweep on one page: what ran, each optimizer at its best configuration with N and the 95% CI, the
-    pairwise verdicts, the figures and every table; offline html, or md, tex and csv for papers."""
+    """A sweep on one page: the scoreboard first, what ran, each optimizer at its best configuration with N and
+    the 95% CI, the pairwise verdicts, the tuning budget, the figures and every table; offline html, or md,
+    tex and csv for papers."""
     from dlbench.report import make_report
 
-    for path in make_report(results, format_, out, ci):
+    for path in make_report(results, format_, out, ci, focus):
         typer.echo(f"wrote {path}")
     return 0
 

@@ -70,10 +70,10 @@ def check_range(key: str, value: dict, where: str, continuous_ok: bool) -> dict:
         raise UserError(f"{where} = {_show(value)} is a range, which {key} cannot take; allowed: a range for "
                         f"{', '.join(RANGE_KEYS)}, or a list of values")
     kinds = [k for k in ("log", "lin") if k in value]
-    extra = [k for k in value if k not in ("log", "lin", "num")]
+    extra = [k for k in value if k not in ("log", "lin", "num", "extend")]
     if len(kinds) != 1 or extra:
         raise UserError(f"{where} = {_show(value)} is not allowed; allowed: {{ log = [a, b], num = n }} or "
-                        "{ lin = [a, b], num = n }")
+                        "{ lin = [a, b], num = n } (and extend = K)")
     kind = kinds[0]
     bounds = value[kind]
     if (not isinstance(bounds, list) or len(bounds) != 2
@@ -93,7 +93,34 @@ def check_range(key: str, value: dict, where: str, continuous_ok: bool) -> dict:
     elif not continuous_ok:
         raise UserError(f"{where} = {_show(value)} has no num; allowed: num = N (N values), or a [search] table "
                         "that samples the range")
+    if "extend" in value:
+        k = value["extend"]
+        if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+            raise UserError(f"{where}.extend = {k!r} is not allowed; allowed: a whole number >= 1 (points the range "
+                            "may grow by beyond each edge)")
+        if out.get("num", 0) < 2 or continuous_ok:
+            raise UserError(f"{where} = {_show(value)}: extend grows a grid's range step by step; allowed: extend with "
+                            "num >= 2, in a grid (not a [search])")
+        out["extend"] = k
     return out
+
+
+def step_beyond(key: str, spec: dict, edge: float, up: bool) -> float:
+    """The next value of a range beyond `edge` on the range's own step: × (b/a)^(1/(num-1)) for a
+    log range, + (b-a)/(num-1) for a lin one (rounded as the range's values are)."""
+    kind = "log" if "log" in spec else "lin"
+    a, b = (float(v) for v in spec[kind])
+    n = spec["num"]
+    if kind == "log":
+        ratio = (b / a) ** (1 / (n - 1)) if b > a else 10.0
+        raw = edge * ratio if up else edge / ratio
+    else:
+        step = (b - a) / (n - 1) if b > a else 1.0
+        raw = edge + step if up else edge - step
+    if key in INTEGER_KEYS:
+        v = int(round(raw))
+        return v if v != edge else int(edge) + (1 if up else -1)
+    return _round(raw)
 
 
 def resolve(key: str, value: dict, where: str, continuous_ok: bool, notes: list[str]) -> tuple[dict, Any]:

@@ -28,6 +28,33 @@ def read(path: str | Path):
     return fill_data_columns(trials), history, env
 
 
+def stored_spec(path: str | Path) -> dict:
+    """The spec a results folder holds (spec.toml as a table; empty when absent or unreadable)."""
+    import tomllib
+
+    try:
+        return tomllib.loads((Path(path) / "spec.toml").read_text())
+    except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError):
+        return {}
+
+
+def search_kind(spec: dict) -> str:
+    """How a sweep's configurations were made: "grid", or its [search] kind (random, sobol)."""
+    search = spec.get("search")
+    return str(search.get("kind", "sobol")) if isinstance(search, dict) else "grid"
+
+
+def extended(spec: dict) -> dict[tuple[str, str, str], int]:
+    """(dataset, optimizer, key) -> points a range with `extend` grew by, from a stored spec."""
+    points = (spec.get("extensions") or {}).get("points") or []
+    out: dict[tuple[str, str, str], int] = {}
+    for p in points:
+        if isinstance(p, dict) and {"dataset", "optimizer", "key"} <= set(p):
+            k = (p["dataset"], p["optimizer"], p["key"])
+            out[k] = out.get(k, 0) + 1
+    return out
+
+
 def fill_data_columns(trials):
     """task, n_train, n_val and n_test where a record predates them (schema < 3): from the dataset
     catalogue's metadata, which gives the sizes every built-in split has."""

@@ -62,6 +62,8 @@ def run_sweep(sweep: Sweep, out: str | Path, *, fresh: bool = False, dry_run: bo
     err = make_console(stderr=True)
     workers = workers or sweep.workers or default_workers()
     path = Path(out) / sweep.name
+    if not fresh:
+        _stored_extensions(sweep, path)  # an earlier run grew its ranges: those trials are this sweep's too
     units = make_units(sweep.trials, sweep.engine, workers)  # refuses trials --engine fused cannot train
     wanted_devices = sorted({t["device"] for t in sweep.trials})
     if wanted_devices != ["cpu"]:  # only then is torch needed in this process before training
@@ -168,6 +170,8 @@ def _run(sweep: Sweep, results: ResultsDir, workers: int, wanted_devices: list[s
             err.print("[yellow]warning:[/] " + escape(f"damaged record {name} in {path / 'trials'}: moved aside as "
                                                       f"{Path(name).with_suffix('.damaged')}, its trial runs again"))
         _run_stage(sweep.trials, "tune", sweep, executor, records, results, console, workers, stop)
+        _extend(sweep, executor, records, results, console, workers, stop)
+        all_trials = list(sweep.trials)  # with what extending the ranges added
         if sweep.protocol:
             from dlbench import protocol
 
@@ -200,9 +204,13 @@ def _run(sweep: Sweep, results: ResultsDir, workers: int, wanted_devices: list[s
     from dlbench.summary import render_summary
 
     current = [records[t["id"]] for t in all_trials if t["id"] in records]
-    trials, _ = store.tables(current)
+    trials, history = store.tables(current)
     if not trials.empty:
-        render_summary(trials, console, {"schema_version": SCHEMA_VERSION}, short=True, where=str(path))
+        from dlbench.extension import counts
+
+        render_summary(trials, console, {"schema_version": SCHEMA_VERSION}, short=True, where=str(path),
+                       history=history, focus=sweep.focus, search=sweep.search["kind"] if sweep.search else "grid",
+                       extended=counts(sweep.extensions))
     console.print(f"results: {path}  (trials.parquet, history.parquet; `dlbench plot {path}`)")
     statuses = Counter(r["result"]["status"] for r in current)
     if statuses["failed"]:
@@ -243,6 +251,46 @@ def _run_stage(trials: list[dict], stage: str, sweep: Sweep, executor, records, 
         announce.print_plan(units, console, workers)
     by_id = {t["id"]: t for t in trials}
     _execute(executor, units, by_id, records, results, console, done, len(trials), stage, stop, chosen)
+
+
+def _stored_extensions(sweep: Sweep, path: Path) -> None:
+    """The points an earlier run of this sweep added beyond its ranges' edges (spec.toml), so that
+    a resumed sweep has them from the start. A folder of another sweep keeps them to itself (the
+    folder check then names what differs)."""
+    from dlbench.errors import UserError
+    from dlbench.spec import check_extensions
+
+    table = folders.stored_spec(path).get("extensions")
+    if table is None or not sweep.extendable():
+        return
+    try:
+        points = check_extensions(table, sweep)
+    except UserError:
+        return
+    sweep.with_extensions([p for p in points if p not in sweep.extensions])
+
+
+def _extend(sweep: Sweep, executor, records, results, console, workers, stop) -> None:
+    """While the tuning stage chooses a value at the edge of a range with `extend`, add the next
+    value beyond it (stored in spec.toml first), train it, and choose again (dlbench.extension)."""
+    if not sweep.extendable():
+        return
+    from dlbench import extension, words
+
+    while True:
+        steps = extension.steps(sweep, records)
+        grow = [s for s in steps if s.point is not None]
+        for s in steps:
+            if s.point is None and s.why_not and s.edge:
+                console.print(f"[yellow]note:[/] {escape(words.extension_blocked(s))}")
+        if not grow:
+            return
+        for s in grow:
+            console.print(words.extension_line(s), markup=False, highlight=False)
+        new = sweep.with_extensions([s.point for s in grow])
+        with stop.critical():
+            results.write_spec(sweep.to_toml())
+        _run_stage(new, "tune", sweep, executor, records, results, console, workers, stop)
 
 
 def chosen_by(sweep: Sweep, finalists: list) -> dict[str, str]:

@@ -27,9 +27,11 @@ NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 # Keys of a spec about how or where a sweep runs, not what it computes (not part of trial ids).
 RUN_KEYS = ("name", "description", "engine", "workers", "data_dir", "executor", "address")
 # Tables a spec may hold besides [grid].
-TABLE_KEYS = ("grid", "search", "protocol", "expect", "lesson", "optimizers")
+TABLE_KEYS = ("grid", "search", "protocol", "expect", "lesson", "optimizers", "extensions")
+# Keys about how results are read, not what is run.
+READING_KEYS = ("focus",)
 # Keys that do not change what the trials are: left out of a flag sweep's name and of what counts as a changed spec.
-NOT_TRIAL_DEFINING = (*RUN_KEYS, "expect", "lesson")
+NOT_TRIAL_DEFINING = (*RUN_KEYS, *READING_KEYS, "expect", "lesson")
 
 
 def config_key(trial: dict) -> str:

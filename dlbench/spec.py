@@ -27,12 +27,12 @@ from typing import Any
 
 from dlbench import catalogue, data, design, optim, usercode
 from dlbench.errors import UserError, check_keys, did_you_mean
-from dlbench.schema import EXPECT_METRICS, NAME_RE, RUN_KEYS, SELECT_COLUMNS, TABLE_KEYS, TRIAL_KEYS
+from dlbench.schema import EXPECT_METRICS, NAME_RE, READING_KEYS, RUN_KEYS, SELECT_COLUMNS, TABLE_KEYS, TRIAL_KEYS
 from dlbench.trials import canonical_trial, choice
 
 KNOB_KEYS = optim.KNOB_KEYS
 AXIS_KEYS = (*TRIAL_KEYS, *KNOB_KEYS)  # what a trial is made of, in display order
-ALL_KEYS = (*TRIAL_KEYS, "seeds", *KNOB_KEYS, *RUN_KEYS, *TABLE_KEYS)
+ALL_KEYS = (*TRIAL_KEYS, "seeds", *KNOB_KEYS, *RUN_KEYS, *READING_KEYS, *TABLE_KEYS)
 
 DEFAULTS: dict[str, Any] = {
     "dataset": "digits",
@@ -86,7 +86,32 @@ class Sweep:
     top_axes: dict[str, list] = field(default_factory=dict)  # top-level lists, crossed with every sub-grid
     search: dict | None = None  # [search] with its sampled points
     protocol: dict | None = None  # [protocol]
+    focus: str | None = None  # the optimizer readers put against each other one
     notes: list[str] = field(default_factory=list)  # what expansion rounded or merged, said once
+    top_ranges: dict[str, dict] = field(default_factory=dict)  # top-level key -> its range table, as given
+    # points the tuning stage added beyond the edge of a range with `extend` (dlbench.extension)
+    extensions: list[dict] = field(default_factory=list)
+    origins: dict[str, int] = field(default_factory=dict)  # trial id -> the sub-grid it came from (1-based)
+    expansion: dict = field(default_factory=dict, repr=False)  # what generating more trials of a sub-grid needs
+
+    def extendable(self) -> list[tuple[int, str, dict]]:
+        """(sub-grid, key, range table) of every range with `extend` (sub-grid 0: top level, every sub-grid)."""
+        out = [(0, k, r) for k, r in self.top_ranges.items() if "extend" in r]
+        return out + [(i, k, r) for i, g in enumerate(self.grids, 1) for k, r in g.ranges.items() if "extend" in r]
+
+    def with_extensions(self, points: list[dict]) -> list[dict]:
+        """Add extension points (their trials, after the others: stage 1 grows); returns the new trials."""
+        new = []
+        seen = {t["id"] for t in self.trials}
+        for p in points:
+            for t in extension_trials(self, p):
+                if t["id"] not in seen:
+                    seen.add(t["id"])
+                    self.origins[t["id"]] = p["grid"] or self.origins.get(t["id"], 1)
+                    new.append(t)
+            self.extensions.append(p)
+        self.trials += new
+        return new
 
     @property
     def one_grid(self) -> bool:
@@ -100,6 +125,8 @@ class Sweep:
                  f"name = {toml_value(self.name)}"]
         if self.description:
             lines.append(f"description = {toml_value(self.description)}")
+        if self.focus:
+            lines.append(f"focus = {toml_value(self.focus)}")
         run = {"engine": self.engine, "executor": self.executor}
         if self.address:
             run["address"] = self.address
@@ -107,11 +134,18 @@ class Sweep:
             run["workers"] = self.workers
         for k, v in {**self.fixed, **run}.items():
             lines.append(f"{k} = {toml_value(v)}")
+        top = {k: self.top_ranges.get(k, v) for k, v in self.top_axes.items()}  # a range with extend stays a range
+        top = {k: (v if isinstance(v, list) or "extend" in v else self.top_axes[k]) for k, v in top.items()}
         if self.one_grid:
-            if self.axes:
-                lines += ["", "[grid]"] + [f"{k} = {toml_value(v)}" for k, v in self.axes.items()]
+            at_top = {k: v for k, v in top.items() if isinstance(v, dict)}  # a top-level range with extend stays there
+            lines += [f"{k} = {toml_value(v)}" for k, v in at_top.items()]
+            rest = {k: v for k, v in self.axes.items() if k not in at_top}
+            if rest:
+                lines += ["", "[grid]"] + [f"{k} = {toml_value(v)}" for k, v in rest.items()
+                                           if k not in self.grids[0].ranges]
+                lines += [f"{k} = {toml_value(v)}" for k, v in self.grids[0].given.items() if k in self.grids[0].ranges]
         else:
-            for k, v in self.top_axes.items():
+            for k, v in top.items():
                 lines.append(f"{k} = {toml_value(v)}")
             for g in self.grids:
                 lines += ["", "[[grid]]"] + [f"{k} = {toml_value(v)}" for k, v in g.given.items()]
@@ -127,6 +161,9 @@ class Sweep:
             lines += ["", "[lesson]"] + [f"{k} = {toml_value(v)}" for k, v in self.lesson.items()]
         for name, table in self.optimizers.items():
             lines += ["", f"[optimizers.{_toml_key(name)}]"] + [f"{k} = {toml_value(v)}" for k, v in table.items()]
+        if self.extensions:
+            lines += ["", "[extensions]", "# points the tuning stage added beyond the edge of a range with extend",
+                      "points = [\n" + "".join(f"  {toml_value(p)},\n" for p in self.extensions) + "]"]
         return "\n".join(lines) + "\n"
 
 
@@ -273,10 +310,12 @@ def build_sweep(raw: dict, default_name: str = "sweep", base_dir: str | None = N
     protocol = design.check_protocol(raw.pop("protocol", None), SELECT_COLUMNS,
                                      tuple(k for k in AXIS_KEYS if k != "seed"))
     expect = _check_expect(raw.pop("expect", {}) or {})
+    raw_extensions = raw.pop("extensions", None)
     lesson = _check_lesson(raw.pop("lesson", {}) or {})
 
     name = raw.pop("name", default_name)
     check_name(name)
+    focus = raw.pop("focus", None)
     description = raw.pop("description", "")
     if not isinstance(description, str):
         raise UserError(f"description = {description!r} is not allowed; allowed: a string")
@@ -305,10 +344,11 @@ def build_sweep(raw: dict, default_name: str = "sweep", base_dir: str | None = N
 
     # top level: lists and ranges are axes crossed with every sub-grid; the rest is fixed
     top_axes: dict[str, list] = {}
+    top_ranges: dict[str, dict] = {}
     fixed: dict[str, Any] = {}
     for key, value in raw.items():
         if design.is_range(value) and key not in ("model", "schedule"):
-            _, value = design.resolve(key, value, key, False, notes)
+            top_ranges[key], value = design.resolve(key, value, key, False, notes)
         if isinstance(value, list) and _is_axis(key, value):
             if not value:
                 raise UserError(f"{key} = [] is empty; allowed: a list with at least one value")
@@ -339,7 +379,8 @@ def build_sweep(raw: dict, default_name: str = "sweep", base_dir: str | None = N
     trials: list[dict] = []
     seen: set[str] = set()
     used_knobs: set[str] = set()
-    for combos in combos_per_grid:
+    origins: dict[str, int] = {}
+    for g, combos in enumerate(combos_per_grid, 1):
         for combo in combos:
             for top in itertools.product(*(top_axes[k] for k in top_order)):
                 values = {**DEFAULTS, **fixed, **dict(zip(top_order, top, strict=True)), **combo}
@@ -348,6 +389,7 @@ def build_sweep(raw: dict, default_name: str = "sweep", base_dir: str | None = N
                 if trial["id"] not in seen:  # a trial in several sub-grids is one trial
                     seen.add(trial["id"])
                     trials.append(trial)
+                    origins[trial["id"]] = g if search is None else 1
     given_knobs = {k for k in (*KNOB_KEYS, *extra)
                    if k in top_axes or k in fixed or any(k in g.values for g in grids)}
     for k in sorted(given_knobs - used_knobs):
@@ -364,13 +406,69 @@ def build_sweep(raw: dict, default_name: str = "sweep", base_dir: str | None = N
     if len(grids) == 1 and search is None:
         axes.update(grids[0].values)
     axes = {k: axes[k] for k in (*AXIS_KEYS, *sorted(extra)) if k in axes}
+    if focus is not None:
+        check_focus(focus, sorted({t["optimizer"] for t in trials}))
     optim.run_constructions()
     session.pool = None  # the pool is the runner's from here on (it may even be replaced)
     notes += catalogue.notes()
-    return Sweep(name=name, trials=trials, axes=axes, fixed=fixed, engine=engine, workers=workers, data_dir=data_dir,
-                 executor=executor, address=address, expect=expect, description=description, lesson=lesson,
-                 grids=grids, top_axes={k: top_axes[k] for k in top_order}, search=search, protocol=protocol,
-                 notes=notes, optimizers=named, base_dir=base_dir or ".")
+    sweep = Sweep(name=name, trials=trials, axes=axes, fixed=fixed, engine=engine, workers=workers,
+                  data_dir=data_dir, executor=executor, address=address, expect=expect, description=description,
+                  lesson=lesson, grids=grids, top_axes={k: top_axes[k] for k in top_order}, search=search,
+                  protocol=protocol, notes=notes, optimizers=named, base_dir=base_dir or ".", focus=focus,
+                  top_ranges=top_ranges, origins=origins,
+                  expansion={"combos": combos_per_grid, "top_order": top_order, "base": {**DEFAULTS, **fixed},
+                             "declared": len(trials)})
+    if raw_extensions is not None:
+        sweep.with_extensions(check_extensions(raw_extensions, sweep))
+    return sweep
+
+
+def extension_trials(sweep: Sweep, point: dict) -> list[dict]:
+    """The trials an extension point adds: its sub-grid's combinations (every sub-grid's for a
+    top-level range) with the point's value for its key, crossed with the top-level axes, those of
+    the point's dataset and optimizer (canonical; a value a trial cannot take raises UserError)."""
+    exp = sweep.expansion
+    grids = range(1, len(exp["combos"]) + 1) if point["grid"] == 0 else [point["grid"]]
+    top_axes = dict(sweep.top_axes)
+    if point["grid"] == 0:
+        top_axes[point["key"]] = [point["value"]]
+    out, seen = [], set()
+    for g in grids:
+        for combo in exp["combos"][g - 1]:
+            combo = {**combo, point["key"]: point["value"]} if point["grid"] else combo
+            for top in itertools.product(*(top_axes[k] for k in exp["top_order"])):
+                values = {**exp["base"], **dict(zip(exp["top_order"], top, strict=True)), **combo}
+                t = canonical_trial(values)
+                if t["dataset"] == point["dataset"] and t["optimizer"] == point["optimizer"] and t["id"] not in seen:
+                    seen.add(t["id"])
+                    out.append(t)
+    return out
+
+
+EXTENSION_KEYS = ("grid", "key", "dataset", "optimizer", "value")
+
+
+def check_extensions(table: Any, sweep: Sweep) -> list[dict]:
+    """[extensions] as dlbench writes it into spec.toml: points, each beyond an edge of a range
+    with `extend` of this sweep, no more per side than its extend allows."""
+    points = table.get("points") if isinstance(table, dict) else None
+    if not isinstance(points, list) or not all(isinstance(p, dict) and set(p) == set(EXTENSION_KEYS)
+                                                for p in points):
+        raise UserError("extensions is not allowed as given; allowed: the [extensions] points dlbench writes into "
+                        "spec.toml (tables with " + ", ".join(EXTENSION_KEYS) + "), or none")
+    ranges = {(g, k): r for g, k, r in sweep.extendable()}
+    count: dict[tuple, int] = {}
+    for p in points:
+        r = ranges.get((p["grid"], p["key"]))
+        if r is None:
+            raise UserError(f"extensions.points has {p['key']} in sub-grid {p['grid']}, which has no range with "
+                            "extend; allowed: points of this sweep's extendable ranges")
+        side = (p["grid"], p["key"], p["dataset"], p["optimizer"], p["value"] > 0)
+        count[side] = count.get(side, 0) + 1
+        if count[side] > 2 * r["extend"]:
+            raise UserError(f"extensions.points holds more points for {p['key']} ({p['dataset']}, {p['optimizer']}) "
+                            f"than extend = {r['extend']} allows; allowed: the points dlbench wrote")
+    return [dict(p) for p in points]
 
 
 def _grid_tables(grid: Any) -> list[dict]:
@@ -486,6 +584,14 @@ def _is_axis(key: str, value: list) -> bool:
     if key == "betas":
         return bool(value) and all(isinstance(v, list) for v in value)
     return True
+
+
+def check_focus(focus: Any, optimizers: list[str], flag: str = "focus = ") -> str:
+    """The optimizer a reader puts against each other one: one of the sweep's."""
+    if focus not in optimizers:
+        raise UserError(f"{flag}{focus!r} is not an optimizer of this sweep{did_you_mean(str(focus), optimizers)}; "
+                        f"allowed: {', '.join(optimizers)}")
+    return focus
 
 
 def check_name(name: Any) -> str:

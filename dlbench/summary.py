@@ -16,8 +16,6 @@ from rich.table import Table
 from dlbench import stats, words
 from dlbench.store import config_columns
 
-SHORT_PAIRS = 6  # the end of a sweep lists this many pairs per dataset; `dlbench show` lists them all
-
 
 def shown_hypers(trials: pd.DataFrame) -> list[str]:
     """The hyperparameters that name a configuration here: lr, batch size and epochs always, and
@@ -63,17 +61,127 @@ def cell(v, digits: int = 4) -> str:
 
 
 def render_summary(trials: pd.DataFrame, console: Console, env: dict | None = None, short: bool = False,
-                   method: str = stats.DEFAULT_CI, where: str | None = None) -> None:
-    """Per dataset: the best-configuration table, the notes (ties, divergence, the test split's
-    resolution, a choice at the edge of its range), and the verdict of every pair. `short` (the
-    end of a sweep) leaves out the status counts and, past SHORT_PAIRS pairs, lists the leader's
-    pairs and says how many others `dlbench show <where>` has."""
-    best = stats.best_configs(trials, method=method)
-    several = trials["dataset"].nunique() > 1
+                   method: str = stats.DEFAULT_CI, where: str | None = None, history: pd.DataFrame | None = None,
+                   pairs: bool = False, focus: str | None = None, search: str | None = None,
+                   extended: dict | None = None) -> None:
+    """The answer first: the scoreboard (wins, ties and losses of every pair over the problems,
+    best-or-tied counts, mean ranks, profile areas), the focus optimizer against each other one
+    (`focus`), each problem's best means in one table, and who leads as the tuning budget grows.
+    Then, except at the end of a sweep of several problems (`short`), each problem's
+    best-configuration table with its notes; the verdict of every pair in words with `pairs` (and
+    for one problem at the end of a sweep). `search`: the kind of search that made the
+    configurations (grid, random, sobol), which says what a tuning curve means; `extended`: the
+    points ranges with `extend` grew by ((dataset, optimizer, key) -> count)."""
     from pathlib import Path
 
-    for note in words.mixed_notes(trials, Path(where) if where and Path(where).is_dir() else None):
+    best = stats.best_configs(trials, method=method)
+    comparisons = stats.compare(best, method)
+    folder = Path(where) if where and Path(where).is_dir() else None
+    for note in words.mixed_notes(trials, folder):
         console.print(f"[yellow]note:[/] {escape(note)}")
+    if not best:
+        console.print("no trial finished with a number")
+        return
+    areas = {}
+    if history is not None and len(history) and len({b.dataset for b in best}) > 1:
+        costs = stats.profile_costs(trials, history).costs
+        areas = stats.profile_areas(stats.performance_profile(costs)) if len(costs) else {}
+    sb = stats.scoreboard(best, comparisons, areas, extended)
+    render_scoreboard(sb, console)
+    if focus is not None:
+        render_focus(stats.focus_rows(comparisons, focus), focus, console)
+    several = len(sb.problems) > 1
+    if several:
+        render_problems(sb, best, console)
+    render_budget(stats.budgets(trials), console, search)
+    if several and short:
+        edges = {s.optimizer: s.at_edge for s in sb.standings if s.at_edge}
+        note = words.edge_words(edges)
+        if note:
+            console.print(f"[yellow]note:[/] {escape(note)}")
+        console.print(words.family_note(comparisons) or "", markup=False, highlight=False, style="dim")
+        console.print(words.seeds_note(best), markup=False, highlight=False, style="dim")
+        console.print(f"each problem's best configurations: `dlbench show {where or '<results folder>'}`; every "
+                      f"pair's verdict in words: `dlbench show {where or '<results folder>'} --pairs`", markup=False,
+                      highlight=False, style="dim")
+        return
+    render_problem_tables(trials, best, comparisons, console, env, short, method, pairs or (short and not several),
+                          extended)
+
+
+def render_scoreboard(sb: stats.Scoreboard, console: Console) -> None:
+    """One row per optimizer, best mean rank first: best or tied, mean rank with its interval,
+    profile area, and wins/ties/losses against each other optimizer."""
+    n = len(sb.problems)
+    title = (f"scoreboard: {len(sb.optimizers)} optimizer{'s' * (len(sb.optimizers) != 1)} on {n} problem"
+             f"{'s' * (n != 1)}" + (f" ({', '.join(sb.problems)})" if n <= 8 else ""))
+    table = Table(title=escape(title), caption=words.SCOREBOARD_WORDS, header_style="bold", caption_justify="left")
+    table.add_column("optimizer")
+    table.add_column("best or tied", justify="right")
+    table.add_column("mean rank [95% CI]", justify="right")
+    profile = any(np.isfinite(s.profile_area) for s in sb.standings)
+    if profile:
+        table.add_column("profile", justify="right")
+    for o in sb.optimizers:
+        table.add_column(f"vs {o}", justify="right")
+    for s in sb.standings:
+        cells = [s.optimizer, f"{s.best_or_tied} of {s.problems}", words.rank_text(s)]
+        if profile:
+            cells.append(fmt(s.profile_area, 2))
+        cells += ["-" if o == s.optimizer else words.record_text(sb.record(s.optimizer, o)) for o in sb.optimizers]
+        table.add_row(*map(escape, cells))
+    console.print(table)
+
+
+def render_problems(sb: stats.Scoreboard, best: list[stats.Best], console: Console) -> None:
+    """Each problem's reported mean per optimizer: * the best, = not distinguishable from it."""
+    table = Table(title="mean per problem (* best, = not distinguishable from the best)", header_style="bold")
+    table.add_column("problem")
+    table.add_column("metric")
+    for o in sb.optimizers:
+        table.add_column(o, justify="right")
+    several = len({b.sweep for b in best}) > 1
+    for p in sb.problems:
+        items = [b for b in best if stats.problem_of(b, several) == p]
+        lead = min(sb.optimizers, key=lambda o: sb.ranks.loc[p, o] if np.isfinite(sb.ranks.loc[p, o]) else np.inf)
+        cells = [p, words.column_label(items[0].selection.report)]
+        for o in sb.optimizers:
+            v = sb.means.loc[p, o]
+            mark = "" if not np.isfinite(v) else ("*" if o == lead else ("=" if o in sb.leaders[p] else ""))
+            cells.append(f"{fmt(v)} {mark}".rstrip() if np.isfinite(v) else "")
+        table.add_row(*map(escape, cells))
+    console.print(table)
+
+
+def render_focus(rows: list[stats.FocusRow], focus: str, console: Console) -> None:
+    if not rows:
+        console.print(f"[yellow]note:[/] --focus {escape(focus)}: no comparison of it in these results")
+        return
+    table = Table(title=escape(f"{focus} against each other optimizer (difference: mean({focus}) - mean(other))"),
+                  header_style="bold")
+    for c in ("problem", "other", "difference [95% CI]", "verdict"):
+        table.add_column(c, justify="right" if c.startswith("difference") else "left")
+    for r in rows:
+        table.add_row(*map(escape, [r.problem, r.opponent, words.focus_diff(r), words.focus_outcome(r)]))
+    console.print(table)
+
+
+def render_budget(budgets: stats.Budgets, console: Console, search: str | None) -> None:
+    """One line per problem: who leads as the tuning budget grows."""
+    if not budgets.curves:
+        return
+    console.print("tuning budget (expected best validation number of k configurations drawn at random; "
+                  f"{words.search_words(search)}):", markup=False, highlight=False)
+    for problem, lead in budgets.leaders.items():
+        console.print(f"  {words.budget_sentence(problem, lead)}", markup=False, highlight=False)
+
+
+def render_problem_tables(trials: pd.DataFrame, best: list[stats.Best], comparisons: list[stats.Comparison],
+                          console: Console, env: dict | None, short: bool, method: str, pairs: bool,
+                          extended: dict | None = None) -> None:
+    """Per dataset: the best-configuration table, the notes (ties, divergence, the test split's
+    resolution, a choice at the edge of its range), and with `pairs` the verdict of every pair."""
+    several = trials["dataset"].nunique() > 1
     for dataset, d in trials.groupby("dataset", sort=True):
         items = [b for b in best if b.dataset == dataset]
         note = words.no_validation_note(d, env)
@@ -116,25 +224,17 @@ def render_summary(trials: pd.DataFrame, console: Console, env: dict | None = No
                 cells += [str(b.configs_tried), *(str(b.counts.get(s, 0)) for s in ("ok", "diverged", "failed"))]
             table.add_row(*cells)
         console.print(table)
-        comparisons = stats.compare(items, method)
-        shown = comparisons
-        if short and len(comparisons) > SHORT_PAIRS:
-            leader = order[0].name
-            shown = [c for c in comparisons if leader in (c.a, c.b)]
-        for c in shown:
-            console.print(words.comparison_line(c), markup=False, highlight=False)
-        if len(shown) < len(comparisons):
-            left = len(comparisons) - len(shown)
-            console.print(f"{left} more pair{'s' * (left != 1)} (not involving {order[0].name}): "
-                          f"`dlbench show {where or '<results folder>'}` lists every one", markup=False,
-                          highlight=False)
-        notes = [words.family_note(comparisons), words.resolution_note(order[0])]
+        mine = [c for c in comparisons if c.dataset == dataset and (c.sweep == items[0].sweep)]
+        if pairs:
+            for c in mine:
+                console.print(words.comparison_line(c), markup=False, highlight=False)
+        notes = [words.family_note(mine), words.resolution_note(order[0])]
         notes += [words.tie_note(b, config_columns(d)) for b in order]
-        notes += [words.edge_note(b, with_dataset=several) for b in order]
+        notes += [words.edge_note(b, with_dataset=several, extended=extended) for b in order]
         for n in notes:
             if n:
                 console.print(f"[yellow]note:[/] {escape(n)}")
-        console.print(words.seeds_note(items), markup=False, highlight=False, style="dim")
+    console.print(words.seeds_note(best), markup=False, highlight=False, style="dim")
 
 
 def column_label(column: str) -> str:

@@ -130,12 +130,16 @@ def diverged_text(b: stats.Best) -> str | None:
     return f"{b.diverged} of {b.runs} diverged" if b.diverged else None
 
 
-def edge_note(b: stats.Best, with_dataset: bool = False) -> str | None:
-    """'adam: lr=0.01 is the largest value tried; the best may lie beyond the range swept', or
-    None; with the dataset in front when several share a page."""
+def edge_note(b: stats.Best, with_dataset: bool = False, extended: dict | None = None) -> str | None:
+    """'adam: lr=0.01 is the largest value tried; the best may lie beyond the range swept' (and
+    how many points its range grew by, when it has `extend`), or None; with the dataset in front
+    when several share a page."""
     if not b.at_edge:
         return None
-    parts = [f"{k}={v:.4g} is the {which} value tried" for k, v, which in b.at_edge]
+    grew = {k: (extended or {}).get((b.dataset, b.name, k), 0) for k, _, _ in b.at_edge}
+    parts = [f"{k}={v:.4g} is the {which} value tried" + (f", after {grew[k]} extension{'s' * (grew[k] != 1)} of "
+                                                           "its range" if grew[k] else "")
+             for k, v, which in b.at_edge]
     where = f"{b.dataset}, " if with_dataset else ""
     return f"{where}{b.name}: {'; '.join(parts)}; the best may lie beyond the range swept"
 
@@ -294,3 +298,106 @@ def mixed_notes(trials, path=None) -> list[str]:
             notes.append(f"{where}the optimizers ran with different {column} ({listed}): their comparisons compare "
                          "that too")
     return notes
+
+
+# --------------------------------------------------------------------------------------------
+# Across problems: the scoreboard and tuning budgets
+
+
+def record_text(r: stats.Record | None) -> str:
+    """'2/4/0' (wins/ties/losses), or '' for no meeting."""
+    return "" if r is None else f"{r.wins}/{r.ties}/{r.losses}"
+
+
+def rank_text(s: stats.Standing) -> str:
+    """'1.75 [1.03, 2.47]', or '1.75' below 2 problems."""
+    if not math.isfinite(s.mean_rank):
+        return "n/a"
+    if not math.isfinite(s.rank_low):
+        return f"{s.mean_rank:.2f}"
+    return f"{s.mean_rank:.2f} [{s.rank_low:.2f}, {s.rank_high:.2f}]"
+
+
+SCOREBOARD_WORDS = ("wins/ties/losses over the problems both ran on: a win is a 'better' verdict (Welch's t, "
+                    "Holm-adjusted over each problem's pairs, 5% level), a tie is 'not distinguishable' or too few "
+                    "seeds; mean rank over problems (1 = best mean) with a 95% t interval over problems; profile: "
+                    "area under the performance profile (1 = fastest to every problem's validation target)")
+
+
+def pair_summary(sb: stats.Scoreboard, a: str, b: str) -> str:
+    """'lion vs adam: better on 0 problems, worse on 1, not distinguishable on 5'."""
+    r = sb.record(a, b)
+    if r is None:
+        return f"{a} vs {b}: never on the same problem"
+    return (f"{a} vs {b}: better on {r.wins} problem{'s' * (r.wins != 1)}, worse on {r.losses}, "
+            f"not distinguishable on {r.ties}")
+
+
+def focus_outcome(row: stats.FocusRow) -> str:
+    return {"win": "better", "loss": "worse", "tie": "not distinguishable"}[row.outcome]
+
+
+def focus_diff(row: stats.FocusRow) -> str:
+    """'+0.37 pts [-0.78, +1.52]' from the focus optimizer's side."""
+    c = row.comparison
+    unit = " pts" if c.in_points else ""
+    num = (lambda v: f"{100 * v:+.2f}") if c.in_points else (lambda v: f"{v:+.3g}")
+    band = f" [{num(row.ci_low)}, {num(row.ci_high)}]" if math.isfinite(row.ci_low) else " [n/a]"
+    return f"{num(row.diff)}{unit}{band}"
+
+
+def budget_sentence(problem: str, leaders: list[tuple[int, str]]) -> str:
+    """'digits: with 1 configuration momentum is best; from 2, rmsprop' (who has the best expected
+    validation number as the tuning budget grows)."""
+    if not leaders:
+        return f"{problem}: no tuning curve"
+    (k0, first), *rest = leaders
+    words = [f"with {k0} configuration{'s' * (k0 != 1)} {first} is best"]
+    words += [f"from {k}, {who}" for k, who in rest]
+    return f"{problem}: " + "; ".join(words)
+
+
+def search_words(kind: str | None) -> str:
+    """What a tuning curve means for the search that produced the configurations."""
+    if kind == "random":
+        return ("a random search: the curve estimates the expected best of k configurations such a search would "
+                "draw")
+    if kind == "sobol":
+        return ("a Sobol search, evenly spread rather than independent: the curve treats its points as a random "
+                "sample of the ranges")
+    return ("a grid, not a random search: the curve is the expected best of k configurations picked at random from "
+            "the grid's points (an estimate for a random search only as far as the grid samples its ranges evenly)")
+
+
+def search_short(kind: str | None) -> str:
+    """The search kind in a figure's title."""
+    return {"random": "a random search", "sobol": "a Sobol search, taken as random"}.get(
+        kind or "grid", "a grid's points picked at random")
+
+
+def edge_words(problem_edges: dict[str, list[str]]) -> str | None:
+    """'a choice at the edge of its range (the best may lie beyond): breast_cancer momentum lr=0.3; ...'."""
+    if not problem_edges:
+        return None
+    parts = [f"{who} ({'; '.join(what)})" for who, what in problem_edges.items()]
+    return "a choice at the edge of its range (the best may lie beyond): " + ", ".join(parts)
+
+
+# --------------------------------------------------------------------------------------------
+# Ranges that extend themselves
+
+
+def _value(v) -> str:
+    return f"{v:.4g}" if isinstance(v, float) else str(v)
+
+
+def extension_line(step) -> str:
+    """'extend: digits adam chose lr=0.1, the largest of 5 values tried; adding lr=0.3162 (1 of up to 3)'."""
+    return (f"extend: {step.dataset} {step.optimizer} chose {step.key}={_value(step.chosen)}, the {step.edge} of "
+            f"{len(step.values)} values tried; adding {step.key}={_value(step.point['value'])} ({step.made + 1} of up "
+            f"to {step.limit})")
+
+
+def extension_blocked(step) -> str:
+    return (f"{step.dataset} {step.optimizer}: {step.key}={_value(step.chosen)} is the {step.edge} value tried and "
+            f"the range cannot grow beyond it ({step.why_not})")

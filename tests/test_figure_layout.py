@@ -106,8 +106,8 @@ def test_every_figure_keeps_its_text_inside_and_apart(which, request):
         assert len(fig.axes) <= 2 * 12, f"{stem}: {len(fig.axes)} axes"
         plt.close(fig)
         drawn.append(kind)
-    want = {"one_problem": ["curves", "lr", "heatmap", "target", "timing"],
-            "six_problems": ["curves", "lr", "heatmap", "target", "profile", "timing"]}[which]
+    want = {"one_problem": ["curves", "lr", "heatmap", "target", "budget", "timing"],
+            "six_problems": ["curves", "lr", "heatmap", "target", "profile", "budget", "timing"]}[which]
     assert drawn == want
 
 

@@ -157,7 +157,8 @@ def test_every_kind_renders_to_every_format(cli, sweep_dir, tmp_path, fmt):
     r = cli("plot", sweep_dir, "--format", fmt, "--out", tmp_path)
     assert r.code == 0, r.err
     files = sorted(tmp_path.glob(f"*.{fmt}"))
-    assert {f.name.split("-")[0].split(".")[0] for f in files} == {"curves", "lr", "heatmap", "target", "timing"}
+    kinds = {f.name.split("-")[0].split(".")[0] for f in files}
+    assert kinds == {"curves", "lr", "heatmap", "target", "budget", "timing"}
     for f in files:
         assert f.read_bytes().startswith(MAGIC[fmt]), f
         assert f"wrote {f}" in r.out

@@ -121,7 +121,9 @@ def test_latex_is_balanced_escaped_and_bolds_the_best(two_problems, tmp_path, cl
     tex = (tmp_path / "t.tex").read_text()
     begins = re.findall(r"\\begin\{(\w+)\}", tex)
     ends = re.findall(r"\\end\{(\w+)\}", tex)
-    assert begins == ["table", "tabular"] and ends == ["tabular", "table"]
+    # the table of means, then (two problems) the scoreboard
+    assert begins == ["table", "tabular"] * 2 and ends == ["tabular", "table"] * 2
+    assert r"\label{tab:dlbench-scoreboard}" in tex and "wins/ties/losses" in tex
     assert r"\toprule" in tex and r"\midrule" in tex and r"\bottomrule" in tex
     assert "breast\\_cancer" in tex and "breast_cancer" not in tex.replace("breast\\_cancer", "")
     # in bold: each column's best and every optimizer the Holm-adjusted verdicts cannot tell from it
@@ -134,7 +136,7 @@ def test_latex_is_balanced_escaped_and_bolds_the_best(two_problems, tmp_path, cl
         pairs = [c for c in data.comparisons if c.dataset == dataset and items[0].name in (c.a, c.b)]
         expected += 1 + sum(c.verdict in ("none", "n/a") for c in pairs)
     assert tex.count(r"\mathbf") == expected and expected >= 2
-    caption = re.search(r"\\caption\{(.*)\}", tex).group(1)
+    caption = re.findall(r"\\caption\{(.*)\}", tex)[0]
     assert "Test accuracy at the validation-chosen epoch" in caption and "N = 3" in caption
     assert "chosen by mean validation accuracy" in caption
     assert tex.count("{") == tex.count("}")
@@ -148,9 +150,9 @@ def test_markdown_has_one_table_per_section(folder, tmp_path, cli):
     assert r.code == 0, r.err
     text = (tmp_path / "r.md").read_text()
     sections = re.split(r"^## ", text, flags=re.M)[1:]
-    assert [s.splitlines()[0] for s in sections] == ["What ran", "Best configuration per optimizer",
-                                                     "Pairwise comparisons", "All configurations",
-                                                     "Diverged and failed trials"]
+    assert [s.splitlines()[0] for s in sections] == ["Scoreboard", "Tuning budget", "What ran",
+                                                     "Best configuration per optimizer", "Pairwise comparisons",
+                                                     "All configurations", "Diverged and failed trials"]
     for s in sections:
         separators = [ln for ln in s.splitlines() if re.fullmatch(r"\|(---\|)+", ln)]
         assert len(separators) == 1, s[:200]
@@ -260,4 +262,4 @@ def test_page_wide_figures_take_a_whole_row(two_problems):
     data = report_data([str(two_problems)])
     svgs = render_svgs([(f.draw, f.info, i) for i, f in enumerate(data.figures)])
     wide = {f.key: page_wide(s) for f, s in zip(data.figures, svgs, strict=True)}
-    assert wide == {"curves": True, "lr": True, "profile": False, "timing": False}
+    assert wide == {"curves": True, "lr": True, "profile": False, "budget": True, "timing": False}

@@ -28,7 +28,7 @@ def test_a_schema_1_folder_loads_in_the_current_columns():
 
 
 def test_show_on_a_schema_1_folder_says_it_has_no_validation_split(cli):
-    r = cli("show", SCHEMA1)
+    r = cli("show", SCHEMA1, "--pairs")
     assert r.code == 0, r.err
     out = " ".join(r.out.split())
     assert "no validation split (written by dlbench schema 1, before validation splits existed)" in out
@@ -74,7 +74,7 @@ def test_a_schema_2_folder_loads_with_what_schema_3_added():
 def test_show_and_report_on_a_schema_2_folder(cli, tmp_path):
     folder = tmp_path / "old2"
     shutil.copytree(SCHEMA2, folder)
-    r = cli("show", folder)
+    r = cli("show", folder, "--pairs")
     assert r.code == 0, r.err
     out = " ".join(r.out.split())
     assert "confirmed on fresh seeds (3-5)" in out and "adam vs sgd:" in out and "test split: 30 samples" in out

@@ -6,6 +6,7 @@ record that tests check without pixels) and a drawing step (`draw`) that only dr
     heatmap  metric over two grid axes, default lr × batch size (heatmap.py)
     target   steps to reach a validation target vs batch size, with perfect scaling (target.py)
     profile  performance profile of the optimizers across problems (profile.py)
+    budget   expected best validation number of k configurations tried, per optimizer (budget.py)
     timing   train and eval seconds per epoch by configuration (timing.py)
 
 Bands over seeds (curves, lr) come from dlbench.stats: a 95% t interval of the mean by default.
@@ -17,7 +18,7 @@ from pathlib import Path
 
 from dlbench.errors import UserError, did_you_mean
 
-KINDS = ("curves", "lr", "heatmap", "target", "profile", "timing")
+KINDS = ("curves", "lr", "heatmap", "target", "profile", "budget", "timing")
 FORMATS = ("png", "svg", "pdf")
 
 
@@ -35,8 +36,21 @@ def supported_kinds(results) -> list[str]:
         kinds.append("target")
     if n_problems(results) > 1:
         kinds.append("profile")
+    if _configurations_per_optimizer(results) > 1:
+        kinds.append("budget")
     kinds.append("timing")
     return kinds
+
+
+def _configurations_per_optimizer(results) -> int:
+    """The most tuning configurations any optimizer has on any problem (a budget curve needs 2)."""
+    from dlbench.plots._common import tuning_stage
+    from dlbench.store import config_columns
+
+    t = tuning_stage(results).trials
+    cols = [c for c in config_columns(t) if c != "stage"]
+    keys = [c for c in ("sweep", "dataset", "optimizer") if c in t]
+    return int(t.groupby(keys)[cols].apply(lambda g: len(g.drop_duplicates())).max()) if len(t) else 0
 
 
 def n_problems(results) -> int:
@@ -85,10 +99,10 @@ def check_out_dir(outdir: Path) -> None:
 
 def figure_job(results, kind: str, metric: str | None, x: str = "epoch", stat: str = "best", band: str = "ci",
                axes: tuple[str, str] | None = None, target: float | None = None, target_metric: str | None = None,
-               method: str = "t", stage: str | None = None):
+               method: str = "t", stage: str | None = None, search: str = "grid"):
     """(draw, info, file stem) of one figure kind: its data step run, its drawing left to do.
     `metric` None: each problem's own (test accuracy, R² or loss)."""
-    from dlbench.plots import _common, curves, heatmap, lr, profile, timing
+    from dlbench.plots import _common, budget, curves, heatmap, lr, profile, timing
     from dlbench.plots import target as target_plot
 
     name = metric or "test"
@@ -106,6 +120,8 @@ def figure_job(results, kind: str, metric: str | None, x: str = "epoch", stat: s
         return target_plot.draw, info, f"target-{info.metric or 'validation'}"
     if kind == "profile":
         return profile.draw, profile.profile_info(results), "profile"
+    if kind == "budget":
+        return budget.draw, budget.budget_info(results, search), "budget"
     return timing.draw, timing.timing_info(results), "timing"
 
 
@@ -143,6 +159,12 @@ def make_plots(folders: list[str], kind: str = "all", metric: str | None = None,
             raise UserError(f"--axes {axes!r} is not two names; allowed: two of {', '.join(results.varying())}")
         axes_pair = (parts[0], parts[1])
     kinds = supported_kinds(results) if kind == "all" else [kind]
+    if kind == "budget" and _configurations_per_optimizer(results) < 2:
+        raise UserError("--kind budget needs several configurations per optimizer; these results have one each; "
+                        "allowed: a sweep with an lr (or other) axis")
+    from dlbench import folders as results_folders
+
+    search = results_folders.search_kind(results_folders.stored_spec(folders[0]))
     if kind == "lr" and results.trials["lr"].nunique() < 2:
         raise UserError("--kind lr needs several learning rates; this sweep has one; allowed: a sweep with an lr axis")
     tag = "" if len(folders) == 1 else "-" + "-vs-".join(sorted(results.trials.sweep.unique()))[:80]
@@ -151,5 +173,6 @@ def make_plots(folders: list[str], kind: str = "all", metric: str | None = None,
     for k in kinds:
         # the target chooses an lr per batch size: a validation metric unless one was asked for
         target_metric = asked if kind == "target" and asked else None
-        jobs.append(figure_job(results, k, metric, x, stat, band, axes_pair, target, target_metric, method, stage))
+        jobs.append(figure_job(results, k, metric, x, stat, band, axes_pair, target, target_metric, method, stage,
+                               search))
     return [_common.save(draw(info), outdir, stem + tag, fmt) for draw, info, stem in jobs]

@@ -40,7 +40,8 @@ def check_out(out: Path) -> None:
                         "folder")
 
 
-def make_report(folders: list[str], fmt: str = "html", out: str | None = None, method: str = "t") -> list[Path]:
+def make_report(folders: list[str], fmt: str = "html", out: str | None = None, method: str = "t",
+                focus: str | None = None) -> list[Path]:
     """Write the report; returns the files written. Every check and every number comes first:
     bad input writes nothing."""
     from dlbench.report import _data, _html, _text
@@ -58,7 +59,11 @@ def make_report(folders: list[str], fmt: str = "html", out: str | None = None, m
         check_results_folder(f)
     target = Path(out) if out else default_out(folders, fmt)
     check_out(target)
-    data = _data.report_data(folders, with_figures=fmt == "html", method=method)
+    data = _data.report_data(folders, with_figures=fmt == "html", method=method, focus=focus)
+    if data.focus is not None:
+        from dlbench.spec import check_focus
+
+        check_focus(data.focus, sorted(set(data.trials["optimizer"])), "--focus ")
     if fmt == "html":
         files = {target: _html.render(data)}
     elif fmt == "md":
@@ -66,7 +71,9 @@ def make_report(folders: list[str], fmt: str = "html", out: str | None = None, m
     elif fmt == "tex":
         files = {target: _text.latex(data)}
     else:
-        files = {target: _text.csv_configs(data), target.with_name(f"{target.stem}-pairs.csv"): _text.csv_pairs(data)}
+        files = {target: _text.csv_configs(data), target.with_name(f"{target.stem}-pairs.csv"): _text.csv_pairs(data),
+                 target.with_name(f"{target.stem}-scoreboard.csv"): _text.csv_scoreboard(data),
+                 target.with_name(f"{target.stem}-budget.csv"): _text.csv_budget(data)}
     for path, text in files.items():
         atomic_write(path, text.encode())
     return list(files)

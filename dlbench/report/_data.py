@@ -59,6 +59,11 @@ class ReportData:
     figures: list[Figure]
     several: bool  # several folders: a side-by-side comparison
     method: str = stats.DEFAULT_CI  # how intervals and verdicts are computed (t or bootstrap)
+    scoreboard: stats.Scoreboard | None = None  # the answer across problems
+    budgets: stats.Budgets | None = None  # the tuning curves
+    focus: str | None = None  # the optimizer put against each other one
+    focus_rows: list = field(default_factory=list)
+    search: str = "grid"  # how the configurations were made (what a tuning curve means)
 
     @functools.cached_property
     def hypers(self) -> list[str]:
@@ -183,17 +188,21 @@ def figures(results, method: str = stats.DEFAULT_CI) -> list[Figure]:
     return [make_figure(results, k, method) for k in supported_kinds(results)]
 
 
-def report_data(folders: list[str], with_figures: bool = True, method: str = stats.DEFAULT_CI) -> ReportData:
+def report_data(folders: list[str], with_figures: bool = True, method: str = stats.DEFAULT_CI,
+                focus: str | None = None) -> ReportData:
     results, envs = load(folders)
-    return summarize(folders, results, envs, figures(results, method) if with_figures else [], method)
+    return summarize(folders, results, envs, figures(results, method) if with_figures else [], method, focus)
 
 
 TRIAL_ORDER = ("sweep", "dataset", "optimizer", "stage")
 
 
 def summarize(folders: list[str], results, envs: dict, figs: list[Figure],
-              method: str = stats.DEFAULT_CI) -> ReportData:
-    """Everything the report shows, from loaded results (figs: the figure records, or none)."""
+              method: str = stats.DEFAULT_CI, focus: str | None = None) -> ReportData:
+    """Everything the report shows, from loaded results (figs: the figure records, or none).
+    `focus`: the optimizer put against each other one (default: the first folder's spec's)."""
+    from dlbench import folders as results_folders
+
     t = results.trials
     infos = [folder_info(name, Path(f), d, envs[f])
              for f, (name, d) in zip(folders, t.groupby("sweep", sort=False), strict=True)]
@@ -204,5 +213,12 @@ def summarize(folders: list[str], results, envs: dict, figs: list[Figure],
     order = [c for c in TRIAL_ORDER if c in t] + [c for c in config_columns(t) if c not in TRIAL_ORDER] + ["seed"]
     t = t.sort_values(order, kind="stable", na_position="last").reset_index(drop=True)
     title = " vs ".join(i.name for i in infos)
+    spec = results_folders.stored_spec(folders[0])
+    focus = focus if focus is not None else spec.get("focus")
+    costs = stats.profile_costs(results.trials, results.history).costs if t["dataset"].nunique() > 1 or \
+        len(folders) > 1 else None
+    areas = stats.profile_areas(stats.performance_profile(costs)) if costs is not None and len(costs) else {}
+    board = stats.scoreboard(best, comparisons, areas, results_folders.extended(spec))
     return ReportData(title, infos, best, comparisons, words.seeds_note(best), configs, metrics, t, figs,
-                      len(folders) > 1, method)
+                      len(folders) > 1, method, board, stats.budgets(t), focus,
+                      stats.focus_rows(comparisons, focus) if focus else [], results_folders.search_kind(spec))

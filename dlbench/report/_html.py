@@ -94,7 +94,27 @@ def render(data: ReportData) -> str:
     trial_cols = [c for c in TRIAL_COLUMNS if c in data.trials and (
         data.trials[c].notna().any() and (c not in ("sweep", "stage") or data.trials[c].nunique() > 1))]
     numeric = {c for c in trial_cols if pd.api.types.is_numeric_dtype(data.trials[c])}
+    from dlbench.report._text import budget_rows, scoreboard_rows
+
+    sb = data.scoreboard
+    scoreboard_header, sb_rows = scoreboard_rows(data)
+    problem_rows = []
+    for p in sb.problems:
+        items = [b for b in data.best if stats.problem_of(b, data.several) == p]
+        row = [p, words.column_label(items[0].selection.report)]
+        for o in sb.optimizers:
+            v = sb.means.loc[p, o]
+            mark = ("*" if sb.ranks.loc[p, o] == sb.ranks.loc[p].min() else "=" if o in sb.leaders[p] else "")
+            row.append(f"{fmt(v)} {mark}".strip() if v == v else "")
+        problem_rows.append(row)
+    headline = [words.pair_summary(sb, sb.optimizers[0], o) for o in sb.optimizers[1:]] if data.focus is None else \
+        [words.pair_summary(sb, data.focus, o) for o in sb.optimizers if o != data.focus]
+    budget_header, b_rows = budget_rows(data)
     return env.get_template("report.html.j2").render(
+        scoreboard_header=scoreboard_header, scoreboard_rows=sb_rows, problem_rows=problem_rows,
+        headline=headline, budget_header=budget_header, budget_rows=b_rows,
+        budget=[words.budget_sentence(p, lead) for p, lead in data.budgets.leaders.items()],
+        edges=words.edge_words({s.optimizer: s.at_edge for s in sb.standings if s.at_edge}),
         data=data, version=__version__, written=time.strftime("%Y-%m-%d %H:%M"), groups=groups(data),
         figures=figures, fmt=fmt, ci=lambda d: fmt_ci(d, data.method), interval=fmt_interval,
         verdict=words.verdict_words, tag_class=_tag_class, show=cell, short=words.column_label, w=words,

@@ -28,10 +28,48 @@ def md_table(header: list[str], rows: list[list]) -> str:
     return "\n".join(lines)
 
 
+def scoreboard_rows(data: ReportData) -> tuple[list[str], list[list]]:
+    """The scoreboard as a table: one row per optimizer (best mean rank first)."""
+    sb = data.scoreboard
+    header = ["optimizer", "best or tied", "mean rank [95% CI]", "profile area", *(f"vs {o}" for o in sb.optimizers)]
+    rows = [[s.optimizer, f"{s.best_or_tied} of {s.problems}", words.rank_text(s), fmt(s.profile_area, 2),
+             *("-" if o == s.optimizer else words.record_text(sb.record(s.optimizer, o)) for o in sb.optimizers)]
+            for s in sb.standings]
+    return header, rows
+
+
+def budget_rows(data: ReportData) -> tuple[list[str], list[list]]:
+    """Per problem and optimizer: its configurations, the expected best of 1, of half of them, of
+    all, the test number of the pick, and its tunability."""
+    header = ["problem", "optimizer", "configs", "expected best of 1", "of n/2", "of n (the best)",
+              "test number of the best-of-1 pick", "tunability (k within 1%)"]
+    rows = []
+    for c in data.budgets.curves:
+        half = max(1, c.n // 2)
+        rows.append([c.problem, c.optimizer, c.n, fmt(c.expected[0]), fmt(c.expected[half - 1]),
+                     fmt(c.expected[-1]), fmt(c.report_expected[0]), c.tunability])
+    return header, rows
+
+
 def markdown(data: ReportData) -> str:
     out = [f"# dlbench report: {data.title}", ""]
     for f in data.folders:
         out += [f"> {'**' + f.name + '**: ' if data.several else ''}{n}" for n in f.notes]
+    if data.scoreboard is not None:
+        out += ["", "## Scoreboard", "", md_table(*scoreboard_rows(data)), "", words.SCOREBOARD_WORDS[0].upper()
+                + words.SCOREBOARD_WORDS[1:] + "."]
+        edges = words.edge_words({s.optimizer: s.at_edge for s in data.scoreboard.standings if s.at_edge})
+        if edges:
+            out += ["", f"- note: {edges}"]
+    if data.focus_rows:
+        out += ["", f"## {data.focus} against each other optimizer", "", md_table(
+            ["problem", "other", f"mean({data.focus}) - mean(other) [95% CI]", "verdict"],
+            [[r.problem, r.opponent, words.focus_diff(r), words.focus_outcome(r)] for r in data.focus_rows])]
+    if data.budgets is not None and data.budgets.curves:
+        out += ["", "## Tuning budget", "", f"Expected best validation number of k configurations drawn at random "
+                f"without replacement from those swept ({words.search_words(data.search)}).", ""]
+        out += [f"- {words.budget_sentence(p, lead)}" for p, lead in data.budgets.leaders.items()]
+        out += ["", md_table(*budget_rows(data))]
     out += ["", "## What ran", "", md_table(
         ["folder", "trials", "ok", "diverged", "failed", "engines", "training time (s, summed)"],
         [[f.name, sum(f.counts.values()), f.counts.get("ok", 0), f.counts.get("diverged", 0), f.counts.get("failed", 0),
@@ -151,7 +189,22 @@ def latex(data: ReportData) -> str:
         lines.append(tex_escape(o) + " & " + " & ".join(cells) + r" \\")
     lines += [r"\bottomrule", r"\end{tabular}", r"\caption{" + tex_escape(caption(data)) + "}",
               r"\label{tab:dlbench-" + re.sub(r"[^A-Za-z0-9-]", "-", data.title)[:40] + "}", r"\end{table}"]
-    return "% dlbench report (needs \\usepackage{booktabs})\n" + "\n".join(lines) + "\n"
+    return "% dlbench report (needs \\usepackage{booktabs})\n" + "\n".join(lines) + "\n" + latex_scoreboard(data)
+
+
+def latex_scoreboard(data: ReportData) -> str:
+    """The scoreboard as a second booktabs table (with several problems)."""
+    sb = data.scoreboard
+    if sb is None or len(sb.problems) < 2:
+        return ""
+    header, rows = scoreboard_rows(data)
+    lines = ["", r"\begin{table}[t]", r"\centering", r"\begin{tabular}{l" + "r" * (len(header) - 1) + "}",
+             r"\toprule", " & ".join(tex_escape(h) for h in header) + r" \\", r"\midrule"]
+    lines += [" & ".join(tex_escape(str(c)) for c in row) + r" \\" for row in rows]
+    text = (f"Scoreboard over {len(sb.problems)} problems: " + words.SCOREBOARD_WORDS + ".")
+    lines += [r"\bottomrule", r"\end{tabular}", r"\caption{" + tex_escape(text) + "}",
+              r"\label{tab:dlbench-scoreboard}", r"\end{table}"]
+    return "\n".join(lines) + "\n"
 
 
 def caption(data: ReportData) -> str:
@@ -177,6 +230,26 @@ def csv_configs(data: ReportData) -> str:
     ci_high (columns `<metric>_<statistic>`), exactly as dlbench.stats.group_stats gives them."""
     buf = io.StringIO()
     data.configs.to_csv(buf, index=False)
+    return buf.getvalue()
+
+
+def csv_scoreboard(data: ReportData) -> str:
+    """One row per ordered pair of optimizers: optimizer, opponent, wins, ties, losses."""
+    rows = [{"optimizer": r.optimizer, "opponent": r.opponent, "wins": r.wins, "ties": r.ties, "losses": r.losses}
+            for r in data.scoreboard.records]
+    buf = io.StringIO()
+    pd.DataFrame(rows, columns=["optimizer", "opponent", "wins", "ties", "losses"]).to_csv(buf, index=False)
+    return buf.getvalue()
+
+
+def csv_budget(data: ReportData) -> str:
+    """One row per problem, optimizer and k: the expected best of k configurations (the selection
+    metric) and its 95% band."""
+    rows = [{"dataset": c.problem, "optimizer": c.optimizer, "k": k, "expected": e, "low": lo, "high": hi}
+            for c in data.budgets.curves
+            for k, e, lo, hi in zip(c.k, c.expected, c.low, c.high, strict=True)]
+    buf = io.StringIO()
+    pd.DataFrame(rows, columns=["dataset", "optimizer", "k", "expected", "low", "high"]).to_csv(buf, index=False)
     return buf.getvalue()
 
 

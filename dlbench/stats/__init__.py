@@ -30,6 +30,7 @@ Words used throughout:
 from __future__ import annotations
 
 from dlbench.schema import higher_is_better
+from dlbench.stats.budget import BudgetCurve, Budgets, budgets, expected_best
 from dlbench.stats.comparisons import (
     NO_DIFFERENCE,
     POWER,
@@ -74,6 +75,16 @@ from dlbench.stats.profiles import (
     reach,
     target_metric,
 )
+from dlbench.stats.scoreboard import (
+    FocusRow,
+    Record,
+    Scoreboard,
+    Standing,
+    focus_rows,
+    problem_of,
+    profile_areas,
+    scoreboard,
+)
 from dlbench.stats.selection import (
     EQUAL,
     Best,
@@ -101,6 +112,8 @@ from dlbench.stats.tables import (
 )
 
 __all__ = [
+    "BudgetCurve", "Budgets", "FocusRow", "Record", "Scoreboard", "Standing", "budgets", "expected_best",
+    "focus_rows", "problem_of", "profile_areas", "scoreboard",
     "ALPHA", "BANDS", "BOOTSTRAP_SEED", "CI_METHODS", "CONFIDENCE", "DEFAULT_CI", "EQUAL", "MIN_N", "NO_DIFFERENCE",
     "N_RESAMPLES", "POWER", "SEEDS_CAP", "TARGET_FRACTION", "Best", "Choice", "Comparison", "Difference",
     "ProfileCosts", "Selection", "band", "best_configs", "bootstrap_difference", "bootstrap_interval", "bounds",
