@@ -10,4 +10,6 @@ __version__ = "0.1.0"
 #      fallback_reason per trial; spec.toml may hold [[grid]], [search] points and [protocol].
 #   3: task, n_train, n_val and n_test per trial (the data it was measured on); trials.parquet's
 #      configuration columns include every optimizer keyword a trial set.
-SCHEMA_VERSION = 3
+#   4: spec.toml may hold [extensions] points (the values a range with `extend` grew by beyond
+#      the edge the tuning stage chose), trained as tune-stage trials like the grid's own.
+SCHEMA_VERSION = 4

@@ -122,8 +122,9 @@ def render_scoreboard(sb: stats.Scoreboard, console: Console) -> None:
     profile = any(np.isfinite(s.profile_area) for s in sb.standings)
     if profile:
         table.add_column("profile", justify="right")
+    short = words.opponent_labels(sb.optimizers)
     for o in sb.optimizers:
-        table.add_column(f"vs {o}", justify="right")
+        table.add_column(f"vs {short[o]}", justify="right")
     for s in sb.standings:
         cells = [s.optimizer, f"{s.best_or_tied} of {s.problems}", words.rank_text(s)]
         if profile:

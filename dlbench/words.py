@@ -45,6 +45,18 @@ def metric_words(column: str) -> str:
     return METRICS.get(column, (column.replace("_", " "),))[0]
 
 
+def opponent_labels(names: list[str]) -> dict[str, str]:
+    """Short headers for the scoreboard's 'vs' columns: an optimizer named by a reference
+    ('./my_optimizer.py:Signum', 'torch.optim:NAdam') by what follows its last ':' or '.', where
+    that names no other optimizer of the table; the full name otherwise (the rows keep it)."""
+    def tail(n: str) -> str:
+        return n.rsplit(":", 1)[-1] if ":" in n else n.rsplit(".", 1)[-1] if "." in n and "/" not in n else n
+
+    tails = [tail(n) for n in names]
+    return {n: t if tails.count(t) == 1 and (t == n or t not in names) else n
+            for n, t in zip(names, tails, strict=True)}
+
+
 def column_label(column: str) -> str:
     """A column as a short table header, e.g. 'test acc @ val-best'."""
     return METRICS[column][1] if column in METRICS else column

@@ -37,6 +37,7 @@ def test_the_recipe_is_the_small_suite_plus_your_optimizer():
     suite = tomllib.loads((ROOT / "experiments" / "benchmarks" / "small-suite.toml").read_text())
     yours = recipe["grid"].pop()
     assert yours["optimizer"] == "./my_optimizer.py:Signum"
+    assert recipe.pop("focus") == yours["optimizer"]
     for key in ("name", "description"):
         recipe.pop(key), suite.pop(key)
     assert recipe == suite
@@ -56,7 +57,8 @@ def test_the_recipe_tunes_confirms_reports_and_extends_without_training_twice(tm
     t = pd.read_parquet(tmp_path / "better-than-adam" / "trials.parquet")
     confirmed = t[t.stage == "confirm"]
     assert set(confirmed.optimizer) == {"sgd", "momentum", "rmsprop", "adam", "./my_optimizer.py:Signum"}
-    assert "./my_optimizer.py:Signum vs" in r.out or "vs ./my_optimizer.py:Signum" in r.out
+    out = " ".join(r.out.split())
+    assert "vs Signum" in out and "./my_optimizer.py:Signum against each other optimizer" in out  # focus = yours
     report = run_dlbench("report", tmp_path / "better-than-adam")
     assert report.code == 0, report.err
     html = (tmp_path / "better-than-adam" / "report.html").read_text()

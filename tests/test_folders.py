@@ -7,6 +7,7 @@ import shutil
 
 import pandas as pd
 
+from dlbench import SCHEMA_VERSION
 from tests.conftest import tree, write
 
 README_A = ["--dataset", "iris", "--optimizer", "sgd,adam", "--lr", "1e-3,1e-2", "--epochs", "3", "--seeds", "0,1"]
@@ -113,4 +114,4 @@ def test_rough_edges(cli, tmp_path):
     assert r.code == 2 and "lesson," not in r.err and "lesson" not in r.err.split("allowed:")[1]
     env = json.loads((tmp_path / next(p.name for p in tmp_path.iterdir() if p.name.startswith("iris")) /
                       "env.json").read_text())
-    assert env["schema_version"] == 3
+    assert env["schema_version"] == SCHEMA_VERSION

@@ -48,8 +48,8 @@ def test_html_in_a_real_browser(folder, tmp_path):
         sizes = browser.js("[...document.querySelectorAll('figure svg')].map(s => "
                            "{const r = s.getBoundingClientRect(); return [r.width, r.height]})")
         kinds = browser.js("[...document.querySelectorAll('figure')].map(f => f.dataset.kind)")
-        assert kinds == ["curves", "lr", "heatmap", "target", "timing"]
-        assert len(sizes) == 5 and all(w > 100 and h > 50 for w, h in sizes), sizes
+        assert kinds == ["budget", "curves", "lr", "heatmap", "target", "timing"]  # the budget's in its section
+        assert len(sizes) == 6 and all(w > 100 and h > 50 for w, h in sizes), sizes
         # the best-configuration table: one row per optimizer, with N and a CI
         rows = browser.js("[...document.querySelectorAll('table.best tbody tr')].map(r => "
                           "[...r.cells].map(c => c.textContent.trim()))")
@@ -263,3 +263,20 @@ def test_page_wide_figures_take_a_whole_row(two_problems):
     svgs = render_svgs([(f.draw, f.info, i) for i, f in enumerate(data.figures)])
     wide = {f.key: page_wide(s) for f, s in zip(data.figures, svgs, strict=True)}
     assert wide == {"curves": True, "lr": True, "profile": False, "budget": True, "timing": False}
+
+
+def test_the_focus_table_tags_each_verdict_by_its_side(folder, tmp_path):
+    """--focus puts one optimizer against each other one: a loss reads 'worse' in the loss colour,
+    a tie 'not distinguishable' (each tag's class is its verdict's)."""
+    from dlbench.report import make_report
+
+    (page,) = make_report([str(folder)], "html", str(tmp_path / "r.html"), focus="sgd")
+    html = page.read_text()
+    focus = html[html.index("sgd against each other optimizer"):]
+    focus = focus[:focus.index("</table>")]
+    tags = re.findall(r'<span class="tag (\w+)">([^<]+)</span>', focus)
+    assert len(tags) == 2  # adam and rmsprop
+    assert all({"better": "better", "worse": "worse", "not distinguishable": "same"}[text] == cls
+               for cls, text in tags)
+    assert ("worse", "worse") in tags, tags  # adam beats sgd on iris (4 epochs, lr 0.03 and 30)
+    assert ".tag.worse" in html

@@ -59,7 +59,7 @@ SCHEMA2 = Path(__file__).parent / "data" / "schema2"  # written by dlbench 4282c
 
 def test_a_schema_2_folder_loads_with_what_schema_3_added():
     trials, history, env = folders.read(SCHEMA2)
-    assert env["schema_version"] == 2 and SCHEMA_VERSION == 3
+    assert env["schema_version"] == 2 and SCHEMA_VERSION >= 3
     assert len(trials) == 24 and set(trials.stage) == {"tune", "confirm"} and (trials.status == "diverged").sum() == 3
     # the data columns schema 3 records per trial come from the dataset's metadata: iris, validation 0.1
     assert set(trials.task) == {"multiclass"} and set(trials.n_train) == {107.0} and set(trials.n_val) == {12.0}
@@ -110,3 +110,49 @@ def test_env_records_the_git_revision_of_dlbench_not_of_the_current_folder(tmp_p
     if (root / ".git").exists():
         assert ours == subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True,
                                       text=True).stdout.strip()
+
+
+SCHEMA3 = Path(__file__).parent / "data" / "schema3"  # by dlbench e500870 (schema 3): [[grid]] ranges, a protocol
+SCHEMA3_SPEC = """
+name = "schema3"
+dataset = "iris"
+model = { kind = "mlp", hidden = [8], activation = "relu" }
+epochs = 3
+batch_size = 16
+seeds = [0, 1, 2]
+
+[[grid]]
+optimizer = "sgd"
+lr = { log = [0.01, 30.0], num = 3 }
+
+[[grid]]
+optimizer = "adam"
+lr = { log = [0.001, 0.1], num = 3 }
+
+[protocol]
+select = "best_val_acc"
+per = ["optimizer"]
+confirm_seeds = 3
+"""
+
+
+def test_a_schema_3_folder_loads_shows_and_resumes_with_nothing_to_run(cli, tmp_path):
+    trials, history, env = folders.read(SCHEMA3)
+    assert env["schema_version"] == 3 and SCHEMA_VERSION >= 4
+    assert len(trials) == 24 and (trials.stage == "confirm").sum() == 6
+    folder = tmp_path / "schema3"
+    shutil.copytree(SCHEMA3, folder)
+    r = cli("show", folder)
+    out = " ".join(r.out.split())
+    assert r.code == 0 and "scoreboard: 2 optimizers" in out and "lr=0.1 is the largest value tried" in out
+    spec = tmp_path / "schema3.toml"
+    spec.write_text(SCHEMA3_SPEC)
+    before = __import__("pandas").read_parquet(folder / "trials.parquet").set_index("trial_id").sort_index()
+    r = cli("sweep", spec, "--out", tmp_path)
+    assert r.code == 0, r.err
+    assert "0 to run" in " ".join(r.out.split())
+    after, _, _ = folders.read(folder)
+    after = after.set_index("trial_id").sort_index()
+    assert list(after.index) == list(before.index)
+    np.testing.assert_array_equal(after.test_acc_at_best_val.to_numpy(float),
+                                  before.test_acc_at_best_val.to_numpy(float))

@@ -130,3 +130,12 @@ def test_the_small_suite_with_one_more_optimizer_ends_with_the_scoreboard_in_60_
             w[0 if winner == me else 2 if winner == them else 1] += 1
     assert {(r.optimizer, r.opponent): [r.wins, r.ties, r.losses] for _, r in board.iterrows()} == counted
     assert len(board) == 5 * 4  # every ordered pair of the five optimizers
+
+
+def test_vs_columns_are_headed_by_short_names_where_they_stay_unambiguous():
+    names = ["adam", "./my_optimizer.py:Signum", "torch.optim:NAdam", "lion_pytorch:Lion", "./b.py:Lion", "sgd",
+             "./c.py:sgd"]
+    assert words.opponent_labels(names) == {
+        "adam": "adam", "./my_optimizer.py:Signum": "Signum", "torch.optim:NAdam": "NAdam",
+        "lion_pytorch:Lion": "lion_pytorch:Lion", "./b.py:Lion": "./b.py:Lion",  # two Lions: full names
+        "sgd": "sgd", "./c.py:sgd": "./c.py:sgd"}  # 'sgd' is already another optimizer's name

@@ -7,7 +7,7 @@ import math
 import pandas as pd
 import pytest
 
-from dlbench import store
+from dlbench import SCHEMA_VERSION, store
 from tests.conftest import tree, write
 
 SPEC = """
@@ -34,7 +34,7 @@ def test_sweep_writes_the_contract(cli, spec, tmp_path):
     d = tmp_path / "r" / "t"
     assert {"spec.toml", "env.json", "trials.parquet", "history.parquet"} <= set(tree(d))
     env = json.loads((d / "env.json").read_text())
-    assert env["schema_version"] == 3 and env["torch"] and env["cpu"]
+    assert env["schema_version"] == SCHEMA_VERSION and env["torch"] and env["cpu"]
     trials, history, _ = store.read_results(d)
     assert len(trials) == 8 and set(trials["status"]) == {"ok"}
     # what each trial's numbers were measured on (iris: 119 training samples, 12 of them for validation)

@@ -29,9 +29,12 @@ def md_table(header: list[str], rows: list[list]) -> str:
 
 
 def scoreboard_rows(data: ReportData) -> tuple[list[str], list[list]]:
-    """The scoreboard as a table: one row per optimizer (best mean rank first)."""
+    """The scoreboard as a table: one row per optimizer (best mean rank first); the 'vs' columns
+    headed by the short names of words.opponent_labels."""
     sb = data.scoreboard
-    header = ["optimizer", "best or tied", "mean rank [95% CI]", "profile area", *(f"vs {o}" for o in sb.optimizers)]
+    short = words.opponent_labels(sb.optimizers)
+    header = ["optimizer", "best or tied", "mean rank [95% CI]", "profile area",
+              *(f"vs {short[o]}" for o in sb.optimizers)]
     rows = [[s.optimizer, f"{s.best_or_tied} of {s.problems}", words.rank_text(s), fmt(s.profile_area, 2),
              *("-" if o == s.optimizer else words.record_text(sb.record(s.optimizer, o)) for o in sb.optimizers)]
             for s in sb.standings]
