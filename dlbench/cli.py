@@ -82,11 +82,14 @@ def sweep(
     """Run a sweep: every combination of the grid, trained and stored in results/<name>/."""
     from pathlib import Path
 
-    from dlbench import presets
-    from dlbench import spec as specs
+    from dlbench import forkserver, presets
 
     if spec:
         spec = str(presets.spec_path(spec))  # a file, or a preset by name
+    if not dry_run:  # the workers' torch imports while this process reads and checks the spec
+        forkserver.warm(Path(spec) if spec else None, workers, executor, address)
+    from dlbench import spec as specs
+
     raw: dict = specs.read_spec_file(spec) if spec else {}
     default_name = Path(spec).stem if spec else "sweep"
     flags = {"dataset": dataset, "model": model, "loss": loss, "optimizer": optimizer, "lr": lr,
@@ -112,11 +115,15 @@ def sweep(
         if value is not None:
             raw[key] = value
     from dlbench.runner import early_pool, run_sweep
+    from dlbench.timeline import mark
+
+    mark("spec read")
 
     pool = None if dry_run else early_pool(raw, workers)
     try:
         sw = specs.build_sweep(raw, default_name=default_name, base_dir=str(Path(spec).parent) if spec else ".",
                                pool=pool)
+        mark("spec checked")
         return run_sweep(sw, out, fresh=fresh, dry_run=dry_run, workers=workers, pool=pool)
     finally:
         if pool is not None:

@@ -1,7 +1,7 @@
 """Where units of work run: in this process, on a pool of long-lived local worker processes
 (one intra-op thread each), or on a Dask cluster. Executors know nothing of training: they call
 plan.run_unit, start each worker with plan.prepare_worker (and the forkserver with the modules
-plan.WORKER_MODULES names), and hand the results back to the driver, which alone writes the store."""
+dlbench.forkserver.WORKER_MODULES names), and hand the results back to the driver, which alone writes the store."""
 
 from __future__ import annotations
 
@@ -10,20 +10,32 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from dlbench.errors import UserError
-from dlbench.plan import WORKER_MODULES, Unit, failed, prepare_worker, run_unit
+from dlbench.plan import Unit, failed, prepare_worker, run_unit
 
 
 def default_workers() -> int:
     return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
 
 
-def _start_worker() -> None:
+def _start_worker(preload: tuple[str, ...] = ()) -> None:
     """Each worker's initializer: tie it to its parent (dlbench.lifeline), then get ready to train
-    while the driver works."""
+    while the driver works, importing `preload` too (each worker on its own core, at the same time)."""
+    import importlib
+
     from dlbench.lifeline import tie_to_parent
 
     tie_to_parent()
     prepare_worker()
+    for module in preload:
+        importlib.import_module(module)
+
+
+def _submit_quietly(pool) -> None:
+    """A no-op submitted to start the pool's first worker; a pool ended meanwhile is no error."""
+    try:
+        pool.submit(os.getpid)
+    except Exception:  # noqa: BLE001 - the pool was shut down or broke: the dispatch loop says so
+        pass
 
 
 class LocalExecutor:
@@ -37,38 +49,32 @@ class LocalExecutor:
     def __init__(self, workers: int, data_dir: str | None = None, preload: tuple[str, ...] = ()):
         self.workers = workers
         self.data_dir = data_dir
-        self.preload = preload  # more modules for the forkserver to import once (torch._dynamo, for user optimizers)
+        self.preload = preload  # more modules each worker imports as it starts (torch._dynamo, for user optimizers)
         self.pool = None
+        self._warming = None  # the thread whose submit forks the first worker
         self.stop = None  # the runner's StopOnSignal: a signal is acted on between waits, not inside one
 
     def start(self) -> LocalExecutor:
         if self.workers > 1 and self.pool is None:
             import multiprocessing as mp
+            import threading
             from concurrent.futures import ProcessPoolExecutor
 
-            from dlbench.lifeline import DRIVER_ENV
+            from dlbench import forkserver
 
-            # read by the forkserver (started by the first submit, with this environment) and the
-            # workers it forks; set only meanwhile, so that no other child of this process (a
-            # dlbench started by a test, say) takes itself for a forkserver of this driver
-            earlier = os.environ.get(DRIVER_ENV)
-            os.environ[DRIVER_ENV] = str(os.getpid())
-            try:
-                ctx = mp.get_context("forkserver")
-                ctx.set_forkserver_preload(["dlbench.lifeline", *WORKER_MODULES, *self.preload])
-                self.pool = ProcessPoolExecutor(max_workers=self.workers, mp_context=ctx, initializer=_start_worker)
-                # the pool launches its processes on the first submit: submit a no-op now, so that the
-                # forkserver and the workers import torch while this process goes on with its own work
-                self.pool.submit(os.getpid)
-            finally:
-                if earlier is None:
-                    os.environ.pop(DRIVER_ENV, None)
-                else:
-                    os.environ[DRIVER_ENV] = earlier
+            forkserver.start()  # running already when `dlbench sweep` warmed it
+            self.pool = ProcessPoolExecutor(max_workers=self.workers, mp_context=mp.get_context("forkserver"),
+                                            initializer=_start_worker, initargs=(self.preload,))
+            # the pool forks its first worker on the first submit, which waits until the server has
+            # imported torch (a second here): submitted on a thread, so that this process goes on with
+            # its own work meanwhile (reading the spec and the results folder, importing pandas)
+            self._warming = threading.Thread(target=_submit_quietly, args=(self.pool,), daemon=True)
+            self._warming.start()
         return self
 
     def shutdown(self) -> None:
         if self.pool is not None:
+            self._warmed()
             self.pool.shutdown(wait=True, cancel_futures=True)
             self.pool = None
 
@@ -77,10 +83,20 @@ class LocalExecutor:
         flight are lost, stored ones kept. The pool's manager thread is joined too: left running, it
         wakes at interpreter exit on a pipe that is closed by then and prints a traceback."""
         if self.pool is not None:
+            if self._warming is not None and self._warming.is_alive():
+                from dlbench import forkserver
+
+                forkserver.end()  # still importing torch: ended, so that the first submit returns now
+            self._warmed()
             pool, self.pool = self.pool, None
             for proc in list((getattr(pool, "_processes", None) or {}).values()):
                 proc.kill()
             pool.shutdown(wait=True, cancel_futures=True)
+
+    def _warmed(self) -> None:
+        if self._warming is not None:
+            self._warming.join()
+            self._warming = None
 
     def run(self, units: list[Unit]) -> Iterator[list[dict]]:
         if self.pool is None and (self.workers <= 1 or len(units) <= 1):

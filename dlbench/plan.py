@@ -23,6 +23,7 @@ from dlbench import catalogue
 from dlbench.data import validation_of
 from dlbench.interrupt import Interrupted
 from dlbench.schema import config_key
+from dlbench.timeline import mark
 
 
 @dataclass
@@ -129,8 +130,6 @@ def cost(unit: Unit) -> float:
 
 
 TRAIN_THREADS = 1  # intra-op threads for training, wherever it runs
-# what a worker imports once, before its first unit (the forkserver preloads these too)
-WORKER_MODULES = ("torch", "dlbench.plan", "dlbench.engine.fused")
 
 
 def prepare_worker() -> None:
@@ -140,6 +139,7 @@ def prepare_worker() -> None:
     import dlbench.engine.fused  # noqa: F401
 
     torch.set_num_threads(TRAIN_THREADS)
+    mark("worker ready")
 
 
 def run_unit(unit: Unit, data_dir: str | None = None) -> list[dict]:
@@ -153,6 +153,7 @@ def run_unit(unit: Unit, data_dir: str | None = None) -> list[dict]:
 
     from dlbench import data as datasets
 
+    mark(f"unit start {len(unit.trials)} {unit.engine}")
     threads = torch.get_num_threads()
     if threads != TRAIN_THREADS:
         torch.set_num_threads(TRAIN_THREADS)
@@ -173,6 +174,7 @@ def run_unit(unit: Unit, data_dir: str | None = None) -> list[dict]:
     sizes = data_record(ds)
     for r in results:
         r["data"] = sizes
+    mark("unit end")
     return results
 
 

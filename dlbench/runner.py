@@ -15,6 +15,7 @@ from rich.markup import escape
 from dlbench import SCHEMA_VERSION, announce, catalogue, folders
 from dlbench.spec import Sweep
 from dlbench.store import ResultsDir, trial_label
+from dlbench.timeline import mark
 
 CONSOLIDATE_EVERY_S = 2.0
 
@@ -120,11 +121,11 @@ def run_sweep(sweep: Sweep, out: str | Path, *, fresh: bool = False, dry_run: bo
 
 
 def _import_table_writers() -> None:
-    """What the end of a sweep needs (tables, and the statistics of its summary: scipy.stats
-    alone takes a second), imported while the workers train and this process waits."""
+    """What the end of a sweep needs (tables, and the statistics of its summary), imported while
+    the workers train and this process waits."""
     import pandas  # noqa: F401
     import pyarrow.parquet  # noqa: F401
-    import scipy.stats  # noqa: F401
+    import scipy.special  # noqa: F401
 
     import dlbench.stats  # noqa: F401
     import dlbench.summary  # noqa: F401
@@ -150,7 +151,6 @@ def _open_results(path: Path, fresh: bool, console) -> ResultsDir:
 def _run(sweep: Sweep, results: ResultsDir, workers: int, wanted_devices: list[str], executor, console, err,
          stop, extends: tuple[int, int] | None = None) -> int:
     from dlbench import store
-    from dlbench.expect import check_expectations
     from dlbench.interrupt import Interrupted
     from dlbench.plan import TRAIN_THREADS
 
@@ -198,8 +198,10 @@ def _run(sweep: Sweep, results: ResultsDir, workers: int, wanted_devices: list[s
         err.print(f"interrupted: {stored} of {total} trials stored in {path}; run the same command to resume",
                   markup=False, highlight=False)
         return e.exit_code
+    mark("trained")
     with stop.critical():
         results.consolidate(records)
+    mark("tables written")
 
     from dlbench.summary import render_summary
 
@@ -211,6 +213,7 @@ def _run(sweep: Sweep, results: ResultsDir, workers: int, wanted_devices: list[s
         render_summary(trials, console, {"schema_version": SCHEMA_VERSION}, short=True, where=str(path),
                        history=history, focus=sweep.focus, search=sweep.search["kind"] if sweep.search else "grid",
                        extended=counts(sweep.extensions))
+    mark("summary printed")
     console.print(f"results: {path}  (trials.parquet, history.parquet; `dlbench plot {path}`)")
     statuses = Counter(r["result"]["status"] for r in current)
     if statuses["failed"]:
@@ -220,6 +223,8 @@ def _run(sweep: Sweep, results: ResultsDir, workers: int, wanted_devices: list[s
                         if (r["result"].get("fallback_reason") or "").startswith("out of memory"))
     for reason, k in fell_back.items():
         err.print(f"[yellow]note:[/] {k} trial{'s' * (k != 1)} fell back to the reference engine: {escape(reason)}")
+    from dlbench.expect import check_expectations
+
     failures = check_expectations(sweep.expect, trials)
     for f in failures:
         err.print(f"[red]expectation failed:[/] {escape(f)}")
@@ -326,6 +331,7 @@ def _execute(executor, units, by_id, records, results, console, done: set[str], 
     from dlbench import store
     from dlbench.schema import config_key
 
+    mark(f"{stage}: {len(units)} units to run")
     one_dataset = len({t["dataset"] for t in by_id.values()}) == 1  # "best so far" compares like with like
     best: tuple[float, str] | None = None
     last_write = time.monotonic()

@@ -227,3 +227,14 @@ def test_trials_left_to_the_reference_engine_name_their_reason(cli, tmp_path):
     trials = pd.read_parquet(tmp_path / "p" / "trials.parquet")
     assert trials.fallback_reason.iloc[0] == ("not supported by the fused engine: model kind 'problem' runs on the "
                                               "reference engine")
+
+
+@pytest.mark.parametrize("code, rc, err", [(3, 3, ""), (None, 0, ""), ("a message", 1, "a message")])
+def test_a_finished_command_skips_the_teardown_but_not_the_atexit_callbacks(code, rc, err):
+    """dlbench.__main__.exit_now: what sys.exit(code) would give (the exit status, a message on
+    stderr), the atexit callbacks run (multiprocessing's, logging's), the streams flushed."""
+    script = ("import atexit, sys; atexit.register(lambda: print('atexit ran', flush=False)); "
+              "print('buffered', end=''); from dlbench.__main__ import exit_now; "
+              f"exit_now({code!r})")
+    p = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert p.returncode == rc and p.stdout == "bufferedatexit ran\n" and p.stderr.strip() == err

@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from dlbench.stats.distributions import t_quantile
 from dlbench.stats.mean_intervals import ALPHA
 from dlbench.stats.selection import Selection, choose
 
@@ -114,8 +115,6 @@ def ranked_configs(trials: pd.DataFrame, sel: Selection) -> pd.DataFrame:
 def band(ranked: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """95% jackknife t interval of E[best of k] for k = 1..n from values ranked worst to best
     (higher is better); NaN where k > n/2 (and for n < 2)."""
-    from scipy.stats import t
-
     ranked = np.asarray(ranked, dtype=float)
     n = len(ranked)
     low, high = np.full(n, np.nan), np.full(n, np.nan)
@@ -125,7 +124,7 @@ def band(ranked: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     w = weights(n - 1)
     loo = np.stack([w @ np.delete(ranked, i) for i in range(n)])  # [n, n-1]: k = 1..n-1
     se = np.sqrt((n - 1) / n * ((loo - loo.mean(axis=0)) ** 2).sum(axis=0))
-    half = t.ppf(1 - ALPHA / 2, n - 1) * se
+    half = t_quantile(1 - ALPHA / 2, n - 1) * se
     shown = n // 2
     low[:shown], high[:shown] = u[:shown] - half[:shown], u[:shown] + half[:shown]
     return low, high

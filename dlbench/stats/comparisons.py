@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from dlbench.stats.distributions import nct_cdf, norm_quantile, t_quantile, t_sf
 from dlbench.stats.mean_intervals import ALPHA, BOOTSTRAP_SEED, DEFAULT_CI, MIN_N, N_RESAMPLES, _scipy_bootstrap
 from dlbench.stats.selection import EQUAL, Best, same
 from dlbench.store import config_columns, knob_columns
@@ -49,8 +50,6 @@ def welch(a, b) -> Difference:
     Welch-Satterthwaite degrees of freedom, and the two-sided p-value of Welch's test (the
     interval excludes 0 exactly when p < 0.05). Needs 2 values a side. Both sides without spread:
     the difference is exact (p = 1 when equal, 0 otherwise)."""
-    from scipy.stats import t
-
     a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
     if len(a) < 2 or len(b) < 2:
         return NO_DIFFERENCE
@@ -61,8 +60,8 @@ def welch(a, b) -> Difference:
         return Difference(0.0 if equal else d, 0.0 if equal else d, 0.0 if equal else d, 1.0 if equal else 0.0)
     se = math.sqrt(va + vb)
     df = (va + vb) ** 2 / (va ** 2 / (len(a) - 1) + vb ** 2 / (len(b) - 1))
-    half = float(t.ppf(1 - ALPHA / 2, df)) * se
-    return Difference(d, d - half, d + half, float(2 * t.sf(abs(d) / se, df)))
+    half = float(t_quantile(1 - ALPHA / 2, df)) * se
+    return Difference(d, d - half, d + half, float(2 * t_sf(abs(d) / se, df)))
 
 
 def bootstrap_difference(a, b) -> Difference:
@@ -112,13 +111,11 @@ def holm(p_values) -> np.ndarray:
 def power(n: int | np.ndarray, effect: float, alpha: float = ALPHA) -> np.ndarray:
     """Power of a two-sided two-sample t test with n values a side to detect a difference of
     `effect` standard deviations at level alpha (the noncentral t distribution)."""
-    from scipy.stats import nct, t
-
     n = np.asarray(n, dtype=float)
     df = 2 * n - 2
-    crit = t.ppf(1 - alpha / 2, df)
+    crit = t_quantile(1 - alpha / 2, df)
     nc = abs(effect) * np.sqrt(n / 2)
-    return nct.sf(crit, df, nc) + nct.cdf(-crit, df, nc)
+    return 1 - nct_cdf(crit, df, nc) + nct_cdf(-crit, df, nc)
 
 
 SEEDS_CAP = 1000
@@ -129,8 +126,6 @@ def seeds_needed(a, b, difference: float, alpha: float = ALPHA) -> int | None:
     detect `difference`, taking the pooled standard deviation of A and B as the truth; capped
     at SEEDS_CAP + 1 (more than 1,000). None when it cannot be said (no difference, no spread,
     or fewer than 2 values a side)."""
-    from scipy.stats import norm
-
     a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
     if len(a) < 2 or len(b) < 2 or abs(difference) < EQUAL:
         return None
@@ -139,7 +134,7 @@ def seeds_needed(a, b, difference: float, alpha: float = ALPHA) -> int | None:
         return None
     effect = difference / math.sqrt(pooled)
     # the normal approximation 2 (z_{1-α/2} + z_power)² / d² is a little below the t answer: search up from it
-    z = norm.ppf(1 - alpha / 2) + norm.ppf(POWER)
+    z = norm_quantile(1 - alpha / 2) + norm_quantile(POWER)
     start = max(2, math.floor(2 * z * z / effect ** 2) - 2)
     while start <= SEEDS_CAP:
         n = np.arange(start, min(start + 16, SEEDS_CAP + 1))

@@ -11,6 +11,7 @@ import numpy as np
 
 from dlbench.errors import UserError, did_you_mean
 from dlbench.losses import lowest as loss_lowest
+from dlbench.stats.distributions import t_quantile
 
 CONFIDENCE = 0.95
 
@@ -43,12 +44,10 @@ def check_ci(method: str) -> str:
 def t_interval(samples: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """95% Student's t interval of the mean of each row of `samples` [rows, n], n >= 2:
     mean ± t_{0.975, n-1} s / √n. Exact for normal values; all values equal: that value."""
-    from scipy.stats import t
-
     samples = np.atleast_2d(np.asarray(samples, dtype=float))
     n = samples.shape[1]
     mean = samples.mean(axis=1)
-    half = t.ppf(1 - ALPHA / 2, n - 1) * samples.std(axis=1, ddof=1) / math.sqrt(n)
+    half = t_quantile(1 - ALPHA / 2, n - 1) * samples.std(axis=1, ddof=1) / math.sqrt(n)
     return _exact_when_equal(samples, mean - half, mean + half)
 
 

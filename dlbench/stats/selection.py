@@ -239,7 +239,8 @@ def best_configs(trials: pd.DataFrame, per: tuple[str, ...] = ("optimizer",),
                 confirmed=bool(len(confirmed)),
                 tuning=(describe(tuning_rows[sel.report], method, sel.report, one_loss(tuning_rows))
                         if len(confirmed) else None),
-                configs_tried=len(choose(g, sel, cols).table), counts=g["status"].value_counts().to_dict(),
+                configs_tried=len((choice if candidates is g else choose(g, sel, cols)).table),
+                counts=g["status"].value_counts().to_dict(),
                 chosen_by=how, at_edge=range_edges(g, chosen), tied=choice.tied, decided_by=choice.decided_by,
                 runs=len(result_rows), diverged=int((result_rows["status"] == "diverged").sum()),
                 test_size=float(np.nanmedian(sizes)) if np.isfinite(sizes).any() else math.nan, method=method))
