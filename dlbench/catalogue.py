@@ -40,6 +40,16 @@ def optimizer_of(trial: dict) -> OptimizerEntry:
     return optim.entry_of(trial)
 
 
+def same_builtin(trial: dict) -> tuple[str, dict] | None:
+    """The built-in optimizer (and its knobs) whose update computes this trial's optimizer's."""
+    return optim.same_builtin(trial)
+
+
+def optimizer_rule(builtin: str) -> str:
+    """The hand-written fused update (engine/updates.py) of a built-in optimizer."""
+    return optim.OPTIMIZERS[builtin].fused_rule
+
+
 def files():
     """The users' files this session read (their content travels with the work)."""
     return usercode.SESSION.files
@@ -91,12 +101,20 @@ def imports_code(raw: dict) -> bool:
 
 
 def imports_optimizer_code(raw: dict) -> bool:
-    """Whether a raw spec names an optimizer whose code does not ship with dlbench (constructing
-    any torch.optim.Optimizer imports torch._dynamo: the early pool preloads it then)."""
+    """Whether a raw spec names an optimizer that will be constructed to be checked and trained
+    (constructing any torch.optim.Optimizer imports torch._dynamo: the early pool's workers import
+    it as they start then): one whose code does not ship with dlbench, other than a torch.optim
+    class some built-in is (optim.same_builtin: checked by its knobs, trained by its rule)."""
     tables = [raw] + (raw["grid"] if isinstance(raw.get("grid"), list) else [raw.get("grid") or {}])
     names = [v for t in tables if isinstance(t, dict)
              for v in (t.get("optimizer") if isinstance(t.get("optimizer"), list) else [t.get("optimizer")])]
-    return bool(raw.get("optimizers")) or any(optim.imports_code(n) for n in names if n is not None)
+    return bool(raw.get("optimizers")) or any(optim.imports_code(n) and not _a_builtin_class(n)
+                                              for n in names if n is not None)
+
+
+def _a_builtin_class(name: Any) -> bool:
+    ref = usercode.parse_ref(name)
+    return ref is not None and ref.module == "torch.optim" and ref.attr in optim.builtin.SAME_CLASSES
 
 
 def _model_imports_code(value: Any) -> bool:

@@ -96,9 +96,13 @@ def _train(trials: list[dict], data: Dataset) -> list[TrialResult]:
     for t in trials:
         if supports(t) is not None:
             raise ValueError(supports(t))
-    # by optimizer (each updates a contiguous block of rows), and within one by hyperparameters
-    order_idx = sorted(range(len(trials)), key=lambda i: (trials[i]["optimizer"], config_key(trials[i]), i))
-    trials = [trials[i] for i in order_idx]
+    # by optimizer (each updates a contiguous block of rows; a torch.optim class trained by a
+    # built-in's rule by that built-in, as its keywords make it one), then by hyperparameters
+    same = [catalogue.same_builtin(t) for t in trials]
+    rule_name = [s[0] if s is not None else "" for s in same]
+    order_idx = sorted(range(len(trials)), key=lambda i: (trials[i]["optimizer"], rule_name[i],
+                                                          config_key(trials[i]), i))
+    trials, same, rule_name = ([seq[i] for i in order_idx] for seq in (trials, same, rule_name))
     device, dtype, task = first["device"], dtype_of(first), data.task
     splits = tensors(data, device, dtype)
     x_train, y_train = splits["train"]
@@ -110,12 +114,15 @@ def _train(trials: list[dict], data: Dataset) -> list[TrialResult]:
     start = 0
     while start < K:
         end = start
-        while end < K and trials[end]["optimizer"] == trials[start]["optimizer"]:
+        while end < K and (trials[end]["optimizer"], rule_name[end]) == (trials[start]["optimizer"], rule_name[start]):
             end += 1
-        rule = catalogue.optimizer_of(trials[start]).fused_rule
-        if rule is not None:  # a hand-written stacked update computes what this optimizer computes
+        if same[start] is not None:  # a hand-written stacked update computes what this optimizer computes
+            builtin = same[start][0]
             slices.append((start, end))
-            updates.append(UPDATES[rule](trials[start:end], (end - start, P), dtype, device))
+            # the trials as the built-in's rule reads them: its name (the variant) and its knobs
+            as_builtin = [{**t, "optimizer": builtin, **s[1]} for t, s in zip(trials[start:end], same[start:end],
+                                                                                strict=True)]
+            updates.append(UPDATES[catalogue.optimizer_rule(builtin)](as_builtin, (end - start, P), dtype, device))
         else:
             generic.append(GenericUpdate(trials[start:end], net, start))
         start = end

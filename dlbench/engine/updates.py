@@ -1,7 +1,8 @@
 """The hand-written fused updates of the built-in optimizers: each reproduces one torch.optim class
 (single-tensor form) on a [k, P] slice of the stacked parameters, with per-trial hyperparameters
-as [k, 1] tensors. A built-in optimizer's record names its rule (`fused_rule`); tests/test_fused.py
-holds each rule to its class on random hyperparameters and seeds."""
+as [k, 1] tensors. A built-in optimizer names its rule (builtin.Optimizer.fused_rule), and a
+torch.optim class some built-in is trains by that built-in's (catalogue.same_builtin);
+tests/test_fused.py holds each rule to its class on random hyperparameters and seeds."""
 
 from __future__ import annotations
 

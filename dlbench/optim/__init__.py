@@ -146,12 +146,25 @@ def _same(e: OptimizerEntry, trial: dict) -> bool:
 def fields(name: str, values: dict, lr: float, where: str) -> dict:
     """The optimizer's fields of one trial: every keyword it takes from the spec's `values`
     (checked), with its kind's own keys (a reference, parts); a tiny construction with them is
-    queued (run_constructions)."""
+    queued (run_constructions), unless a built-in optimizer is what they make (its knobs are
+    checked then: same_builtin)."""
     e = entry(name)
     out = _fields(e, values, lr, where)
-    if KINDS[e.kind].CONSTRUCT_TO_CHECK:
+    if KINDS[e.kind].CONSTRUCT_TO_CHECK and _same_builtin(e, {"optimizer": name, "lr": lr, **out}) is None:
         _queue_construction(name, out, lr, where)
     return out
+
+
+def same_builtin(trial: dict) -> tuple[str, dict] | None:
+    """(built-in name, its knobs) when the trial's optimizer computes what a built-in optimizer
+    computes (a built-in itself, or a torch.optim class some built-in is, with keywords its knobs
+    take): the fused engine then trains it by that built-in's update. Else None."""
+    return _same_builtin(entry_of(trial), trial)
+
+
+def _same_builtin(e: OptimizerEntry, trial: dict) -> tuple[str, dict] | None:
+    kind = KINDS[e.kind]
+    return kind.same_builtin(e, trial) if hasattr(kind, "same_builtin") else None
 
 
 def _fields(e: OptimizerEntry, values: dict, lr: float, where: str) -> dict:

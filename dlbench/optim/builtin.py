@@ -152,6 +152,50 @@ def check_optimizer_knobs(name: str, knobs: dict[str, Any], where: str) -> dict[
 
 
 # --------------------------------------------------------------------------------------------
+# torch.optim classes a built-in optimizer is: named by import path, they train by its rule
+
+SAME_CLASSES = ("SGD", "Adam", "AdamW", "RMSprop", "Adagrad")  # torch.optim classes some built-in is
+# keywords that change how torch computes an update (a loop, one kernel, graph capture), not what
+HOW_KEYWORDS = ("foreach", "fused", "capturable", "differentiable")
+
+
+def as_builtin(torch_class: str, keywords: dict[str, Any]) -> tuple[str, dict[str, Any]] | None:
+    """(built-in name, its knobs) when torch.optim.<torch_class>(params, lr, **keywords) computes
+    what that built-in's update computes, else None: a keyword no built-in knob is (maximize=True,
+    say), or a value its knob refuses (which constructing the class then says in torch's words).
+    The knobs not given take the built-in's defaults, which are torch's (tests/test_fused.py)."""
+    if torch_class not in SAME_CLASSES:
+        return None
+    given = {k: v for k, v in keywords.items() if k not in HOW_KEYWORDS}
+    if given.pop("maximize", False) is not False:
+        return None
+    if torch_class == "SGD":
+        nesterov = given.pop("nesterov", False)
+        if not isinstance(nesterov, bool):
+            return None
+        given.setdefault("momentum", 0.0)  # torch's default (the built-in momentum's is 0.9)
+        if nesterov:
+            if given.pop("dampening", 0.0) != 0:
+                return None  # torch refuses it: said by constructing the class
+            name = "nesterov"
+        elif given["momentum"] == 0:
+            del given["momentum"]
+            given.pop("dampening", None)  # without momentum torch ignores it
+            name = "sgd"
+        else:
+            name = "momentum"
+    else:
+        name = {"Adam": "adam", "AdamW": "adamw", "RMSprop": "rmsprop", "Adagrad": "adagrad"}[torch_class]
+    o = OPTIMIZERS[name]
+    if any(k not in o.defaults for k in given):
+        return None
+    try:
+        return name, check_optimizer_knobs(name, given, "optimizer")
+    except UserError:
+        return None
+
+
+# --------------------------------------------------------------------------------------------
 # The kind: what the catalogue asks of it
 
 
@@ -166,7 +210,7 @@ def claims(trial: dict) -> bool:
 def describe(name: str, table: dict | None = None, where: str = "optimizer", resolve=None) -> OptimizerEntry:
     o = OPTIMIZERS[name]
     return OptimizerEntry(name, KIND, f"torch.optim:{o.torch_class}", o.description, keywords=tuple(o.defaults),
-                          defaults=dict(o.defaults), elementwise=True, fused_rule=o.fused_rule, shipped=True)
+                          defaults=dict(o.defaults), elementwise=True, shipped=True)
 
 
 def from_trial(trial: dict, resolve=None) -> OptimizerEntry:
@@ -176,6 +220,10 @@ def from_trial(trial: dict, resolve=None) -> OptimizerEntry:
 def fields(entry: OptimizerEntry, values: dict, lr: float, where: str, part=None) -> dict:
     """Every knob of the optimizer, checked, with its default where the spec sets none."""
     return check_optimizer_knobs(entry.name, {k: values[k] for k in KNOBS if k in values}, where)
+
+
+def same_builtin(entry: OptimizerEntry, trial: dict) -> tuple[str, dict[str, Any]] | None:
+    return entry.name, {k: trial[k] for k in OPTIMIZERS[entry.name].defaults}
 
 
 def build(entry: OptimizerEntry, params, trial: dict, build_part=None):

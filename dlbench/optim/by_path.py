@@ -19,7 +19,7 @@ from typing import Any
 
 from dlbench import usercode
 from dlbench.errors import UserError, did_you_mean
-from dlbench.optim.builtin import KNOBS
+from dlbench.optim.builtin import KNOBS, as_builtin
 from dlbench.optim.common import OptimizerEntry, check_fixed
 from dlbench.schema import TRIAL_FIELDS
 
@@ -172,6 +172,15 @@ def fields(entry: OptimizerEntry, values: dict, lr: float, where: str, part=None
     if entry.second_order:
         out["create_graph"] = True
     return out
+
+
+def same_builtin(entry: OptimizerEntry, trial: dict) -> tuple[str, dict[str, Any]] | None:
+    """The built-in optimizer this trial's optimizer is (a torch.optim class some built-in is, with
+    keywords its knobs take: builtin.as_builtin), with its knobs; else None."""
+    ref = usercode.parse_ref(entry.reference)
+    if ref is None or ref.is_file or ref.module != "torch.optim":
+        return None
+    return as_builtin(ref.attr, keywords_of(trial))
 
 
 def build(entry: OptimizerEntry, params, trial: dict, build_part=None):

@@ -28,7 +28,6 @@ class OptimizerEntry:
     # update acts on each element alone); else one instance per trial
     elementwise: bool = False
     second_order: bool = False  # needs backward(create_graph=True) (Hessian-vector products)
-    fused_rule: str | None = None  # a hand-written stacked update (engine/updates.py) computes the same numbers
     parts: dict[str, OptimizerEntry] = field(default_factory=dict)  # what it is made of: {"wraps": ...}, {"rest": ...}
     entry_point: str | None = None  # "distribution version" when an installed package registered it
     shipped: bool = False  # its code ships with dlbench (its version in env.json says which)
