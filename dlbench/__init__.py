@@ -12,4 +12,7 @@ __version__ = "0.1.0"
 #      configuration columns include every optimizer keyword a trial set.
 #   4: spec.toml may hold [extensions] points (the values a range with `extend` grew by beyond
 #      the edge the tuning stage chose), trained as tune-stage trials like the grid's own.
-SCHEMA_VERSION = 4
+#   5: status `stopped` (successive halving stopped the trial at its rung) and the `rung` column;
+#      a halving trial's `halving` field (part of its id; spec.toml's [search] kind = "halving");
+#      [search] kind = "optuna" keeps Optuna's journal in optuna-journal.log beside the tables.
+SCHEMA_VERSION = 5

@@ -24,7 +24,7 @@ def print_grid(sweep: Sweep, console: Console, dry_run: bool = False) -> None:
         parts = [" × ".join(f"{k} {len(v) if isinstance(v, list) else 'range'}" for k, v in g.values.items())
                  or "defaults" for g in sweep.grids]
         factors = " + ".join(f"({p})" for p in parts) if len(parts) > 1 else parts[0]
-        if sweep.search:
+        if sweep.sampled:
             factors = f"{sweep.search['kind']} search, {sweep.search['budget']} points per sub-grid"
         factors += "".join(f" × {k} {len(v)}" for k, v in sweep.top_axes.items())
     else:
@@ -57,7 +57,9 @@ def print_grid(sweep: Sweep, console: Console, dry_run: bool = False) -> None:
                 label = f"grid {i}: {k}" if len(sweep.grids) > 1 else f"{k} (search space)"
                 table.add_row(label, _range_text(g.ranges.get(k), values, k))
     console.print(table)
-    if sweep.search:
+    if sweep.search and sweep.search["kind"] == "halving":
+        console.print(halving_plan(sweep), markup=False, highlight=False)
+    if sweep.search and "points" in sweep.search:
         pts = sweep.search["points"]
         console.print(f"search: {sweep.search['kind']}, seed {sweep.search['seed']}, {len(pts)} points"
                       + (" (Sobol points balance best when the budget is a power of 2)"
@@ -71,6 +73,27 @@ def print_grid(sweep: Sweep, console: Console, dry_run: bool = False) -> None:
         console.print(stage_sizes(sweep))
     for note in sweep.notes:
         console.print(f"[yellow]note:[/] {escape(note)}")
+
+
+def halving_plan(sweep: Sweep) -> str:
+    """'search: successive halving (eta 3) in 2 competitions (dataset, optimizer): 27 → 9 → 3
+    configurations at epochs 1, 3, 9; 135 of 243 trial-epochs (1.8× fewer)'."""
+    from dlbench import halving
+    from dlbench.plan import group_key
+
+    competitions: dict[tuple, list[dict]] = {}
+    for t in sweep.trials:
+        competitions.setdefault((group_key(t), *halving.competition(t)), []).append(t)
+    plans = [halving.schedule(c) for c in competitions.values()]
+    shapes = list(dict.fromkeys((tuple(p), tuple(c)) for p, c, _ in plans))
+    trained = sum(e for _, _, e in plans)
+    full = sum(t["epochs"] for t in sweep.trials)
+    s = sweep.search
+    per = ", ".join(["dataset", *s["per"]])
+    how = "; ".join(f"{' → '.join(map(str, c))} configurations at epochs {', '.join(map(str, p))}" for p, c in shapes)
+    return (f"search: successive halving (eta {s['eta']}) in {len(competitions)} competition"
+            f"{'s' * (len(competitions) != 1)} ({per}, trained together): {how}; {trained} of {full} trial-epochs "
+            f"({full / max(trained, 1):.1f}× fewer)")
 
 
 def stage_sizes(sweep: Sweep) -> str:

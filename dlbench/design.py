@@ -38,7 +38,9 @@ from dlbench.schema import higher_is_better, is_test_metric
 INTEGER_KEYS = ("batch_size", "epochs", "seed")
 RANGE_KEYS = ("lr", "batch_size", "epochs", "seed", "validation", "momentum", "dampening", "weight_decay", "eps",
               "alpha", "lr_decay", "initial_accumulator_value")
-SEARCH_KINDS = ("random", "sobol")
+SEARCH_KINDS = ("random", "sobol", "halving", "optuna")
+SAMPLED_KINDS = ("random", "sobol")  # searches whose points are drawn up front from the ranges
+OPTUNA_SAMPLERS = ("tpe", "cmaes", "gp", "qmc", "random")
 SIGNIFICANT = 10
 
 
@@ -183,15 +185,32 @@ def _show(value) -> str:
 
 
 def check_search(search: Any) -> dict | None:
+    """[search] checked, by kind: sobol and random draw `budget` points per sub-grid; halving trains
+    the grid's configurations by successive halving (`eta`, `min_epochs`, `per`); optuna asks an
+    Optuna sampler for `budget` points per sub-grid, `batch` at a time."""
     if search is None:
         return None
     if not isinstance(search, dict):
-        raise UserError(f"search = {search!r} is not allowed; allowed: a table [search] with kind, budget and seed")
-    check_keys(search, ("kind", "budget", "seed", "points"), "search.")
+        raise UserError(f"search = {search!r} is not allowed; allowed: a table [search] with kind and its keys")
     kind = search.get("kind", "sobol")
     if kind not in SEARCH_KINDS:
         raise UserError(f"search.kind = {kind!r} is unknown{did_you_mean(kind, SEARCH_KINDS)}; allowed: "
                         f"{', '.join(SEARCH_KINDS)}")
+    if kind == "halving":
+        check_keys(search, ("kind", "eta", "min_epochs", "per"), "search.")
+        out = {"kind": kind,
+               "eta": _whole(search.get("eta", 3), "search.eta", 2, "(the 1/eta best go on at each rung)"),
+               "min_epochs": _whole(search.get("min_epochs", 1), "search.min_epochs", 1, "(the first rung)")}
+        if "per" in search:
+            per = [search["per"]] if isinstance(search["per"], str) else search["per"]
+            if not isinstance(per, list) or not all(isinstance(p, str) for p in per):
+                raise UserError(f"search.per = {search['per']!r} is not allowed; allowed: a list of config keys, e.g. "
+                                "[\"optimizer\"]")
+            out["per"] = per
+        return out
+    keys = ("kind", "budget", "seed", "points") if kind in SAMPLED_KINDS else (
+        "kind", "sampler", "budget", "batch", "seed")
+    check_keys(search, keys, "search.")
     budget = search.get("budget")
     if isinstance(budget, bool) or not isinstance(budget, int) or budget < 1:
         raise UserError(f"search.budget = {budget!r} is not allowed; allowed: a whole number >= 1 (points per "
@@ -200,6 +219,15 @@ def check_search(search: Any) -> dict | None:
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
         raise UserError(f"search.seed = {seed!r} is not allowed; allowed: a whole number >= 0")
     out = {"kind": kind, "budget": budget, "seed": seed}
+    if kind == "optuna":
+        sampler = search.get("sampler", "tpe")
+        if sampler not in OPTUNA_SAMPLERS:
+            raise UserError(f"search.sampler = {sampler!r} is unknown{did_you_mean(str(sampler), OPTUNA_SAMPLERS)}; "
+                            f"allowed: {', '.join(OPTUNA_SAMPLERS)}")
+        out["sampler"] = sampler
+        if "batch" in search:
+            out["batch"] = _whole(search["batch"], "search.batch", 1, "(points asked and trained together)")
+        return out
     if "points" in search:
         points = search["points"]
         if not isinstance(points, list) or not all(isinstance(p, dict) for p in points):
@@ -207,6 +235,12 @@ def check_search(search: Any) -> dict | None:
                             "spec.toml (or leave it out to sample)")
         out["points"] = points
     return out
+
+
+def _whole(value: Any, where: str, low: int, why: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < low:
+        raise UserError(f"{where} = {value!r} is not allowed; allowed: a whole number >= {low} {why}")
+    return value
 
 
 def sample(space: dict[str, Any], search: dict, where: str) -> tuple[list[dict], list[str]]:

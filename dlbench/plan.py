@@ -19,7 +19,7 @@ import time
 import traceback
 from dataclasses import dataclass
 
-from dlbench import catalogue
+from dlbench import catalogue, halving
 from dlbench.data import validation_of
 from dlbench.interrupt import Interrupted
 from dlbench.schema import config_key
@@ -89,12 +89,24 @@ def make_units(trials: list[dict], engine: str, workers: int, ship_all: bool = F
     enough to keep every worker busy."""
     fused: dict[str, list[dict]] = {}
     units: list[Unit] = []
+    competitions: dict[tuple, list[dict]] = {}
     for t in trials:
         chosen, reason = choose_engine(t, engine)
-        if chosen == "fused":
+        if "halving" in t:
+            if chosen != "fused":
+                from dlbench.errors import UserError
+
+                raise UserError(f"search.kind = 'halving' trains a competition's configurations together on the fused "
+                                f"engine, and {t['optimizer']} lr={t['lr']:g} on {t['dataset']} runs on the reference "
+                                f"engine ({reason or 'engine = reference'}); allowed: engine = auto or fused with a "
+                                "model and optimizer the fused engine trains, or another search kind")
+            competitions.setdefault((group_key(t), *halving.competition(t)), []).append(t)
+        elif chosen == "fused":
             fused.setdefault(group_key(t), []).append(t)
         else:
             units.append(Unit([t], "reference", reason))
+    # a halving competition is one unit, whatever its size: its rungs rank all its configurations
+    units += [Unit(members, "fused") for members in competitions.values()]
     for group in fused.values():
         # enough chunks to keep every worker busy, none larger than the cap; configurations dealt
         # out in turn, so each chunk gets a share of every optimizer (their updates cost
@@ -166,7 +178,7 @@ def run_unit(unit: Unit, data_dir: str | None = None) -> list[dict]:
             if not is_trial_failure(e):
                 raise
             return [failed(t, e, unit.engine) for t in unit.trials]
-        results = (_run_fused(unit.trials, ds) if unit.engine == "fused"
+        results = (_run_fused(unit.trials, ds, halving.decider(unit.trials)) if unit.engine == "fused"
                    else _run_reference(unit.trials, ds, unit.reason))
     finally:
         if threads != TRAIN_THREADS:
@@ -191,17 +203,21 @@ def data_record(ds) -> dict:
             "n_test": len(ds.x_test)}
 
 
-def _run_fused(trials: list[dict], ds) -> list[dict]:
+def _run_fused(trials: list[dict], ds, at_epoch=None) -> list[dict]:
     """The fused engine on `trials`; out of memory: halves, down to single trials, then the
-    reference engine for a single trial that still does not fit."""
+    reference engine for a single trial that still does not fit. A halving competition (at_epoch)
+    is never cut: ranked apart, its configurations would compete with fewer others; its trials
+    fail together, saying why."""
     from dlbench.engine import fused
 
     start = time.perf_counter()
     try:
-        results = fused.train(trials, ds)
+        results = fused.train(trials, ds, at_epoch)
     except BaseException as e:  # sorted below: out of memory, or the unit fails
         if not is_trial_failure(e):
             raise
+        if at_epoch is not None:
+            return [failed(t, e, "fused") for t in trials]
         if not is_out_of_memory(e):
             if len(trials) == 1:
                 return [failed(trials[0], e, "fused")]
@@ -263,7 +279,8 @@ def _short(e: BaseException) -> str:
 
 def as_dict(result, wall_time: float, unit_size: int, fallback_reason: str | None = None) -> dict:
     return {"trial_id": result.trial_id, "status": result.status, "history": result.history,
-            "diverged_epoch": result.diverged_epoch, "error": result.error, "engine": result.engine,
+            "diverged_epoch": result.diverged_epoch, "rung": result.rung, "error": result.error,
+            "engine": result.engine,
             "fallback_reason": fallback_reason, "wall_time": wall_time, "unit_size": unit_size}
 
 

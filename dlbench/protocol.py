@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from dlbench import stats
 from dlbench.data import dataset_info, validation_of
-from dlbench.schema import config_key
+from dlbench.schema import SEARCH_FIELDS, config_key
 from dlbench.store import flat_config, trial_summary
 from dlbench.trials import canonical_trial
 
@@ -83,7 +83,8 @@ def confirm_trials(trials: list[dict], records: dict[str, dict], protocol: dict
     finalists = choose_finalists(trials, {t["id"]: trial_summary(records[t["id"]]["result"]) for t in trials},
                                  protocol)
     seeds = confirm_seeds({t["seed"] for t in trials}, protocol["confirm_seeds"])
-    confirm = [canonical_trial({**{k: v for k, v in f.trial.items() if k != "id"}, "seed": s})
+    # the winners train to the end on fresh seeds: no halving in stage 2
+    confirm = [canonical_trial({**{k: v for k, v in f.trial.items() if k not in ("id", *SEARCH_FIELDS)}, "seed": s})
                for f in finalists for s in seeds]
     if not confirm:
         return [], None, f"no stage-1 trial has a finite {protocol['select']}; nothing to confirm"

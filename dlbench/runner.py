@@ -239,7 +239,7 @@ def _run_stage(trials: list[dict], stage: str, sweep: Sweep, executor, records, 
     from dlbench.plan import make_units
 
     wanted = {t["id"] for t in trials}
-    done = {i for i, r in records.items() if i in wanted and r["result"]["status"] in ("ok", "diverged")}
+    done = {i for i, r in records.items() if i in wanted and r["result"]["status"] in ("ok", "diverged", "stopped")}
     retry = {i for i, r in records.items() if i in wanted and r["result"]["status"] == "failed"}
     todo = [t for t in trials if t["id"] not in done]
     msg = f"{len(done)} done, {len(todo)} to run"

@@ -18,8 +18,12 @@ TRIAL_KEYS = ("dataset", "validation", "model", "loss", "optimizer", "lr", "batc
 # Keys of a canonical trial that say more about one of TRIAL_KEYS: a user dataset's canonical spec
 # beside its name, an aliased optimizer's import path beside its name.
 QUALIFIERS = {"dataset": ("data",), "optimizer": ("optimizer_class",)}
+# Keys of a canonical trial that say how a search trains it: successive halving's eta, min_epochs
+# and groups (dlbench.halving), in the id so that a stopped trial is never a full one of another
+# sweep; not a configuration column of trials.parquet (spec.toml's [search] holds it).
+SEARCH_FIELDS = ("halving",)
 # Keys of a canonical trial that are dlbench's own: never an optimizer's keyword.
-TRIAL_FIELDS = ("id", *TRIAL_KEYS, *(q for qs in QUALIFIERS.values() for q in qs))
+TRIAL_FIELDS = ("id", *TRIAL_KEYS, *(q for qs in QUALIFIERS.values() for q in qs), *SEARCH_FIELDS)
 # Keys of a canonical trial that are not configuration columns (a configuration is a trial without its seed).
 TRIAL_ONLY = ("id", "seed")
 # A sweep's name, a named optimizer's: one plain folder name.
@@ -62,7 +66,7 @@ SUMMARY_METRICS = (
     "train_time", "eval_time", "wall_time",
 )
 DATA_COLUMNS = ("n_train", "n_val", "n_test")  # the size of each split a trial was measured on (schema 3)
-STATUSES = ("ok", "diverged", "failed")
+STATUSES = ("ok", "diverged", "stopped", "failed")  # stopped: by successive halving, at its rung (schema 5)
 
 
 def is_test_metric(column: str) -> bool:
@@ -100,6 +104,7 @@ EXPECT_METRICS = {
     "best_train_loss": ("best_train_loss", "min"),
     "ok": ("status", "count_ok"),
     "diverged": ("status", "count_diverged"),
+    "stopped": ("status", "count_stopped"),
     "failed": ("status", "count_failed"),
 }
 
@@ -111,7 +116,8 @@ EXPECT_METRICS = {
 CONFIG_ORDER = tuple(k2 for k in ("sweep", "stage", *(k for k in TRIAL_KEYS if k not in TRIAL_ONLY))
                      for k2 in (k, *QUALIFIERS.get(k, ())))
 # columns of trials.parquet that are neither configuration nor a summary metric
-ROW_EXTRAS = ("trial_id", "seed", "config", "chosen_by", "model_kind", "stage", "diverged_epoch", *DATA_COLUMNS)
+ROW_EXTRAS = ("trial_id", "seed", "config", "chosen_by", "model_kind", "stage", "diverged_epoch", "rung",
+              *DATA_COLUMNS)
 
 
 def model_label(m: dict) -> str:

@@ -116,7 +116,12 @@ class Sweep:
     @property
     def one_grid(self) -> bool:
         """One cartesian [grid] (else several [[grid]] tables, or a search's points)."""
-        return len(self.grids) == 1 and self.search is None
+        return len(self.grids) == 1 and not self.sampled
+
+    @property
+    def sampled(self) -> bool:
+        """A search whose points are drawn from the ranges (sobol, random, optuna), not a grid's crossing."""
+        return self.search is not None and self.search["kind"] != "halving"
 
     def to_toml(self) -> str:
         """The fully expanded spec, as TOML that `dlbench sweep` reads back to the same trials
@@ -150,9 +155,10 @@ class Sweep:
             for g in self.grids:
                 lines += ["", "[[grid]]"] + [f"{k} = {toml_value(v)}" for k, v in g.given.items()]
         if self.search:
-            lines += ["", "[search]"] + [f"{k} = {toml_value(self.search[k])}" for k in ("kind", "budget", "seed")]
-            lines.append("# the sampled points: a rerun of this file trains exactly these")
-            lines.append("points = [\n" + "".join(f"  {toml_value(p)},\n" for p in self.search["points"]) + "]")
+            lines += ["", "[search]"] + [f"{k} = {toml_value(v)}" for k, v in self.search.items() if k != "points"]
+            if "points" in self.search:
+                lines.append("# the sampled points: a rerun of this file trains exactly these")
+                lines.append("points = [\n" + "".join(f"  {toml_value(p)},\n" for p in self.search["points"]) + "]")
         if self.protocol:
             lines += ["", "[protocol]"] + [f"{k} = {toml_value(v)}" for k, v in self.protocol.items()]
         if self.expect:
@@ -307,6 +313,7 @@ def build_sweep(raw: dict, default_name: str = "sweep", base_dir: str | None = N
     raw_grid = raw.pop("grid", None)
     grid_tables = _grid_tables(raw_grid)
     search = design.check_search(raw.pop("search", None))
+    sampled = search is not None and search["kind"] != "halving"  # points drawn from ranges, not a grid's crossing
     protocol = design.check_protocol(raw.pop("protocol", None), SELECT_COLUMNS,
                                      tuple(k for k in AXIS_KEYS if k != "seed"))
     expect = _check_expect(raw.pop("expect", {}) or {})
@@ -360,11 +367,11 @@ def build_sweep(raw: dict, default_name: str = "sweep", base_dir: str | None = N
     array = isinstance(raw_grid, list)  # [[grid]] tables may also fix a key (optimizer = "adam")
     for i, table in enumerate(grid_tables):
         where = f"grid[{i + 1}]" if array else "grid"
-        grids.append(_sub_grid(table, where, raw, search is not None, array, notes, extra))
+        grids.append(_sub_grid(table, where, raw, sampled, array, notes, extra))
 
     # each sub-grid's combinations (or sampled points), crossed with the top-level axes
     top_order = [k for k in (*AXIS_KEYS, *sorted(extra)) if k in top_axes]
-    if search is not None:
+    if sampled:
         combos_per_grid = _search_points(grids, search, notes)
     else:
         combos_per_grid = []
@@ -389,7 +396,7 @@ def build_sweep(raw: dict, default_name: str = "sweep", base_dir: str | None = N
                 if trial["id"] not in seen:  # a trial in several sub-grids is one trial
                     seen.add(trial["id"])
                     trials.append(trial)
-                    origins[trial["id"]] = g if search is None else 1
+                    origins[trial["id"]] = g if not sampled else 1
     given_knobs = {k for k in (*KNOB_KEYS, *extra)
                    if k in top_axes or k in fixed or any(k in g.values for g in grids)}
     for k in sorted(given_knobs - used_knobs):
@@ -402,8 +409,10 @@ def build_sweep(raw: dict, default_name: str = "sweep", base_dir: str | None = N
                             + "; ".join(f"{o} ({', '.join(ws) or 'none'})" for o, ws in takes.items()))
         raise UserError(f"{k} does not apply to optimizer {', '.join(opts)}; allowed: {k} with "
                         f"{', '.join(optim.who_takes(k, opts))}")
+    if search is not None and search["kind"] == "halving":
+        trials = halving_trials(trials, search, protocol, grids, top_ranges, origins)
     axes = dict(top_axes)
-    if len(grids) == 1 and search is None:
+    if len(grids) == 1 and not sampled:
         axes.update(grids[0].values)
     axes = {k: axes[k] for k in (*AXIS_KEYS, *sorted(extra)) if k in axes}
     if focus is not None:
@@ -446,6 +455,41 @@ def extension_trials(sweep: Sweep, point: dict) -> list[dict]:
 
 
 EXTENSION_KEYS = ("grid", "key", "dataset", "optimizer", "value")
+
+
+def halving_trials(trials: list[dict], search: dict, protocol: dict | None, grids: list[SubGrid],
+                   top_ranges: dict, origins: dict[str, int]) -> list[dict]:
+    """The trials of a halving search: the grid's, each with its `halving` field (eta, min_epochs,
+    the competition's groups, and the protocol's selection metric when there is one), which is
+    part of its id. Its groups default to the protocol's (else each optimizer); min_epochs must be
+    below every trial's epochs; ranges do not `extend` (both would choose among configurations
+    while the other still changes them)."""
+    from dlbench.trials import trial_id
+
+    per = search.get("per") or (list(protocol["per"]) if protocol else ["optimizer"])
+    keys = tuple(k for k in AXIS_KEYS if k != "seed")
+    for p in per:
+        if p not in keys:
+            raise UserError(f"search.per has {p!r}, which is not a config key{did_you_mean(p, keys)}; "
+                            f"allowed: {', '.join(keys)}")
+    search["per"] = per
+    if any("extend" in r for r in top_ranges.values()) or any("extend" in r for g in grids for r in g.ranges.values()):
+        raise UserError("search.kind = 'halving' with a range that has extend: both would choose among "
+                        "configurations while the other still changes them; allowed: one of the two")
+    how = {"eta": search["eta"], "min_epochs": search["min_epochs"], "per": per}
+    if protocol:
+        how.update(select=protocol["select"], direction=protocol["direction"])
+    out = []
+    for t in trials:
+        if search["min_epochs"] >= t["epochs"]:
+            raise UserError(f"search.min_epochs = {search['min_epochs']} is not below epochs = {t['epochs']}: no rung "
+                            "to stop a configuration at; allowed: min_epochs < epochs")
+        h = {k: v for k, v in t.items() if k != "id"}
+        h["halving"] = how
+        h["id"] = trial_id(h)
+        origins[h["id"]] = origins.pop(t["id"])
+        out.append(h)
+    return out
 
 
 def check_extensions(table: Any, sweep: Sweep) -> list[dict]:

@@ -33,6 +33,7 @@ from dlbench.schema import (
     HISTORY_CONFIG,
     HISTORY_METRICS,
     ROW_EXTRAS,
+    SEARCH_FIELDS,
     STATUSES,
     SUMMARY_METRICS,
     SUMMARY_TEXT,
@@ -220,7 +221,7 @@ def flat_config(trial: dict) -> dict[str, Any]:
     """Config columns for a trial row: scalars stay, tables become short readable strings."""
     row: dict[str, Any] = {"trial_id": trial["id"]}
     for k, v in trial.items():
-        if k == "id":
+        if k == "id" or k in SEARCH_FIELDS:
             continue
         if k == "model":
             row["model"] = model_label(v)
@@ -281,6 +282,7 @@ def trial_summary(result: dict) -> dict[str, Any]:
     return {
         "status": result["status"],
         "diverged_epoch": result.get("diverged_epoch"),
+        "rung": result.get("rung"),  # stopped by successive halving: the epochs it trained (schema 5)
         "error": result.get("error"),
         "engine": result.get("engine"),
         "fallback_reason": result.get("fallback_reason"),

@@ -209,8 +209,9 @@ def render_problem_tables(trials: pd.DataFrame, best: list[stats.Best], comparis
         if confirmed:
             table.add_column("tuning (N)", justify="right")
         table.add_column(words.column_label(sel.select) + (" (tuning)" if confirmed else ""), justify="right")
+        statuses = ("ok", "diverged", *(["stopped"] if any(b.counts.get("stopped") for b in items) else []), "failed")
         if not short:
-            for c in ("configs", "ok", "diverged", "failed"):
+            for c in ("configs", *statuses):
                 table.add_column(c if c != "diverged" else "diverged (all)", justify="right")
         order = sorted(items, key=lambda b: (-b.report["mean"] if sel.report_higher else b.report["mean"], b.name))
         for b in order:
@@ -222,7 +223,7 @@ def render_problem_tables(trials: pd.DataFrame, best: list[stats.Best], comparis
                 cells.append(f"{fmt(b.tuning['mean'])} ({b.tuning['n']})" if b.tuning else "-")
             cells.append(fmt(b.select_mean))
             if not short:
-                cells += [str(b.configs_tried), *(str(b.counts.get(s, 0)) for s in ("ok", "diverged", "failed"))]
+                cells += [str(b.configs_tried), *(str(b.counts.get(s, 0)) for s in statuses)]
             table.add_row(*cells)
         console.print(table)
         mine = [c for c in comparisons if c.dataset == dataset and (c.sweep == items[0].sweep)]

@@ -156,3 +156,43 @@ def test_a_schema_3_folder_loads_shows_and_resumes_with_nothing_to_run(cli, tmp_
     assert list(after.index) == list(before.index)
     np.testing.assert_array_equal(after.test_acc_at_best_val.to_numpy(float),
                                   before.test_acc_at_best_val.to_numpy(float))
+
+
+SCHEMA4 = Path(__file__).parent / "data" / "schema4"  # by dlbench d80ba8e (schema 4): a range that extended, a protocol
+SCHEMA4_SPEC = """
+name = "schema4"
+dataset = "iris"
+model = { kind = "mlp", hidden = [8], activation = "relu" }
+epochs = 3
+batch_size = 16
+seeds = [0, 1]
+
+[[grid]]
+optimizer = "sgd"
+lr = { log = [0.01, 1.0], num = 3, extend = 2 }
+
+[[grid]]
+optimizer = "adam"
+lr = { log = [0.001, 0.01], num = 2 }
+
+[protocol]
+select = "best_val_acc"
+per = ["optimizer"]
+confirm_seeds = 2
+"""
+
+
+def test_a_schema_4_folder_loads_with_what_schema_5_added_and_resumes(cli, tmp_path):
+    trials, _, env = folders.read(SCHEMA4)
+    assert env["schema_version"] == 4 and SCHEMA_VERSION == 5
+    assert "rung" not in __import__("pandas").read_parquet(SCHEMA4 / "trials.parquet")
+    assert trials["rung"].isna().all() and "stopped" not in set(trials.status)
+    folder = tmp_path / "schema4"
+    shutil.copytree(SCHEMA4, folder)
+    spec = tmp_path / "schema4.toml"
+    spec.write_text(SCHEMA4_SPEC)
+    r = cli("sweep", spec, "--out", tmp_path)
+    assert r.code == 0, r.err
+    out = " ".join(r.out.split())
+    assert "0 to run" in out and "extend:" not in out  # its extension point is read back, not made again
+    assert len(folders.read(folder)[0]) == len(trials)

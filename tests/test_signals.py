@@ -177,7 +177,7 @@ def test_out_of_memory_splits_the_unit_and_every_trial_stays_fused(cli, tmp_path
     real = fused.train
     sizes = []
 
-    def short_of_memory(trials, data):  # a unit whose allocation fails above 4 trials
+    def short_of_memory(trials, data, at_epoch=None):  # a unit whose allocation fails above 4 trials
         sizes.append(len(trials))
         if len(trials) > 4:
             raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
@@ -199,7 +199,7 @@ def test_out_of_memory_splits_the_unit_and_every_trial_stays_fused(cli, tmp_path
 def test_a_trial_that_never_fits_falls_back_with_its_reason(cli, tmp_path, monkeypatch):
     from dlbench.engine import fused
 
-    def never_fits(trials, data):
+    def never_fits(trials, data, at_epoch=None):
         raise RuntimeError("[enforce fail at alloc_cpu.cpp:116] DefaultCPUAllocator: can't allocate memory")
 
     monkeypatch.setattr(fused, "train", never_fits)

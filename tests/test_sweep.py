@@ -136,7 +136,7 @@ def test_a_failing_trial_is_recorded_and_exit_code_is_1(cli, tmp_path, monkeypat
 def test_an_error_in_the_fused_engine_fails_its_unit_and_never_hides_as_a_fallback(cli, tmp_path, monkeypatch):
     from dlbench.engine import fused, reference
 
-    def boom(trials, data):
+    def boom(trials, data, at_epoch=None):
         raise RuntimeError("a bug in the fused engine")
 
     def must_not_run(trial, data):

@@ -20,11 +20,12 @@ EVAL_CHUNK = 8192
 @dataclass
 class TrialResult:
     trial_id: str
-    status: str  # ok | diverged | failed
+    status: str  # ok | diverged | stopped | failed
     history: list[dict] = field(default_factory=list)
     diverged_epoch: int | None = None
     error: str | None = None
     engine: str = "reference"
+    rung: int | None = None  # stopped by successive halving: the epochs it trained (its history's last)
 
 
 def dtype_of(trial: dict) -> torch.dtype:

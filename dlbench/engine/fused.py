@@ -84,14 +84,33 @@ def evaluate_all(net, loss: str, x, y, task: str) -> dict[str, torch.Tensor]:
     return row
 
 
-def train(trials: list[dict], data: Dataset) -> list[TrialResult]:
-    """Train a group (same dataset, model, loss, batch size, epochs, device, dtype) at once."""
+def train(trials: list[dict], data: Dataset, at_epoch=None) -> list[TrialResult]:
+    """Train a group (same dataset, model, loss, batch size, epochs, device, dtype) at once.
+
+    `at_epoch(epoch, trials, histories, status)`, when given, is asked after each epoch which
+    trials to stop there (indices into the lists it gets, which are in the engine's order): their
+    status becomes `stopped` at that epoch (their `rung`), their history ends there, and the unit
+    goes on with the others, dropping the stopped rows where every update is a hand-written one
+    (else holding them at lr 0). Rows never touch each other, so what goes on is what the
+    survivors alone would give (successive halving, dlbench.halving)."""
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=LAYOUT_WARNING)
-        return _train(trials, data)
+        return _train(trials, data, at_epoch)
 
 
-def _train(trials: list[dict], data: Dataset) -> list[TrialResult]:
+def _slices_of(keys: list) -> list[tuple[int, int]]:
+    """The runs of equal keys: [(start, end), ...]."""
+    out, start = [], 0
+    while start < len(keys):
+        end = start
+        while end < len(keys) and keys[end] == keys[start]:
+            end += 1
+        out.append((start, end))
+        start = end
+    return out
+
+
+def _train(trials: list[dict], data: Dataset, at_epoch=None) -> list[TrialResult]:
     first = trials[0]
     for t in trials:
         if supports(t) is not None:
@@ -110,12 +129,9 @@ def _train(trials: list[dict], data: Dataset) -> list[TrialResult]:
 
     net = stacked_model(trials, data.info, dtype, device)
     P = net.theta.shape[1]
+    kinds = [(t["optimizer"], r) for t, r in zip(trials, rule_name, strict=True)]
     slices, updates, generic = [], [], []
-    start = 0
-    while start < K:
-        end = start
-        while end < K and (trials[end]["optimizer"], rule_name[end]) == (trials[start]["optimizer"], rule_name[start]):
-            end += 1
+    for start, end in _slices_of(kinds):
         if same[start] is not None:  # a hand-written stacked update computes what this optimizer computes
             builtin = same[start][0]
             slices.append((start, end))
@@ -125,7 +141,6 @@ def _train(trials: list[dict], data: Dataset) -> list[TrialResult]:
             updates.append(UPDATES[catalogue.optimizer_rule(builtin)](as_builtin, (end - start, P), dtype, device))
         else:
             generic.append(GenericUpdate(trials[start:end], net, start))
-        start = end
     lrs = torch.tensor([lr_schedule(t) for t in trials], dtype=torch.float64, device=device).T  # [E, K]
     # rows per optimizer-update call: a cache-sized block per state tensor keeps a CPU update fast
     # (measured: Adam on 64 × 26k parameters, 4.2 ms whole, 2.7 ms in blocks of 8)
@@ -135,10 +150,12 @@ def _train(trials: list[dict], data: Dataset) -> list[TrialResult]:
     histories: list[list[dict]] = [[] for _ in trials]
     status = ["ok"] * K
     diverged_at: list[int | None] = [None] * K
+    rung: list[int | None] = [None] * K
+    rows = list(range(K))  # the trial each row of the stacked model holds (rows drop as trials stop)
     alive = torch.ones(K, 1, dtype=torch.bool, device=device)
     frozen = False
 
-    def evaluate_epoch():  # per split, per metric: a list over the K trials
+    def evaluate_epoch():  # per split, per metric: a list over the rows
         net.train(False)
         for g in generic:
             g.set_mode(training=False)
@@ -156,17 +173,17 @@ def _train(trials: list[dict], data: Dataset) -> list[TrialResult]:
         histories[k].append(history_row(0, loss0[k], _at(evals, k), float(lrs[0, k]), 0, 0, 0.0, eval_time / K))
     steps = 0
     for epoch in range(1, epochs + 1):
-        perm = torch.stack([o[epoch - 1] for o in orders]).to(device)  # [K, n]
-        lr_epoch = (lrs[epoch - 1].view(-1, 1) * alive).contiguous()
+        perm = torch.stack([orders[k][epoch - 1] for k in rows]).to(device)  # [rows, n]
+        lr_epoch = (lrs[epoch - 1, rows].view(-1, 1) * alive).contiguous()
         lr_slices = [lr_epoch[a:b] for a, b in slices]
         for g in generic:
             g.set_lr(epoch, alive)
-        loss_sum = torch.zeros(K, dtype=torch.float64, device=device)
+        loss_sum = torch.zeros(len(rows), dtype=torch.float64, device=device)
         n_batches = 0
         with Timer(device) as timer:
             for i in range(0, n, bs):
-                idx = perm[:, i:i + bs]  # [K, B]
-                xb = x_train[idx]  # [K, B, *input]
+                idx = perm[:, i:i + bs]  # [rows, B]
+                xb = x_train[idx]  # [rows, B, *input]
                 yb = y_train[idx]
                 batch_loss = per_trial_loss(first["loss"], net.forward(xb, per_trial=True), yb)
                 net.grad.zero_()
@@ -188,24 +205,50 @@ def _train(trials: list[dict], data: Dataset) -> list[TrialResult]:
             train_loss = (loss_sum / n_batches).tolist()
         evals, eval_time = evaluate_epoch()
         samples = epoch * n
-        for k in range(K):
+        for r, k in enumerate(rows):
             if status[k] != "ok":
                 continue
-            histories[k].append(history_row(epoch, train_loss[k], _at(evals, k), float(lrs[epoch - 1, k]),
-                                            steps, samples, timer.seconds / K, eval_time / K))
-            if is_diverged(train_loss[k], loss0[k]) or is_diverged(evals["train"]["loss"][k], loss0[k]):
+            histories[k].append(history_row(epoch, train_loss[r], _at(evals, r), float(lrs[epoch - 1, k]),
+                                            steps, samples, timer.seconds / len(rows), eval_time / len(rows)))
+            if is_diverged(train_loss[r], loss0[k]) or is_diverged(evals["train"]["loss"][r], loss0[k]):
                 status[k], diverged_at[k] = "diverged", epoch
-                alive[k] = False
+                alive[r] = False
                 frozen = True  # its row is held at zero and its lr at 0 from now on
+        if at_epoch is not None and epoch < epochs:
+            for k in at_epoch(epoch, trials, histories, status):
+                if status[k] == "ok":
+                    status[k], rung[k] = "stopped", epoch
+                    alive[rows.index(k)] = False
+                    frozen = True
+            if not generic and not bool(alive.all()):  # the stopped and diverged rows leave the unit
+                keep = [r for r in range(len(rows)) if bool(alive[r])]
+                if keep:
+                    net.keep_rows(keep)
+                    slices, updates = _kept(slices, updates, keep)
+                    rows, alive = [rows[r] for r in keep], alive[keep]
+                    frozen = False
         if "ok" not in status:
-            break  # every trial of the unit diverged: nothing left to train
-    results = [TrialResult(t["id"], status[k], histories[k], diverged_epoch=diverged_at[k], engine="fused")
-               for k, t in enumerate(trials)]
+            break  # every trial of the unit diverged or stopped: nothing left to train
+    results = [TrialResult(t["id"], status[k], histories[k], diverged_epoch=diverged_at[k], engine="fused",
+                           rung=rung[k]) for k, t in enumerate(trials)]
     # back to the caller's order
     out = [None] * K
     for pos, i in enumerate(order_idx):
         out[i] = results[pos]
     return out
+
+
+def _kept(slices: list[tuple[int, int]], updates: list, keep: list[int]) -> tuple[list, list]:
+    """The updates' slices and states for the rows `keep` (sorted), slices that keep no row dropped."""
+    out_slices, out_updates, start = [], [], 0
+    for (a, b), upd in zip(slices, updates, strict=True):
+        local = [r - a for r in keep if a <= r < b]
+        if local:
+            upd.keep_rows(local)
+            out_slices.append((start, start + len(local)))
+            out_updates.append(upd)
+            start += len(local)
+    return out_slices, out_updates
 
 
 def _at(evals: dict[str, dict[str, list]], k: int) -> dict[str, dict[str, float]]:

@@ -35,7 +35,12 @@ class StackedMLP:
             linears = [m for m in ref if isinstance(m, torch.nn.Linear)]
             rows.append(torch.cat([torch.cat([lin.weight.detach().T.reshape(-1), lin.bias.detach()])
                                    for lin in linears]))
-        self.theta = torch.stack(rows).to(device)
+        self._hold(torch.stack(rows).to(device))
+
+    def _hold(self, theta: torch.Tensor) -> None:
+        """Make `theta` [K, P] the parameters: a zero gradient beside it, and each layer's weight and
+        bias leaf views into both."""
+        self.theta, self.K = theta, len(theta)
         self.grad = torch.zeros_like(self.theta)
         self.params: list[tuple[torch.Tensor, torch.Tensor]] = []
         off = 0
@@ -47,6 +52,11 @@ class StackedMLP:
             self.params.append((w, bias))
             off += a * b + b
         self.eval_chunk = max(256, (1 << 24) // max(1, self.K * max(self.sizes)))
+
+    def keep_rows(self, rows: list[int]) -> None:
+        """Keep only these trials' rows (the others stopped): a smaller stacked model, the kept rows'
+        parameters as they were."""
+        self._hold(self.theta.detach()[rows].clone())
 
     def forward(self, x, per_trial: bool):
         """x: [K, B, ...] (one batch per trial) or [B, ...] (the same inputs for every trial)."""
@@ -121,6 +131,21 @@ class StackedModule:
 
         self.per_trial = vmap(call, in_dims=(0, 0, 0))
         self.shared = vmap(call, in_dims=(0, 0, None))
+        self.eval_chunk = max(256, (1 << 22) // self.K)
+
+    def keep_rows(self, rows: list[int]) -> None:
+        """Keep only these trials' rows (the others stopped): their parameters and buffers as they were."""
+        self.theta = self.theta.detach()[rows].clone()
+        self.grad = torch.zeros_like(self.theta)
+        self.K = len(rows)
+        off = 0
+        for name, shape in self.shapes:
+            n = shape.numel()
+            leaf = self.theta[:, off:off + n].view(self.K, *shape).requires_grad_(True)
+            leaf.grad = self.grad[:, off:off + n].view(self.K, *shape)
+            self.stacked[name] = leaf
+            off += n
+        self.buffers = {name: b[rows] for name, b in self.buffers.items()}
         self.eval_chunk = max(256, (1 << 22) // self.K)
 
     def train(self, mode: bool = True) -> None:

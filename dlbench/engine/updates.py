@@ -26,12 +26,24 @@ class _Hyper:
         return wd.to(dtype) if bool((wd != 0).any()) else None
 
 
+class _Rows:
+    """What every update shares: keeping some of its rows when the others' trials stopped. Each
+    per-trial tensor it holds (hyperparameters [k, 1], state [k, P]) keeps those rows."""
+
+    def keep_rows(self, rows: list[int]) -> None:
+        k = self.k
+        for name, value in list(vars(self).items()):
+            if isinstance(value, torch.Tensor) and value.dim() >= 1 and value.shape[0] == k:
+                setattr(self, name, value[rows].clone())
+        self.k = len(rows)
+
+
 def _decayed(g: torch.Tensor, p: torch.Tensor, wd: torch.Tensor | None) -> torch.Tensor:
     """g + λ θ: L2 decay added to the gradient (as torch.optim does with weight_decay != 0)."""
     return g if wd is None else g.add(p * wd)
 
 
-class SGDUpdate:
+class SGDUpdate(_Rows):
     r"""torch.optim.SGD (optimizers sgd, momentum, nesterov), per trial k:
 
         d_t = g_t + λ θ_{t-1}
@@ -41,6 +53,7 @@ class SGDUpdate:
     """
 
     def __init__(self, trials, shape, dtype, device):
+        self.k = len(trials)
         h = _Hyper(trials, device)
         self.dtype = dtype
         self.wd = h.decay(dtype)
@@ -66,7 +79,7 @@ class SGDUpdate:
         p.sub_(lr.to(self.dtype) * d)
 
 
-class AdagradUpdate:
+class AdagradUpdate(_Rows):
     r"""torch.optim.Adagrad, per trial k:
 
         d_t = g_t + λ θ_{t-1};   γ̃_t = γ / (1 + (t - 1) η)           (lr_decay η)
@@ -75,6 +88,7 @@ class AdagradUpdate:
     """
 
     def __init__(self, trials, shape, dtype, device):
+        self.k = len(trials)
         h = _Hyper(trials, device)
         self.dtype = dtype
         self.wd = h.decay(dtype)
@@ -91,7 +105,7 @@ class AdagradUpdate:
         p.add_(-clr * (d / std))
 
 
-class RMSpropUpdate:
+class RMSpropUpdate(_Rows):
     r"""torch.optim.RMSprop, per trial k:
 
         d_t = g_t + λ θ_{t-1}
@@ -102,6 +116,7 @@ class RMSpropUpdate:
     """
 
     def __init__(self, trials, shape, dtype, device):
+        self.k = len(trials)
         h = _Hyper(trials, device)
         self.dtype = dtype
         self.wd = h.decay(dtype)
@@ -132,7 +147,7 @@ class RMSpropUpdate:
         p.add_(-lr.to(self.dtype) * buf)
 
 
-class AdamUpdate:
+class AdamUpdate(_Rows):
     r"""torch.optim.Adam (adam: L2 in the gradient) and torch.optim.AdamW (adamw: decoupled
     decay), per trial k:
 
@@ -143,6 +158,7 @@ class AdamUpdate:
     """
 
     def __init__(self, trials, shape, dtype, device):
+        self.k = len(trials)
         h = _Hyper(trials, device)
         self.dtype = dtype
         self.decoupled = trials[0]["optimizer"] == "adamw"

@@ -50,6 +50,7 @@ class LrLine:
     diverged: list[tuple[int, int]] = field(default_factory=list)  # per diverged lr: (k diverged, of N seeds)
     chosen_lr: float | None = None  # the lr validation chose (dlbench.stats.choose), None when none
     tied_lr: list[float] = field(default_factory=list)  # lrs tied with it on the selection metric
+    stopped: dict[float, int] = field(default_factory=dict)  # lr -> the epoch successive halving stopped it at
 
 
 @dataclass
@@ -75,8 +76,10 @@ def _lines(t, h, metric: str, stat: str, band: str, method: str, others: list[st
         # the optimizer, then each other axis by name: "adam bs 16", "sgd epochs 10"
         name = " ".join([str(key[0])] + [str(v) if c == "sweep" else f"{AXIS_WORDS.get(c, c)} {fmt_value(v)}"
                                          for c, v in zip(others, key[1:], strict=True)])
-        lrs, mean, cells, div, counts = [], [], [], [], []
+        lrs, mean, cells, div, counts, stopped = [], [], [], [], [], {}
         for lr, cell in g.groupby("lr", sort=True):
+            if (cell.status == "stopped").any():  # its value is what it reached by its rung
+                stopped[float(lr)] = int(cell["rung"].max())
             vals = cell["value"].to_numpy(dtype=float)
             vals = vals[np.isfinite(vals)]
             lrs.append(float(lr))
@@ -91,7 +94,7 @@ def _lines(t, h, metric: str, stat: str, band: str, method: str, others: list[st
         chosen = None if choice is None else float(choice.config["lr"])
         tied = [] if choice is None else sorted(float(c["lr"]) for c in choice.tied)
         lines.append(LrLine(name, lrs, mean, lo.tolist(), hi.tolist(), div, [len(c) for c in cells], counts,
-                            chosen, tied))
+                            chosen, tied, stopped))
     return lines
 
 
@@ -149,8 +152,10 @@ def draw(info: LrInfo):
     more = f"; {info.left_out} more problems: --dataset" if info.left_out else ""
     where = f", {STAT_WORDS[info.stat]}"
     diverged = f"; {DIVERGED_MARKER} k/N seeds diverged" if any(line.diverged_lr for line in info.lines) else ""
+    stopped = "; hollow: stopped by halving (its value by its rung)" if any(line.stopped for line in info.lines) \
+        else ""
     title = (f"lr sensitivity{where}: mean over seeds ({n}), band: {short_band(info.band, info.method)}; "
-             f"○ chosen on validation{tied}{diverged}{more}")
+             f"○ chosen on validation{tied}{diverged}{stopped}{more}")
     width = size[0]
     fig.suptitle(fig_title(title, width))
     handles = [plt.Line2D([], [], color=styles[s][0], marker=styles[s][1], ms=3.5, label=s) for s in styles]
@@ -166,6 +171,10 @@ def _draw_panel(ax, lines: list[LrLine], info: LrInfo, styles) -> None:
     for line in lines:
         c, m, _ = styles[line.name]
         ax.plot(line.lr, line.mean, color=c, marker=m, ms=3.5)
+        hollow = [lr_ for lr_ in line.lr if lr_ in line.stopped]
+        if hollow:  # stopped early by successive halving: not a value at the end of training
+            ax.plot(hollow, [line.mean[line.lr.index(lr_)] for lr_ in hollow], ls="none", marker=m, ms=3.5,
+                    mfc="white", mec=c, mew=0.8)
         if info.band != "none":
             ax.fill_between(line.lr, line.lo, line.hi, color=c, alpha=0.2, lw=0)
         if line.chosen_lr is not None and line.chosen_lr in line.lr:

@@ -70,6 +70,7 @@ def groups(data: ReportData) -> list[dict]:
                     "how": "; ".join(dict.fromkeys(words.best_how(b) for b in best)),
                     "report_short": words.column_label(sel.report), "select_short": words.column_label(sel.select),
                     "confirmed": any(b.confirmed for b in best), "diverged": any(b.diverged for b in best),
+                    "stopped": any(b.counts.get("stopped") for b in best),
                     "comparisons": pairs, "notes": [n for n in notes if n]})
     return out
 

@@ -73,9 +73,11 @@ def markdown(data: ReportData) -> str:
                 f"without replacement from those swept ({words.search_words(data.search)}).", ""]
         out += [f"- {words.budget_sentence(p, lead)}" for p, lead in data.budgets.leaders.items()]
         out += ["", md_table(*budget_rows(data))]
+    statuses = ["ok", "diverged", *(["stopped"] if any(f.counts.get("stopped") for f in data.folders) else []),
+                "failed"]
     out += ["", "## What ran", "", md_table(
-        ["folder", "trials", "ok", "diverged", "failed", "engines", "training time (s, summed)"],
-        [[f.name, sum(f.counts.values()), f.counts.get("ok", 0), f.counts.get("diverged", 0), f.counts.get("failed", 0),
+        ["folder", "trials", *statuses, "engines", "training time (s, summed)"],
+        [[f.name, sum(f.counts.values()), *(f.counts.get(s, 0) for s in statuses),
           ", ".join(f"{n} {e}" for e, n in f.engines.items()), f"{f.trial_seconds:.1f}"] for f in data.folders])]
     hows = list(dict.fromkeys(words.best_how(b) for b in data.best))
     confirmed = any(b.confirmed for b in data.best)

@@ -30,7 +30,7 @@ Words used throughout:
 from __future__ import annotations
 
 from dlbench.schema import higher_is_better
-from dlbench.stats.budget import BudgetCurve, Budgets, budgets, expected_best
+from dlbench.stats.budget import BudgetCurve, Budgets, budgets, expected_best, ranked_configs
 from dlbench.stats.comparisons import (
     NO_DIFFERENCE,
     POWER,
@@ -113,6 +113,7 @@ from dlbench.stats.tables import (
 
 __all__ = [
     "BudgetCurve", "Budgets", "FocusRow", "Record", "Scoreboard", "Standing", "budgets", "expected_best",
+    "ranked_configs",
     "focus_rows", "problem_of", "profile_areas", "scoreboard",
     "ALPHA", "BANDS", "BOOTSTRAP_SEED", "CI_METHODS", "CONFIDENCE", "DEFAULT_CI", "EQUAL", "MIN_N", "NO_DIFFERENCE",
     "N_RESAMPLES", "POWER", "SEEDS_CAP", "TARGET_FRACTION", "Best", "Choice", "Comparison", "Difference",
