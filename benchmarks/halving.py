@@ -59,9 +59,10 @@ def outcome(folder: Path) -> dict:
     best = stats.best_configs(trials)
     board = stats.scoreboard(best, stats.compare(best))
     leaders = {p: min(board.optimizers, key=lambda o: board.ranks.loc[p, o]) for p in board.problems}
+    tied = {p: sorted(board.leaders[p]) for p in board.problems}  # the best and those not distinguishable from it
     lrs = {f"{b.dataset} {b.name}": float(b.config["lr"]) for b in best}
     return {"trial_epochs": int(tune.epochs_run.sum()), "full_trial_epochs": int(tune.epochs.sum()),
-            "stopped": int((trials.status == "stopped").sum()), "leaders": leaders, "lrs": lrs}
+            "stopped": int((trials.status == "stopped").sum()), "leaders": leaders, "tied": tied, "lrs": lrs}
 
 
 def main() -> None:
@@ -85,14 +86,17 @@ def main() -> None:
             print(f"repeat {i + 1}: full {times['full'][-1]:.2f} s, halving {times['halving'][-1]:.2f} s", flush=True)
         f, h = outcome(tmp / "full-0" / "small-suite"), outcome(tmp / "halving-0" / "small-suite")
     same_leader = [p for p in f["leaders"] if f["leaders"][p] == h["leaders"].get(p)]
+    # the halving sweep's leader is the full grid's best or not distinguishable from it there
+    among_best = [p for p in f["leaders"] if h["leaders"].get(p) in f["tied"][p]]
     same_lr = [k for k in f["lrs"] if f["lrs"][k] == h["lrs"].get(k)]
     mf, mh = statistics.median(times["full"]), statistics.median(times["halving"])
     print(f"\nwall time, median of {a.repeats}: full grid {mf:.2f} s, halving {mh:.2f} s: {mf / mh:.2f}× faster")
     print(f"trial-epochs of the tuning stage: full {f['trial_epochs']}, halving {h['trial_epochs']} "
           f"({f['trial_epochs'] / h['trial_epochs']:.2f}× fewer; {h['stopped']} trials stopped early)")
-    print(f"confirmed leader the same on {len(same_leader)} of {len(f['leaders'])} problems")
+    print(f"confirmed leader the same on {len(same_leader)} of {len(f['leaders'])} problems; halving's leader among "
+          f"the full grid's best or tied on {len(among_best)} of {len(f['leaders'])}")
     for p in f["leaders"]:
-        print(f"  {p}: full {f['leaders'][p]}, halving {h['leaders'].get(p)}")
+        print(f"  {p}: full {f['leaders'][p]} (best or tied: {', '.join(f['tied'][p])}), halving {h['leaders'].get(p)}")
     print(f"each optimizer's confirmed lr the same in {len(same_lr)} of {len(f['lrs'])} (problem, optimizer)")
     for k in f["lrs"]:
         if f["lrs"][k] != h["lrs"].get(k):
@@ -100,6 +104,7 @@ def main() -> None:
     if a.json:
         Path(a.json).write_text(json.dumps({"eta": a.eta, "min_epochs": a.min_epochs, "times": times,
                                             "full": f, "halving": h, "same_leader": same_leader,
+                                            "among_best": among_best,
                                             "same_lr": same_lr}, indent=1) + "\n")
 
 

@@ -12,6 +12,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from dlbench import design
 from dlbench.schema import model_label, schedule_label
 from dlbench.spec import Sweep
 
@@ -25,7 +26,8 @@ def print_grid(sweep: Sweep, console: Console, dry_run: bool = False) -> None:
                  or "defaults" for g in sweep.grids]
         factors = " + ".join(f"({p})" for p in parts) if len(parts) > 1 else parts[0]
         if sweep.sampled:
-            factors = f"{sweep.search['kind']} search, {sweep.search['budget']} points per sub-grid"
+            factors = (f"an Optuna {sweep.search['sampler']} search" if sweep.search["kind"] == "optuna"
+                       else f"{sweep.search['kind']} search") + f", {sweep.search['budget']} points per sub-grid"
         factors += "".join(f" × {k} {len(v)}" for k, v in sweep.top_axes.items())
     else:
         factors = " × ".join(f"{k} {len(v)}" for k, v in sweep.axes.items()) or "no grid axes"
@@ -34,11 +36,18 @@ def print_grid(sweep: Sweep, console: Console, dry_run: bool = False) -> None:
         keys = ", ".join(sorted({p["key"] for p in sweep.extensions}))
         factors += f" + {grown} from {len(sweep.extensions)} point{'s' * (len(sweep.extensions) != 1)} beyond the " \
                    f"edges of {keys}"
-    console.print(f"[bold]{sweep.name}[/]: {n} trial{'s' * (n != 1)} ({escape(factors)})")
+    if sweep.search and sweep.search["kind"] == "optuna":
+        console.print(f"[bold]{sweep.name}[/]: {escape(factors)}, asked as the sweep goes"
+                      + (f" ({n} trials asked so far)" if n else ""))
+    else:
+        console.print(f"[bold]{sweep.name}[/]: {n} trial{'s' * (n != 1)} ({escape(factors)})")
     table = Table(box=None, show_header=True, header_style="bold", pad_edge=False)
     table.add_column("key")
     table.add_column("values")
-    first = sweep.trials[0]
+    if sweep.trials:
+        first = sweep.trials[0]
+    else:  # nothing asked yet: what the first point's trials will be
+        first = sweep.point_trials(1, design.probe(sweep.space(1)), {})[0]
     shown = {"model": model_label(first["model"]), "schedule": schedule_label(first["schedule"]),
              "validation": first.get("validation", 0.0)}
     varying = set(sweep.axes) | {k for g in sweep.grids for k in g.values}
@@ -100,6 +109,10 @@ def stage_sizes(sweep: Sweep) -> str:
     from dlbench import protocol  # its statistics (pandas, scipy) only when a sweep has one
 
     pr = sweep.protocol
+    if not sweep.trials:  # an Optuna search before its first ask
+        return (f"stage 1 (tune): the points the search asks; stage 2 (confirm): the best configuration of each "
+                f"({', '.join(['dataset', *pr['per']])}) by {pr['direction']} mean {pr['select']} on "
+                f"{pr['confirm_seeds']} fresh seeds")
     seeds = protocol.confirm_seeds({t["seed"] for t in sweep.trials}, pr["confirm_seeds"])
     per = ", ".join(["dataset", *pr["per"]])
     n = protocol.confirm_size(sweep.trials, pr)

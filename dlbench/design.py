@@ -225,6 +225,7 @@ def check_search(search: Any) -> dict | None:
             raise UserError(f"search.sampler = {sampler!r} is unknown{did_you_mean(str(sampler), OPTUNA_SAMPLERS)}; "
                             f"allowed: {', '.join(OPTUNA_SAMPLERS)}")
         out["sampler"] = sampler
+        require_optuna(sampler)
         if "batch" in search:
             out["batch"] = _whole(search["batch"], "search.batch", 1, "(points asked and trained together)")
         return out
@@ -234,6 +235,34 @@ def check_search(search: Any) -> dict | None:
             raise UserError("search.points is not allowed; allowed: the list of tables that dlbench wrote into "
                             "spec.toml (or leave it out to sample)")
         out["points"] = points
+    return out
+
+
+def require_optuna(sampler: str) -> None:
+    """Optuna (and cmaes for its CMA-ES sampler) importable, else one line saying how to get them."""
+    try:
+        import optuna  # noqa: F401
+    except ImportError:
+        raise UserError("search.kind = 'optuna' needs the optuna package; allowed: pip install 'dlbench[optuna]', "
+                        "or another search kind (sobol, random, halving)") from None
+    if sampler == "cmaes":
+        try:
+            import cmaes  # noqa: F401
+        except ImportError:
+            raise UserError("search.sampler = 'cmaes' needs the cmaes package; allowed: pip install "
+                            "'dlbench[optuna]', or another sampler") from None
+
+
+def probe(space: dict[str, Any]) -> dict[str, Any]:
+    """A point of a sub-grid's space that checks its trials can be made (the low end of each range,
+    the first value of each list): the spec is checked before anything is asked."""
+    out = {}
+    for k, v in space.items():
+        if is_range(v):
+            kind = "log" if "log" in v else "lin"
+            out[k] = int(v[kind][0]) if k in INTEGER_KEYS else float(v[kind][0])
+        else:
+            out[k] = v[0] if isinstance(v, list) else v
     return out
 
 

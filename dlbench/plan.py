@@ -92,21 +92,14 @@ def make_units(trials: list[dict], engine: str, workers: int, ship_all: bool = F
     competitions: dict[tuple, list[dict]] = {}
     for t in trials:
         chosen, reason = choose_engine(t, engine)
-        if "halving" in t:
-            if chosen != "fused":
-                from dlbench.errors import UserError
-
-                raise UserError(f"search.kind = 'halving' trains a competition's configurations together on the fused "
-                                f"engine, and {t['optimizer']} lr={t['lr']:g} on {t['dataset']} runs on the reference "
-                                f"engine ({reason or 'engine = reference'}); allowed: engine = auto or fused with a "
-                                "model and optimizer the fused engine trains, or another search kind")
-            competitions.setdefault((group_key(t), *halving.competition(t)), []).append(t)
+        if "halving" in t:  # on the reference engine too: its trials then go on epoch by epoch in turn
+            competitions.setdefault((group_key(t), chosen, reason, *halving.competition(t)), []).append(t)
         elif chosen == "fused":
             fused.setdefault(group_key(t), []).append(t)
         else:
             units.append(Unit([t], "reference", reason))
     # a halving competition is one unit, whatever its size: its rungs rank all its configurations
-    units += [Unit(members, "fused") for members in competitions.values()]
+    units += [Unit(members, key[1], key[2]) for key, members in competitions.items()]
     for group in fused.values():
         # enough chunks to keep every worker busy, none larger than the cap; configurations dealt
         # out in turn, so each chunk gets a share of every optimizer (their updates cost
@@ -178,8 +171,9 @@ def run_unit(unit: Unit, data_dir: str | None = None) -> list[dict]:
             if not is_trial_failure(e):
                 raise
             return [failed(t, e, unit.engine) for t in unit.trials]
-        results = (_run_fused(unit.trials, ds, halving.decider(unit.trials)) if unit.engine == "fused"
-                   else _run_reference(unit.trials, ds, unit.reason))
+        at_epoch = halving.decider(unit.trials)
+        results = (_run_fused(unit.trials, ds, at_epoch) if unit.engine == "fused"
+                   else _run_reference(unit.trials, ds, unit.reason, at_epoch))
     finally:
         if threads != TRAIN_THREADS:
             torch.set_num_threads(threads)
@@ -233,9 +227,20 @@ def _run_fused(trials: list[dict], ds, at_epoch=None) -> list[dict]:
     return [as_dict(r, per_trial, len(trials)) for r in results]
 
 
-def _run_reference(trials: list[dict], ds, reason: str | None = None) -> list[dict]:
+def _run_reference(trials: list[dict], ds, reason: str | None = None, at_epoch=None) -> list[dict]:
+    """The reference engine, trial by trial; a halving competition (at_epoch) epoch by epoch in
+    turn, failing together as on the fused engine."""
     from dlbench.engine import reference
 
+    if at_epoch is not None:
+        t0 = time.perf_counter()
+        try:
+            results = reference.train_together(trials, ds, at_epoch)
+        except BaseException as e:
+            if not is_trial_failure(e):
+                raise
+            return [failed(t, e, "reference", reason) for t in trials]
+        return [as_dict(r, (time.perf_counter() - t0) / len(trials), 1, reason) for r in results]
     out = []
     for t in trials:
         t0 = time.perf_counter()

@@ -65,6 +65,10 @@ def run_sweep(sweep: Sweep, out: str | Path, *, fresh: bool = False, dry_run: bo
     path = Path(out) / sweep.name
     if not fresh:
         _stored_extensions(sweep, path)  # an earlier run grew its ranges: those trials are this sweep's too
+        if asks(sweep):  # and the points an earlier run's Optuna search asked
+            from dlbench import optuna_search
+
+            sweep.with_points(optuna_search.stored_points(sweep, path))
     units = make_units(sweep.trials, sweep.engine, workers)  # refuses trials --engine fused cannot train
     wanted_devices = sorted({t["device"] for t in sweep.trials})
     if wanted_devices != ["cpu"]:  # only then is torch needed in this process before training
@@ -169,7 +173,10 @@ def _run(sweep: Sweep, results: ResultsDir, workers: int, wanted_devices: list[s
         for name in damaged:
             err.print("[yellow]warning:[/] " + escape(f"damaged record {name} in {path / 'trials'}: moved aside as "
                                                       f"{Path(name).with_suffix('.damaged')}, its trial runs again"))
-        _run_stage(sweep.trials, "tune", sweep, executor, records, results, console, workers, stop)
+        if asks(sweep):
+            _ask_and_tell(sweep, executor, records, results, console, workers, stop)
+        else:
+            _run_stage(sweep.trials, "tune", sweep, executor, records, results, console, workers, stop)
         _extend(sweep, executor, records, results, console, workers, stop)
         all_trials = list(sweep.trials)  # with what extending the ranges added
         if sweep.protocol:
@@ -233,9 +240,59 @@ def _run(sweep: Sweep, results: ResultsDir, workers: int, wanted_devices: list[s
     return 1 if failures else code
 
 
+def asks(sweep: Sweep) -> bool:
+    """Whether the sweep's points are asked as it goes (an Optuna search)."""
+    return sweep.search is not None and sweep.search["kind"] == "optuna"
+
+
+def _ask_and_tell(sweep: Sweep, executor, records, results, console, workers, stop) -> None:
+    """The tuning stage of an Optuna search (dlbench.optuna_search): the points asked before (a
+    resumed sweep) trained batch by batch as they were asked, then ask a batch, train it fused, tell
+    the sampler, until every study has its budget."""
+    from dlbench import optuna_search
+    from dlbench.plan import max_unit_size
+
+    s = sweep.search
+    probe = sweep.point_trials(1, optuna_search.probe(sweep.space(1)), {})
+    seeds = len({t["seed"] for t in probe})
+    # without `batch`: the points the fused engine trains at once on these workers, at most a quarter
+    # of the budget (the sampler is told what most of its points reached before it asks them)
+    width = max_unit_size(probe[0]) * workers // max(1, seeds)
+    search = optuna_search.Search(sweep, results.path, max(1, min(width, s["budget"] // 4)))
+    repaired = search.repair()
+    if repaired:
+        console.print(f"[yellow]note:[/] {repaired} point(s) of a batch cut short while it was asked are asked again")
+    batches: dict[int, list[dict]] = {}
+    for study, tr, point in search.asked():
+        batches.setdefault(tr.user_attrs.get(optuna_search.BATCH_ATTR, 0), []).extend(
+            search.trials_of(study, point))
+    n_studies = len(search.studies)
+    console.print(f"optuna {s['sampler']} search: {len(search.asked())} of {s['budget'] * n_studies} points asked "
+                  f"({s['budget']} per study, {n_studies} stud{'ies' if n_studies != 1 else 'y'}, "
+                  f"{search.batch_size()} at a time); journal: {results.path / optuna_search.JOURNAL}")
+    if batches:
+        asked = [t for b in sorted(batches) for t in batches[b]]
+        done = sum(1 for t in asked if t["id"] in records and records[t["id"]]["result"]["status"] != "failed")
+        prefix = "stage 1 (tune): " if sweep.protocol else ""
+        console.print(f"{prefix}{done} done, {len(asked) - done} to run of the points asked; results in {results.path}")
+    for b in sorted(batches):  # as they were asked: the same units, the same numbers
+        _run_stage(batches[b], "tune", sweep, executor, records, results, console, workers, stop, say=False)
+    while True:
+        with stop.critical():
+            search.tell(records)
+            asked = search.ask()
+        if not asked:
+            return
+        new = sweep.with_points(asked)
+        console.print(f"optuna {s['sampler']}: asked {len(asked)} point(s), {len(search.asked())} of "
+                      f"{s['budget'] * n_studies}", markup=False, highlight=False)
+        _run_stage(new, "tune", sweep, executor, records, results, console, workers, stop)
+
+
 def _run_stage(trials: list[dict], stage: str, sweep: Sweep, executor, records, results, console, workers,
-               stop, chosen: dict[str, str] | None = None) -> None:
-    """Train what is left of one stage's trials, storing each as it finishes."""
+               stop, chosen: dict[str, str] | None = None, say: bool = True) -> None:
+    """Train what is left of one stage's trials, storing each as it finishes (`say`: print how many
+    are done and left)."""
     from dlbench.plan import make_units
 
     wanted = {t["id"] for t in trials}
@@ -246,7 +303,8 @@ def _run_stage(trials: list[dict], stage: str, sweep: Sweep, executor, records, 
     if retry:
         msg += f" ({len(retry)} failed earlier, retried)"
     prefix = "" if not sweep.protocol else ("stage 1 (tune): " if stage == "tune" else "stage 2 (confirm): ")
-    console.print(f"{prefix}{msg}; results in {results.path}")
+    if say:
+        console.print(f"{prefix}{msg}; results in {results.path}")
     # Units are cut from the whole stage, not from what is left: a trial is always trained in
     # the same group, so a resumed sweep reproduces an uninterrupted one bit for bit. A unit
     # with any trial left runs whole; only its missing trials are stored.

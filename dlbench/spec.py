@@ -118,6 +118,35 @@ class Sweep:
         """One cartesian [grid] (else several [[grid]] tables, or a search's points)."""
         return len(self.grids) == 1 and not self.sampled
 
+    def space(self, grid: int) -> dict[str, Any]:
+        """A sampled sub-grid's space (1-based): its ranges and lists, and its fixed values."""
+        values = self.grids[grid - 1].values
+        return {k: (v if isinstance(v, dict) else (v if len(v) > 1 else v[0])) for k, v in values.items()}
+
+    def point_trials(self, grid: int, point: dict, at: dict) -> list[dict]:
+        """The trials of one point of a sub-grid: crossed with the top-level axes, those at `at`'s
+        values (an Optuna study's: everything but the seed)."""
+        exp = self.expansion
+        out = []
+        for top in itertools.product(*(self.top_axes[k] for k in exp["top_order"])):
+            combo = dict(zip(exp["top_order"], top, strict=True))
+            if all(combo[k] == v for k, v in at.items()):
+                out.append(canonical_trial({**exp["base"], **combo, **point}))
+        return out
+
+    def with_points(self, asked: list[tuple[Any, dict]]) -> list[dict]:
+        """Add points a search asked ((its study, the point)); returns the new trials."""
+        seen = {t["id"] for t in self.trials}
+        new = []
+        for study, point in asked:
+            for t in self.point_trials(study.grid, point, study.at):
+                if t["id"] not in seen:
+                    seen.add(t["id"])
+                    self.origins[t["id"]] = study.grid
+                    new.append(t)
+        self.trials += new
+        return new
+
     @property
     def sampled(self) -> bool:
         """A search whose points are drawn from the ranges (sobol, random, optuna), not a grid's crossing."""
@@ -314,6 +343,7 @@ def build_sweep(raw: dict, default_name: str = "sweep", base_dir: str | None = N
     grid_tables = _grid_tables(raw_grid)
     search = design.check_search(raw.pop("search", None))
     sampled = search is not None and search["kind"] != "halving"  # points drawn from ranges, not a grid's crossing
+    asks = search is not None and search["kind"] == "optuna"  # points asked as the sweep goes
     protocol = design.check_protocol(raw.pop("protocol", None), SELECT_COLUMNS,
                                      tuple(k for k in AXIS_KEYS if k != "seed"))
     expect = _check_expect(raw.pop("expect", {}) or {})
@@ -371,7 +401,16 @@ def build_sweep(raw: dict, default_name: str = "sweep", base_dir: str | None = N
 
     # each sub-grid's combinations (or sampled points), crossed with the top-level axes
     top_order = [k for k in (*AXIS_KEYS, *sorted(extra)) if k in top_axes]
-    if sampled:
+    if asks:  # nothing asked yet: a probe point per sub-grid checks that its trials can be made
+        for i, g in enumerate(grids):
+            if not any(design.is_range(v) or (isinstance(v, list) and len(v) > 1) for v in g.values.values()):
+                raise UserError(f"[search] over {'[grid]' if len(grids) == 1 else f'[[grid]] {i + 1}'} has no axis to "
+                                "sample (every value there is fixed); allowed: a range like "
+                                "lr = { log = [1e-4, 1e-1] } "
+                                "or a list of several values")
+        combos_per_grid = [[design.probe({k: (v if isinstance(v, dict) else (v if len(v) > 1 else v[0]))
+                                   for k, v in g.values.items()})] for g in grids]
+    elif sampled:
         combos_per_grid = _search_points(grids, search, notes)
     else:
         combos_per_grid = []
@@ -411,6 +450,8 @@ def build_sweep(raw: dict, default_name: str = "sweep", base_dir: str | None = N
                         f"{', '.join(optim.who_takes(k, opts))}")
     if search is not None and search["kind"] == "halving":
         trials = halving_trials(trials, search, protocol, grids, top_ranges, origins)
+    if asks:  # the probes were checks: the trials are the points Optuna asks (dlbench.optuna_search)
+        trials, origins = [], {}
     axes = dict(top_axes)
     if len(grids) == 1 and not sampled:
         axes.update(grids[0].values)

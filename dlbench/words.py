@@ -394,13 +394,21 @@ def search_words(kind: str | None) -> str:
     if kind == "sobol":
         return ("a Sobol search, evenly spread rather than independent: the curve treats its points as a random "
                 "sample of the ranges")
+    if kind == "optuna":
+        return ("an Optuna search, whose sampler chose each point from what the earlier ones reached: the curve is "
+                "the expected best of k of its points picked at random, not what a search of k points would reach")
+    if kind == "halving":
+        return ("successive halving over a grid: the curve is the expected best of k of the grid's configurations "
+                "picked at random, each with what it reached (a stopped one by its rung)")
     return ("a grid, not a random search: the curve is the expected best of k configurations picked at random from "
             "the grid's points (an estimate for a random search only as far as the grid samples its ranges evenly)")
 
 
 def search_short(kind: str | None) -> str:
     """The search kind in a figure's title."""
-    return {"random": "a random search", "sobol": "a Sobol search, taken as random"}.get(
+    return {"random": "a random search", "sobol": "a Sobol search, taken as random",
+            "optuna": "an Optuna search's points picked at random",
+            "halving": "halving's configurations, as reached"}.get(
         kind or "grid", "a grid's points picked at random")
 
 

@@ -109,6 +109,33 @@ def test_a_halving_sweep_stops_the_right_trials_at_each_rung_and_its_survivors_a
     assert worst <= 1e-9, worst
 
 
+def test_on_the_reference_engine_a_competition_goes_on_epoch_by_epoch_and_its_survivors_are_their_plain_runs(
+        tmp_path, cli):
+    """Trials the fused engine does not train (here: engine = reference; the suite's quadratic,
+    max-pooling models on the CPU) halve too: each trial trained epoch by epoch in turn, with its own
+    RNG state, gives what it gives alone."""
+    from dlbench.engine import reference
+
+    spec = write(tmp_path / "r.toml", SPEC.replace("num = 27", "num = 9").replace("epochs = 9", "epochs = 3")
+                 .replace("[grid]", 'engine = "reference"\n[grid]'))
+    r = cli("sweep", spec, "--out", tmp_path, "--workers", "1")
+    assert r.code == 0, r.err
+    t = pd.read_parquet(tmp_path / "h" / "trials.parquet")
+    h = pd.read_parquet(tmp_path / "h" / "history.parquet")
+    assert (t.engine == "reference").all() and t.rung.value_counts().to_dict() == {1.0: 6}  # 9 → 3 at epoch 1
+    data = load("digits", None, 0.1)
+    sweep = build_sweep(_raw(grid={"optimizer": ["sgd"], "lr": {"log": [1e-3, 0.5], "num": 9}}, epochs=3,
+                             engine="reference"))
+    plain = {tr["lr"]: reference.train(p, data).history for tr, p in zip(sweep.trials, _plain(sweep.trials),
+                                                                          strict=True)}
+    at1 = {lr: (max(x["val_acc"] for x in h1[:2]), min(x["val_loss"] for x in h1[:2])) for lr, h1 in plain.items()}
+    assert set(t[t.status == "ok"].lr) == _top(at1, 3)
+    for _, row in t.iterrows():
+        mine = h[h.trial_id == row.trial_id].sort_values("epoch")
+        theirs = plain[row.lr][:int(row.epochs_run) + 1]
+        assert list(mine.val_loss) == [x["val_loss"] for x in theirs]  # bitwise: the same code, the same order
+
+
 PROTOCOL = """
 name = "hp"
 dataset = "wine"
@@ -162,14 +189,9 @@ def test_halving_tunes_sub_grids_and_ranges_and_the_protocol_confirms_the_surviv
     ('kind = "halving"\nmin_epochs = 9', "", "search.min_epochs = 9 is not below epochs = 9"),
     ('kind = "halving"\nbudget = 8', "", "unknown key search.'budget'; allowed: kind, eta, min_epochs, per"),
     ('kind = "halving"\nper = ["colour"]', "", "search.per has 'colour', which is not a config key"),
-    ('kind = "halving"', 'model = { kind = "cnn" }\ndevice = "cpu"\n', "trains a competition's configurations "
-     "together on the fused engine"),
 ])
 def test_a_bad_halving_spec_is_one_line_and_writes_nothing(tmp_path, search, extra, message):
     base = SPEC.split("[search]")[0].replace('dataset = "digits"', 'dataset = "digits"\n' + extra)
-    if "cnn" in extra:  # max pooling trains on the reference engine on the CPU
-        base = base.replace('model = { kind = "mlp", hidden = [16], activation = "relu" }\n', "").replace(
-            'dataset = "digits"', 'dataset = "mnist1d"')
     spec = write(tmp_path / "bad.toml", base + "[search]\n" + search + "\n")
     r = run_dlbench("sweep", spec, "--out", tmp_path / "out")
     assert r.code == 2 and message in r.err and len(r.err.strip().splitlines()) == 1, r.err

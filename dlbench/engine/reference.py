@@ -28,6 +28,13 @@ from dlbench.engine.common import (
 
 
 def train(trial: dict, data: Dataset) -> TrialResult:
+    *_, last = epochs(trial, data)  # every epoch's result; the last is the trial's
+    return last
+
+
+def epochs(trial: dict, data: Dataset):
+    """Train one trial, yielding its result so far after each epoch (epoch 0, before any step,
+    first): status ok while it goes on, diverged at the epoch it diverged (then it ends)."""
     device, dtype, task = trial["device"], dtype_of(trial), data.task
     splits = tensors(data, device, dtype)
     x_train, y_train = splits["train"]
@@ -55,6 +62,7 @@ def train(trial: dict, data: Dataset) -> TrialResult:
     evals, eval_time = eval_all()
     loss0 = evals["train"]["loss"]
     history = [history_row(0, loss0, evals, optimizer.param_groups[0]["lr"], 0, 0, 0.0, eval_time)]
+    yield TrialResult(trial["id"], "ok", history)
     steps = samples = 0
     for epoch in range(1, trial["epochs"] + 1):
         lr = optimizer.param_groups[0]["lr"]
@@ -79,8 +87,46 @@ def train(trial: dict, data: Dataset) -> TrialResult:
         evals, eval_time = eval_all()
         history.append(history_row(epoch, train_loss, evals, lr, steps, samples, t.seconds, eval_time))
         if is_diverged(train_loss, loss0) or is_diverged(evals["train"]["loss"], loss0):
-            return TrialResult(trial["id"], "diverged", history, diverged_epoch=epoch)
-    return TrialResult(trial["id"], "ok", history)
+            yield TrialResult(trial["id"], "diverged", history, diverged_epoch=epoch)
+            return
+        yield TrialResult(trial["id"], "ok", history)
+
+
+def train_together(trials: list[dict], data: Dataset, at_epoch) -> list[TrialResult]:
+    """Trials trained one epoch at a time in turn, each exactly as `train` trains it alone (each
+    keeps its own state of torch's RNG between its epochs), and `at_epoch(epoch, trials, histories,
+    status)` asked after each epoch which ones stop there (successive halving, dlbench.halving):
+    those end with status `stopped` and their rung."""
+    runs = [epochs(t, data) for t in trials]
+    rng: list = [None] * len(trials)
+    results: list[TrialResult | None] = [None] * len(trials)
+    cuda = [torch.device(t["device"]) if t["device"].startswith("cuda") else None for t in trials]
+
+    def advance(k: int) -> None:
+        if rng[k] is not None:
+            torch.set_rng_state(rng[k][0])
+            if cuda[k] is not None:
+                torch.cuda.set_rng_state(rng[k][1], cuda[k])
+        try:
+            results[k] = next(runs[k])
+        except StopIteration:  # it had ended (diverged): nothing more
+            pass
+        rng[k] = (torch.get_rng_state(), torch.cuda.get_rng_state(cuda[k]) if cuda[k] is not None else None)
+
+    for k in range(len(trials)):
+        advance(k)  # epoch 0
+    for epoch in range(1, trials[0]["epochs"] + 1):
+        live = [k for k, r in enumerate(results) if r.status == "ok"]
+        if not live:
+            break
+        for k in live:
+            advance(k)
+        if epoch < trials[0]["epochs"]:
+            status = [r.status for r in results]
+            for k in at_epoch(epoch, trials, [r.history for r in results], status):
+                if results[k].status == "ok":
+                    results[k] = TrialResult(trials[k]["id"], "stopped", results[k].history, rung=epoch)
+    return results
 
 
 def backward(loss: torch.Tensor, create_graph: bool) -> None:
