@@ -113,27 +113,6 @@ def test_env_records_the_git_revision_of_dlbench_not_of_the_current_folder(tmp_p
 
 
 SCHEMA3 = Path(__file__).parent / "data" / "schema3"  # by dlbench e500870 (schema 3): [[grid]] ranges, a protocol
-SCHEMA3_SPEC = """
-name = "schema3"
-dataset = "iris"
-model = { kind = "mlp", hidden = [8], activation = "relu" }
-epochs = 3
-batch_size = 16
-seeds = [0, 1, 2]
-
-[[grid]]
-optimizer = "sgd"
-lr = { log = [0.01, 30.0], num = 3 }
-
-[[grid]]
-optimizer = "adam"
-lr = { log = [0.001, 0.1], num = 3 }
-
-[protocol]
-select = "best_val_acc"
-per = ["optimizer"]
-confirm_seeds = 3
-"""
 
 
 def test_a_schema_3_folder_loads_shows_and_resumes_with_nothing_to_run(cli, tmp_path):
@@ -145,8 +124,7 @@ def test_a_schema_3_folder_loads_shows_and_resumes_with_nothing_to_run(cli, tmp_
     r = cli("show", folder)
     out = " ".join(r.out.split())
     assert r.code == 0 and "scoreboard: 2 optimizers" in out and "lr=0.1 is the largest value tried" in out
-    spec = tmp_path / "schema3.toml"
-    spec.write_text(SCHEMA3_SPEC)
+    spec = folder / "spec.toml"  # the spec as that version stored it: a rerun of it resumes the folder
     before = __import__("pandas").read_parquet(folder / "trials.parquet").set_index("trial_id").sort_index()
     r = cli("sweep", spec, "--out", tmp_path)
     assert r.code == 0, r.err
@@ -159,27 +137,6 @@ def test_a_schema_3_folder_loads_shows_and_resumes_with_nothing_to_run(cli, tmp_
 
 
 SCHEMA4 = Path(__file__).parent / "data" / "schema4"  # by dlbench d80ba8e (schema 4): a range that extended, a protocol
-SCHEMA4_SPEC = """
-name = "schema4"
-dataset = "iris"
-model = { kind = "mlp", hidden = [8], activation = "relu" }
-epochs = 3
-batch_size = 16
-seeds = [0, 1]
-
-[[grid]]
-optimizer = "sgd"
-lr = { log = [0.01, 1.0], num = 3, extend = 2 }
-
-[[grid]]
-optimizer = "adam"
-lr = { log = [0.001, 0.01], num = 2 }
-
-[protocol]
-select = "best_val_acc"
-per = ["optimizer"]
-confirm_seeds = 2
-"""
 
 
 def test_a_schema_4_folder_loads_with_what_schema_5_added_and_resumes(cli, tmp_path):
@@ -189,8 +146,7 @@ def test_a_schema_4_folder_loads_with_what_schema_5_added_and_resumes(cli, tmp_p
     assert trials["rung"].isna().all() and "stopped" not in set(trials.status)
     folder = tmp_path / "schema4"
     shutil.copytree(SCHEMA4, folder)
-    spec = tmp_path / "schema4.toml"
-    spec.write_text(SCHEMA4_SPEC)
+    spec = folder / "spec.toml"  # with its [extensions] points, as that version stored them
     r = cli("sweep", spec, "--out", tmp_path)
     assert r.code == 0, r.err
     out = " ".join(r.out.split())
