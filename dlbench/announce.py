@@ -88,12 +88,10 @@ def halving_plan(sweep: Sweep) -> str:
     """'search: successive halving (eta 3) in 2 competitions (dataset, optimizer): 27 → 9 → 3
     configurations at epochs 1, 3, 9; 135 of 243 trial-epochs (1.8× fewer)'."""
     from dlbench import halving
-    from dlbench.plan import group_key
+    from dlbench.plan import make_units
 
-    competitions: dict[tuple, list[dict]] = {}
-    for t in sweep.trials:
-        competitions.setdefault((group_key(t), *halving.competition(t)), []).append(t)
-    plans = [halving.schedule(c) for c in competitions.values()]
+    competitions = [u.trials for u in make_units(sweep.trials, sweep.engine, 1) if "halving" in u.trials[0]]
+    plans = [halving.schedule(c) for c in competitions]
     shapes = list(dict.fromkeys((tuple(p), tuple(c)) for p, c, _ in plans))
     trained = sum(e for _, _, e in plans)
     full = sum(t["epochs"] for t in sweep.trials)

@@ -12,11 +12,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from dlbench import design, stats
-from dlbench.data import dataset_info, validation_of
 from dlbench.errors import UserError
-from dlbench.schema import config_key
 from dlbench.spec import Sweep, extension_trials
-from dlbench.store import flat_config, trial_summary
+from dlbench.store import trial_summary
 
 
 @dataclass
@@ -45,7 +43,6 @@ def steps(sweep: Sweep, records: dict[str, dict]) -> list[Step]:
     """For every extendable range and every group that tried it: where its choice lies, and the
     next point when that is an edge that may still grow. Groups with a stage-1 trial not stored, or
     failed, are left for later (their choice is not made yet)."""
-    import pandas as pd
 
     per = tuple(sweep.protocol["per"]) if sweep.protocol else ("optimizer",)
     out = []
@@ -58,12 +55,9 @@ def steps(sweep: Sweep, records: dict[str, dict]) -> list[Step]:
             if not mine or any(t["id"] not in records or records[t["id"]]["result"]["status"] == "failed"
                                for t in members):
                 continue
-            rows = pd.DataFrame([{**flat_config(t), **trial_summary(records[t["id"]]["result"]),
-                                  "config": config_key(t)} for t in members])
+            rows = stats.rows_of(members, [trial_summary(records[t["id"]]["result"]) for t in members])
             first = members[0]
-            select = (sweep.protocol or {}).get("select")
-            sel = stats.selection_for(dataset_info(first["dataset"]).task, validation_of(first) > 0, select,
-                                      None if select is None else sweep.protocol["direction"] == "max")
+            sel = stats.rule_of(first, sweep.protocol)
             choice = stats.choose(rows, sel)
             if choice is None or key not in choice.config:
                 continue

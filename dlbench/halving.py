@@ -18,8 +18,6 @@ from __future__ import annotations
 
 import json
 
-from dlbench.data import dataset_info, validation_of
-
 
 def rungs(trial: dict) -> list[int]:
     """The epochs at which a halving trial's competition is ranked: min_epochs × eta^i below its epochs."""
@@ -68,19 +66,14 @@ def _losers(epoch: int, trials: list[dict], histories: list[list[dict]], status:
             index: list[int]) -> list[int]:
     """The trials (as `index` numbers them) of one competition whose configuration is not among the
     best 1/eta at this rung, by the one selection rule on what each trial reached by `epoch`."""
-    import pandas as pd
-
     from dlbench import stats
     from dlbench.schema import config_key
-    from dlbench.store import flat_config, trial_summary
+    from dlbench.store import trial_summary
 
-    first = trials[0]
-    h = first["halving"]
-    rows = pd.DataFrame([{**flat_config(t), **trial_summary({"status": s, "history": hist[:epoch + 1]}),
-                          "config": config_key(t)}
-                         for t, hist, s in zip(trials, histories, status, strict=True)])
-    sel = stats.selection_for(dataset_info(first["dataset"]).task, validation_of(first) > 0,
-                              h.get("select"), None if h.get("direction") is None else h["direction"] == "max")
+    h = trials[0]["halving"]
+    rows = stats.rows_of(trials, [trial_summary({"status": s, "history": hist[:epoch + 1]})
+                                  for hist, s in zip(histories, status, strict=True)])
+    sel = stats.rule_of(trials[0], h)
     ranked = stats.ranked_configs(rows, sel)  # worst first; configurations without a finite value left out
     keys = [c for c in ranked.columns if c != "runs" and not c.endswith("_mean")]
     best = ranked.iloc[::-1].head(survivors(rows["config"].nunique(), h["eta"]))

@@ -25,7 +25,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from dlbench.data import dataset_info, validation_of
 from dlbench.design import INTEGER_KEYS, is_range, probe
 
 JOURNAL = "optuna-journal.log"
@@ -123,6 +122,7 @@ class Search:
         self.default_batch = default_batch  # without `batch`: what the fused engine trains at once (the runner's)
         self.storage = JournalStorage(JournalFileBackend(str(Path(folder) / JOURNAL)))
         self.studies = studies_of(sweep)
+        self._rules: dict[str, Any] = {}
         self.spaces = {g: sweep.space(g) for g in range(1, len(sweep.grids) + 1)}
         self.loaded = {s.name: optuna.create_study(study_name=s.name, storage=self.storage, load_if_exists=True,
                                                    direction=self._direction(s))
@@ -132,12 +132,12 @@ class Search:
         return "maximize" if self.selection(s).select_higher else "minimize"
 
     def selection(self, s: Study):
-        from dlbench import stats
+        """The rule a study's points are told by (the same for all its points: one dataset)."""
+        if s.name not in self._rules:
+            from dlbench import stats
 
-        first = self.trials_of(s, probe(self.spaces[s.grid]))[0]
-        pr = self.sweep.protocol
-        return stats.selection_for(dataset_info(first["dataset"]).task, validation_of(first) > 0,
-                                   pr["select"] if pr else None, (pr["direction"] == "max") if pr else None)
+            self._rules[s.name] = stats.rule_of(self.trials_of(s, probe(self.spaces[s.grid]))[0], self.sweep.protocol)
+        return self._rules[s.name]
 
     def trials_of(self, s: Study, point: dict) -> list[dict]:
         return self.sweep.point_trials(s.grid, point, s.at)
@@ -145,14 +145,7 @@ class Search:
     def asked(self) -> list[tuple[Study, Any, dict]]:
         """Every point asked so far, in order: (study, its Optuna trial, the point); the trial's
         user attribute BATCH_ATTR says which batch asked it."""
-        import optuna
-
-        out = []
-        for s in self.studies:
-            for tr in self.loaded[s.name].get_trials(deepcopy=False):
-                if tr.state != optuna.trial.TrialState.FAIL:
-                    out.append((s, tr, point_of(self.spaces[s.grid], tr.params)))
-        return out
+        return _asked(self.sweep, self.studies, self.loaded.get)
 
     def tell(self, records: dict[str, dict]) -> int:
         """Tell each study the value of its asked points whose trials are all stored: the mean over
@@ -241,11 +234,14 @@ def stored_points(sweep, folder: Path) -> list[tuple[Study, dict]]:
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     storage = JournalStorage(JournalFileBackend(str(path)))
     names = {s.study_name for s in storage.get_all_studies()}
-    out = []
-    for s in studies_of(sweep):
-        if s.name not in names:
-            continue
-        for tr in optuna.load_study(study_name=s.name, storage=storage).get_trials(deepcopy=False):
-            if tr.state != optuna.trial.TrialState.FAIL:
-                out.append((s, point_of(sweep.space(s.grid), tr.params)))
-    return out
+    studies = [s for s in studies_of(sweep) if s.name in names]
+    return [(s, point) for s, _, point in _asked(sweep, studies,
+                                                lambda name: optuna.load_study(study_name=name, storage=storage))]
+
+
+def _asked(sweep, studies: list[Study], study_of) -> list[tuple[Study, Any, dict]]:
+    """(study, Optuna trial, point) of each point the studies asked and did not fail, in order."""
+    import optuna
+
+    return [(s, tr, point_of(sweep.space(s.grid), tr.params)) for s in studies
+            for tr in study_of(s.name).get_trials(deepcopy=False) if tr.state != optuna.trial.TrialState.FAIL]

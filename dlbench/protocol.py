@@ -13,9 +13,8 @@ import json
 from dataclasses import dataclass
 
 from dlbench import stats
-from dlbench.data import dataset_info, validation_of
-from dlbench.schema import SEARCH_FIELDS, config_key
-from dlbench.store import flat_config, trial_summary
+from dlbench.schema import SEARCH_FIELDS
+from dlbench.store import trial_summary
 from dlbench.trials import canonical_trial
 
 
@@ -55,15 +54,11 @@ def choose_finalists(trials: list[dict], summaries: dict[str, dict], protocol: d
     best mean of `select` over seeds, ties to the task's tie-breakers, then to the configuration
     that sorts first). `summaries`: trial id -> its row of trials.parquet (store.trial_summary).
     Groups where no configuration has a finite value of `select` are left out."""
-    import pandas as pd
-
     out = []
     for group in groups_of(trials, protocol["per"]):
         members = [t for t in trials if _group(t, protocol["per"]) == group]
-        rows = pd.DataFrame([{**flat_config(t), **summaries[t["id"]], "config": config_key(t)} for t in members])
-        first = members[0]
-        sel = stats.selection_for(dataset_info(first["dataset"]).task, validation_of(first) > 0,
-                                  protocol["select"], protocol["direction"] == "max")
+        rows = stats.rows_of(members, [summaries[t["id"]] for t in members])
+        sel = stats.rule_of(members[0], protocol)
         choice = stats.choose(rows, sel)
         if choice is not None:
             trial_id = stats.rows_matching(rows, choice.config).iloc[0]["trial_id"]

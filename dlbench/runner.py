@@ -23,10 +23,9 @@ CONSOLIDATE_EVERY_S = 2.0
 def progress_metric(trial: dict) -> tuple[str, bool]:
     """The column a finished trial is ranked by in the progress line: its selection column
     (validation, or the training set without a split), never test."""
-    from dlbench.data import validation_of
-    from dlbench.stats import selection_for
+    from dlbench.stats import rule_of
 
-    sel = selection_for(catalogue.dataset_of(trial).task, validation_of(trial) > 0)
+    sel = rule_of(trial)
     return sel.select, sel.select_higher
 
 

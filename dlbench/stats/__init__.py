@@ -96,6 +96,8 @@ from dlbench.stats.selection import (
     edge_keys,
     has_validation,
     range_edges,
+    rows_of,
+    rule_of,
     same,
     selection_for,
     selection_of,
@@ -121,6 +123,7 @@ __all__ = [
     "check_chooser", "check_ci", "choose", "column_stats", "compare", "config_costs", "describe", "difference",
     "edge_keys", "group_stats", "has_validation", "higher_is_better", "holm", "intervals", "is_missing", "many_stats",
     "performance_profile", "power", "prob_improvement", "problem_target", "profile_costs", "range_edges", "reach",
-    "rows_matching", "same", "seed_span", "seeds_needed", "selection_for", "selection_of", "settings_between",
+    "rows_matching", "rows_of", "rule_of", "same", "seed_span", "seeds_needed", "selection_for", "selection_of",
+    "settings_between",
     "t_interval", "target_metric", "task_of", "usable", "varying", "welch",
 ]

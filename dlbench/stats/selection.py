@@ -97,6 +97,26 @@ def has_validation(trials: pd.DataFrame) -> bool:
     return "best_val_loss" in trials and bool(np.isfinite(trials["best_val_loss"].to_numpy(dtype=float)).any())
 
 
+def rule_of(trial: dict, chooser: dict | None = None) -> Selection:
+    """The selection rule for a canonical trial: its task's, on validation when it has a split;
+    `chooser` (a protocol, or halving's field) may name the metric: {"select", "direction"}."""
+    from dlbench.data import dataset_info, validation_of
+
+    select = (chooser or {}).get("select")
+    return selection_for(dataset_info(trial["dataset"]).task, validation_of(trial) > 0, select,
+                         None if select is None else chooser["direction"] == "max")
+
+
+def rows_of(trials: list[dict], summaries: list[dict]) -> pd.DataFrame:
+    """Trials as trials.parquet rows: their configuration columns, their summaries (store.trial_summary),
+    and their configuration key, which is what the selection functions take."""
+    from dlbench.schema import config_key
+    from dlbench.store import flat_config
+
+    return pd.DataFrame([{**flat_config(t), **s, "config": config_key(t)}
+                         for t, s in zip(trials, summaries, strict=True)])
+
+
 def selection_of(trials: pd.DataFrame) -> Selection:
     """The selection rule for the trials of one dataset."""
     return selection_for(task_of(trials), has_validation(trials))
