@@ -217,3 +217,51 @@ def test_history_holds_each_splits_own_numbers_computed_by_hand():
             assert row[f"{name}_loss"] == pytest.approx(expected[name][0], rel=1e-12), name
             assert row[f"{name}_acc"] == pytest.approx(expected[name][1], rel=1e-12), name
     assert torch.get_default_dtype() == torch.float32
+
+
+@pytest.mark.parametrize("activation,dtype", [("relu", "float32"), ("tanh", "float32"), ("relu", "float64")])
+def test_evaluation_numbers_do_not_depend_on_the_chunk_or_on_autograd(activation, dtype):
+    """evaluate_all cuts a split into chunks sized for the cache (and works in place without
+    autograd): every per-sample number, so every stored loss and accuracy, is the same bit for bit
+    as the whole split in one piece through the autograd-recorded forward, wherever the cuts fall
+    (a one-sample chunk, which rounds differently, is never made)."""
+    import torch
+
+    from dlbench.engine.stacked import stacked_model
+
+    s = build_sweep({"dataset": "digits", "epochs": 1, "model": {"kind": "mlp", "hidden": [128, 128],
+                                                                   "activation": activation},
+                     "grid": {"optimizer": ["sgd", "adam"], "lr": [0.01, 0.1]}, "seeds": [0, 1]})
+    data = load("digits", None, validation_of(s.trials[0]))
+    dt = getattr(torch, dtype)
+    net = stacked_model(s.trials, data.info, dt, "cpu")
+    with torch.no_grad():
+        net.theta.add_(0.05 * torch.randn(net.theta.shape, generator=torch.Generator().manual_seed(0), dtype=dt))
+    x, y = common.tensors(data, "cpu", dt)["train"]
+    assert net.eval_chunk < len(x)  # on the CPU the split is cut
+    got = fused.evaluate_all(net, "cross_entropy", x, y, "multiclass")
+    # the forward as training records it (autograd on, out of place), the split in one chunk
+    out = net.forward(x, per_trial=False)
+    per_sample = torch.nn.functional.cross_entropy(out.detach().reshape(-1, out.shape[-1]),
+                                                   y.repeat(net.K), reduction="none").view(net.K, -1)
+    assert torch.equal(got["loss"], per_sample.double().sum(dim=1) / len(x))
+    assert torch.equal(got["acc"], (out.detach().argmax(dim=-1) == y).double().sum(dim=1) / len(x))
+    for chunk in (16, 100, len(x) - 2, len(x) - 1, len(x)):  # - 1, - 2: the last joins the chunk before
+        net.eval_chunk = chunk
+        again = fused.evaluate_all(net, "cross_entropy", x, y, "multiclass")
+        assert all(torch.equal(again[m], got[m]) for m in got), chunk
+
+
+def test_no_chunk_is_smaller_than_the_smallest_unless_the_split_is():
+    small = common.SMALLEST_CHUNK
+    assert common.chunks(10, 4) == [(0, 10)]  # never cut below the smallest chunk
+    assert common.chunks(1, 100) == [(0, 1)]
+    assert common.chunks(0, 100) == []
+    assert common.chunks(100, 40) == [(0, 40), (40, 80), (80, 100)]
+    assert common.chunks(90, 40) == [(0, 40), (40, 90)]  # not a last piece of 10
+    for n in range(1, 200, 7):
+        for size in (1, small, small + 3, 40, 64):
+            pieces = common.chunks(n, size)
+            assert pieces[0][0] == 0 and pieces[-1][1] == n
+            assert all(a[1] == b[0] for a, b in zip(pieces, pieces[1:], strict=False))
+            assert all(b - a >= min(small, n) for a, b in pieces), (n, size, pieces)

@@ -118,14 +118,29 @@ def lr_per_epoch(trial: dict) -> list[float]:
     return out
 
 
+SMALLEST_CHUNK = 16  # samples; a matmul of 1 or 2 rows takes another kernel here (float32: 1, float64: 1-2)
+
+
+def chunks(n: int, size: int) -> list[tuple[int, int]]:
+    """[start, end) pieces of n samples, `size` each (at least SMALLEST_CHUNK), where a last piece
+    under SMALLEST_CHUNK samples joins the one before: a matmul of a row or two takes another kernel
+    (a matrix-vector product) and rounds differently, so a sample's numbers would depend on where
+    the cuts fall, i.e. on how many trials share its unit. Pieces of SMALLEST_CHUNK rows or more give
+    every sample the numbers of the whole split at once (tests/test_fused.py)."""
+    bounds = [*range(0, n, max(SMALLEST_CHUNK, size)), n]
+    if len(bounds) > 2 and bounds[-1] - bounds[-2] < SMALLEST_CHUNK:
+        del bounds[-2]
+    return list(zip(bounds[:-1], bounds[1:], strict=True))
+
+
 @torch.no_grad()
 def evaluate(forward, loss_fn, x, y, task: str) -> dict:
     """Mean loss and the task's metric over a whole split, in chunks."""
     total, n = 0.0, len(x)
     correct = 0.0
     sq_err = 0.0
-    for i in range(0, n, EVAL_CHUNK):
-        xb, yb = x[i:i + EVAL_CHUNK], y[i:i + EVAL_CHUNK]
+    for i, j in chunks(n, EVAL_CHUNK):
+        xb, yb = x[i:j], y[i:j]
         out = forward(xb)
         total += float(loss_fn(out, yb)) * len(xb)
         if task == "multiclass":

@@ -29,6 +29,7 @@ from dlbench.engine import fused_supports as supports
 from dlbench.engine.common import (
     Timer,
     TrialResult,
+    chunks,
     data_order,
     dtype_of,
     history_row,
@@ -58,21 +59,20 @@ def evaluate_all(net, loss: str, x, y, task: str) -> dict[str, torch.Tensor]:
     not depend on how many trials share its group (the chunking follows K, the sums do not):
     a resumed sweep that regroups the remaining trials reproduces them bit for bit."""
     K, n = net.K, len(x)
-    chunk = net.eval_chunk
     per_sample = torch.empty(K, n, dtype=x.dtype, device=x.device)
     right = torch.empty(K, n, dtype=torch.bool, device=x.device) if task in ("multiclass", "binary") else None
     sq = torch.empty(K, n, dtype=x.dtype, device=x.device) if task == "regression" else None
-    for i in range(0, n, chunk):
-        xb, yb = x[i:i + chunk], y[i:i + chunk]
+    for i, j in chunks(n, net.eval_chunk):
+        xb, yb = x[i:j], y[i:j]
         out = net.forward(xb, per_trial=False)
         yk = yb.unsqueeze(0).expand(K, *yb.shape)
-        per_sample[:, i:i + chunk] = losses.per_sample_loss(loss, out, yk)
+        per_sample[:, i:j] = losses.per_sample_loss(loss, out, yk)
         if task == "multiclass":
-            right[:, i:i + chunk] = out.argmax(dim=-1) == yk
+            right[:, i:j] = out.argmax(dim=-1) == yk
         elif task == "binary":
-            right[:, i:i + chunk] = (out.squeeze(-1) > 0).to(yb.dtype) == yk
+            right[:, i:j] = (out.squeeze(-1) > 0).to(yb.dtype) == yk
         elif task == "regression":
-            sq[:, i:i + chunk] = ((out - yk) ** 2).flatten(2).sum(dim=2)
+            sq[:, i:j] = ((out - yk) ** 2).flatten(2).sum(dim=2)
     row = {"loss": per_sample.double().sum(dim=1) / n}
     if right is not None:
         row["acc"] = right.double().sum(dim=1) / n
