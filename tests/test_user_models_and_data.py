@@ -307,3 +307,15 @@ def test_the_hand_written_mlp_path_equals_the_torch_func_path(models_dir, monkey
             for k in KEYS:
                 if not math.isnan(hb[k]):
                     assert ha[k] == pytest.approx(hb[k], rel=1e-9, abs=1e-12), k
+
+
+def test_the_inferred_task_is_said_also_when_the_prepared_arrays_come_from_the_cache(tmp_path, cli, monkeypatch):
+    monkeypatch.setenv("DLBENCH_CACHE", str(tmp_path / "cache"))
+    wine_table(tmp_path)
+    args = ["--dataset", tmp_path / "wine.csv", "--target", "cultivar", "--optimizer", "adam", "--epochs", "1",
+            "--workers", "1", "--out", tmp_path / "out"]
+    for run in ("first", "second"):
+        r = cli("sweep", *args, "--name", run)
+        assert r.code == 0, r.err
+        assert "task inferred as multiclass (3 distinct values in its target)" in " ".join(r.out.split()), run
+    assert list((tmp_path / "cache").glob("user-*.npz"))  # the second read the cache

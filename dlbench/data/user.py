@@ -210,7 +210,8 @@ def prepare(spec: dict, files, where: str = "dataset") -> tuple[dict, dict[str, 
     if task is None:
         task, why = infer_task(y_all)
         spec["task"] = task
-        _say(f"{where} {label_of(spec)}: task inferred as {task} ({why} in its target); set task = ... to choose")
+        spec["_note"] = (f"{where} {label_of(spec)}: task inferred as {task} ({why} in its target); "
+                         "set task = ... to choose")
     classification = task in ("binary", "multiclass")
     if classification:
         classes = np.unique(y_all)
@@ -306,12 +307,18 @@ def arrays_for(spec: dict, files, where: str = "dataset") -> tuple[dict, dict[st
     """(the completed spec, the prepared arrays) of a user dataset, from the cache when it holds them."""
     key = digest(spec, files)
     hit = read_cached(f"user-{key[:24]}")
-    if hit is not None and "spec" in hit:
+    # an entry without the note of an inferred task (written before notes were cached) is made again
+    if hit is not None and "spec" in hit and ("note" in hit or spec.get("task") is not None):
+        if "note" in hit:  # what preparing inferred is said from the cache too
+            _say(str(hit.pop("note")))
         return json.loads(str(hit.pop("spec"))), hit
     full, arrays = prepare(spec, files, where)
+    note = full.pop("_note", None)
+    if note is not None:
+        _say(note)
     # under the spec as written and as completed (target and task filled in): workers ask for the latter
     for k in dict.fromkeys((key, digest(full, files))):
-        write_cached(f"user-{k[:24]}", {"spec": json.dumps(full), **arrays})
+        write_cached(f"user-{k[:24]}", {"spec": json.dumps(full), **({"note": note} if note else {}), **arrays})
     return full, arrays
 
 
