@@ -193,8 +193,9 @@ def infer_task(y: np.ndarray) -> tuple[str, str]:
     return "regression", f"{len(values)} distinct values, not all classes"
 
 
-def prepare(spec: dict, files, where: str = "dataset") -> tuple[dict, dict[str, np.ndarray]]:
-    """(the spec with its target and task filled in, the prepared arrays)."""
+def prepare(spec: dict, files, where: str = "dataset") -> tuple[dict, dict[str, np.ndarray], str | None]:
+    """(the spec with its target and task filled in, the prepared arrays, the note of what was
+    inferred: the task where the spec gives none, else None)."""
     x, y, given, target = read_raw(spec, files, where)
     spec = dict(spec)
     if target is not None:
@@ -206,12 +207,11 @@ def prepare(spec: dict, files, where: str = "dataset") -> tuple[dict, dict[str, 
                                 arrays["y_test"].reshape(len(arrays["y_test"]), -1)[:, 0]])
     else:
         y_all = y
-    task = spec.get("task")
+    task, note = spec.get("task"), None
     if task is None:
         task, why = infer_task(y_all)
         spec["task"] = task
-        spec["_note"] = (f"{where} {label_of(spec)}: task inferred as {task} ({why} in its target); "
-                         "set task = ... to choose")
+        note = f"{where} {label_of(spec)}: task inferred as {task} ({why} in its target); set task = ... to choose"
     classification = task in ("binary", "multiclass")
     if classification:
         classes = np.unique(y_all)
@@ -253,7 +253,7 @@ def prepare(spec: dict, files, where: str = "dataset") -> tuple[dict, dict[str, 
         parts = [k for k in (f"{prefix}_train", f"{prefix}_test", f"{prefix}_val") if k in arrays]
         for k, v in zip(parts, standardize(*(arrays[k] for k in parts)), strict=True):
             arrays[k] = v
-    return spec, arrays
+    return spec, arrays, note
 
 
 def _check_given_shapes(arrays: dict, label: str, where: str) -> None:
@@ -312,8 +312,7 @@ def arrays_for(spec: dict, files, where: str = "dataset") -> tuple[dict, dict[st
         if "note" in hit:  # what preparing inferred is said from the cache too
             _say(str(hit.pop("note")))
         return json.loads(str(hit.pop("spec"))), hit
-    full, arrays = prepare(spec, files, where)
-    note = full.pop("_note", None)
+    full, arrays, note = prepare(spec, files, where)
     if note is not None:
         _say(note)
     # under the spec as written and as completed (target and task filled in): workers ask for the latter
