@@ -86,8 +86,8 @@ def sweep(
 
     if spec:
         spec = str(presets.spec_path(spec))  # a file, or a preset by name
-    if not dry_run:  # the workers' torch imports while this process reads and checks the spec
-        forkserver.warm(Path(spec) if spec else None, workers, executor, address)
+    # the workers' torch imports while this process reads and checks the spec
+    warmed = not dry_run and forkserver.warm(Path(spec) if spec else None, workers, executor, address)
     from dlbench import spec as specs
 
     raw: dict = specs.read_spec_file(spec) if spec else {}
@@ -124,7 +124,7 @@ def sweep(
         sw = specs.build_sweep(raw, default_name=default_name, base_dir=str(Path(spec).parent) if spec else ".",
                                pool=pool)
         mark("spec checked")
-        return run_sweep(sw, out, fresh=fresh, dry_run=dry_run, workers=workers, pool=pool)
+        return run_sweep(sw, out, fresh=fresh, dry_run=dry_run, workers=workers, pool=pool, warmed=warmed)
     finally:
         if pool is not None:
             pool.kill()  # a no-op once run_sweep has ended it

@@ -40,8 +40,9 @@ def _submit_quietly(pool) -> None:
 
 class LocalExecutor:
     """`workers` long-lived processes, each training with one intra-op thread (forkserver: torch is
-    imported once, in the server, and workers fork from it). With one worker, or one unit,
-    everything runs in this process.
+    imported once, in the server, and workers fork from it). With one worker everything runs in
+    this process; with one unit too, unless the pool was started (`dlbench sweep` starts it for
+    every local sweep with several workers, since it warmed the forkserver before reading the spec).
 
     `start()` launches the pool early, so that importing torch in the workers overlaps with the
     driver's own start-up (reading the spec and the results folder)."""

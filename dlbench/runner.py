@@ -48,12 +48,14 @@ def early_pool(raw: dict, workers: int | None):
 
 
 def run_sweep(sweep: Sweep, out: str | Path, *, fresh: bool = False, dry_run: bool = False,
-              workers: int | None = None, console: Console | None = None, pool=None) -> int:
+              workers: int | None = None, console: Console | None = None, pool=None, warmed: bool = False) -> int:
     """Run a validated sweep; the exit code: 0; 1 when a trial failed or an expectation did not
     hold; 128 + N when signal N ended it (130 Ctrl-C, 143 SIGTERM, 129 SIGHUP).
 
     Every check that can refuse the sweep (devices, dataset files, the Dask scheduler, the
-    results folder) runs before anything is printed."""
+    results folder) runs before anything is printed. `warmed`: the caller started the forkserver
+    (dlbench.forkserver.warm), so even a one-trial sweep trains on the pool, where torch is being
+    imported already, rather than importing it a second time in this process."""
     from dlbench.executors import LocalExecutor, default_workers
     from dlbench.output import console as make_console
     from dlbench.plan import make_units
@@ -107,7 +109,7 @@ def run_sweep(sweep: Sweep, out: str | Path, *, fresh: bool = False, dry_run: bo
                 executor.start()  # may refuse (unreachable scheduler): before anything is written
             results = _open_results(path, fresh, console)  # may refuse (locked, unwritable)
             try:
-                if sweep.executor == "local" and workers > 1 and len(sweep.trials) > 1:
+                if sweep.executor == "local" and workers > 1 and (len(sweep.trials) > 1 or warmed):
                     executor.start()  # workers import torch while this process reads the results folder
                     # and this process, idle while they train, imports what it needs to write the tables
                     import threading
