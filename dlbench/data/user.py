@@ -309,15 +309,15 @@ def arrays_for(spec: dict, files, where: str = "dataset") -> tuple[dict, dict[st
     hit = read_cached(f"user-{key[:24]}")
     # an entry without the note of an inferred task (written before notes were cached) is made again
     if hit is not None and "spec" in hit and ("note" in hit or spec.get("task") is not None):
-        if "note" in hit:  # what preparing inferred is said from the cache too
-            _say(str(hit.pop("note")))
-        return json.loads(str(hit.pop("spec"))), hit
-    full, arrays, note = prepare(spec, files, where)
-    if note is not None:
-        _say(note)
-    # under the spec as written and as completed (target and task filled in): workers ask for the latter
-    for k in dict.fromkeys((key, digest(full, files))):
-        write_cached(f"user-{k[:24]}", {"spec": json.dumps(full), **({"note": note} if note else {}), **arrays})
+        note = hit.pop("note", None)
+        full, arrays = json.loads(str(hit.pop("spec"))), hit
+    else:
+        full, arrays, note = prepare(spec, files, where)
+        # under the spec as written and as completed (target and task filled in): workers ask for the latter
+        for k in dict.fromkeys((key, digest(full, files))):
+            write_cached(f"user-{k[:24]}", {"spec": json.dumps(full), **({"note": note} if note else {}), **arrays})
+    if note is not None:  # what preparing inferred, said whether the arrays were prepared now or cached
+        _say(str(note))
     return full, arrays
 
 
