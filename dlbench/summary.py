@@ -213,7 +213,7 @@ def render_problem_tables(trials: pd.DataFrame, best: list[stats.Best], comparis
         if not short:
             for c in ("configs", *statuses):
                 table.add_column(c if c != "diverged" else "diverged (all)", justify="right")
-        order = sorted(items, key=lambda b: (-b.report["mean"] if sel.report_higher else b.report["mean"], b.name))
+        order = stats.best_first(items)
         for b in order:
             cells = [b.name, config_label(b.config, hypers), str(b.report["n"]), fmt(b.report["mean"]),
                      fmt_ci(b.report, method)]

@@ -6,6 +6,8 @@ another order); lr 0.1 has the lower mean validation loss, so it is chosen, alth
 sorts first. adam: lr 0.001 and lr 0.01 tie on accuracy and on loss; the stated order (the
 smaller lr) takes lr 0.001, although its rows come last and its ids sort last."""
 
+import math
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -171,3 +173,58 @@ def test_a_tie_in_the_protocols_first_stage_is_said_by_the_sweep_show_and_the_re
     assert said in (tmp_path / "p" / "report.md").read_text()
     t = pd.read_parquet(tmp_path / "p" / "trials.parquet")
     assert t[t.stage == "confirm"].chosen_by.str.contains("tied with lr=2e-09").all()
+
+
+def test_every_ranking_orders_a_round_off_tie_as_choose_does():
+    """2e-16 added to one of momentum lr 0.03's accuracies makes its mean the larger float, yet the
+    two means are equal up to round-off: choose goes to the validation loss and takes lr 0.1. The
+    budget curves' ranking, halving's survivors, the protocol and the scoreboard's ranks must agree
+    (they once sorted the exact floats and put lr 0.03 first)."""
+    from dlbench.stats.scoreboard import ranks_of
+
+    t = trials_table()
+    bump = (t.optimizer == "momentum") & (t.lr == 0.03) & (t.seed == 0)
+    t.loc[bump, "best_val_acc"] += 2e-16
+    m = t[t.optimizer == "momentum"]
+    means = m.groupby("lr").best_val_acc.mean()
+    assert means[0.03] > means[0.1] and stats.same(means[0.03], means[0.1])  # the floats differ, round-off ties
+    sel = stats.selection_of(t)
+    assert stats.choose(m, sel).config["lr"] == 0.1
+    ranked = stats.ranked_configs(m, sel)  # worst first
+    assert list(ranked.lr) == [0.3, 0.03, 0.1]
+    table = stats.configurations(m, sel)
+    assert [table.lr[i] for i in stats.order(table, sel)] == [0.1, 0.03, 0.3]
+    # the budget curve takes its values in that order: E[best of 1 config] over all three, best of 3 = lr 0.1's
+    (curve,) = stats.budgets(m).curves
+    assert curve.report_expected[-1] == pytest.approx(0.97)  # lr 0.1's test accuracy, not lr 0.03's 0.95
+    # halving keeps the best third: lr 0.1
+    assert _halving_keeps(m) == {0.1}
+    # the protocol
+    sweep = build_sweep({"dataset": "digits", "seeds": [0, 1, 2], "epochs": 10,
+                         "grid": {"optimizer": ["momentum"], "lr": [0.03, 0.1, 0.3]}})
+    summaries = {tr["id"]: m[(m.lr == tr["lr"]) & (m.seed == tr["seed"])].iloc[0][
+        ["status", "best_val_acc", "best_val_loss"]].to_dict() for tr in sweep.trials}
+    protocol = {"select": "best_val_acc", "direction": "max", "per": ["optimizer"], "confirm_seeds": 2}
+    (f,) = choose_finalists(sweep.trials, summaries, protocol)
+    assert f.trial["lr"] == 0.1
+    # ranks over optimizers: round-off ties share their rank, whichever float is larger
+    assert ranks_of({"a": 0.5 + 2e-16, "b": 0.5, "c": 0.4}, True) == {"a": 1.5, "b": 1.5, "c": 3.0}
+    assert stats.tie_classes([0.5 + 2e-16, 0.5, math.nan, 0.4], True) == [[0, 1], [3], [2]]
+
+
+def _halving_keeps(m: pd.DataFrame) -> set:
+    """The lrs halving keeps at its first rung among these trials (eta 3: one of three)."""
+    from dlbench import halving
+
+    sweep = build_sweep({"dataset": "digits", "seeds": [0, 1, 2], "epochs": 3, "validation": 0.1,
+                         "grid": {"optimizer": ["momentum"], "lr": [0.03, 0.1, 0.3]},
+                         "search": {"kind": "halving", "eta": 3, "min_epochs": 1}})
+    histories, status = [], []
+    for tr in sweep.trials:
+        r = m[(m.lr == tr["lr"]) & (m.seed == tr["seed"])].iloc[0]
+        histories.append([{"epoch": 0, "val_acc": 0.1, "val_loss": 2.3, "train_time": 0, "eval_time": 0},
+                          {"epoch": 1, "val_acc": r.best_val_acc, "val_loss": r.best_val_loss, "train_time": 0,
+                           "eval_time": 0}])
+        status.append("ok")
+    stop = halving.decider(sweep.trials)(1, sweep.trials, histories, status)
+    return {tr["lr"] for k, tr in enumerate(sweep.trials) if k not in stop}

@@ -9,7 +9,7 @@ import re
 
 import pandas as pd
 
-from dlbench import words
+from dlbench import stats, words
 from dlbench.report._data import ReportData
 from dlbench.store import config_columns
 from dlbench.summary import cell, fmt, fmt_interval
@@ -168,8 +168,7 @@ def latex(data: ReportData) -> str:
     for col in cols:
         items = [b for b in data.best if (b.sweep, b.dataset) == col and math.isfinite(b.report["mean"])]
         if items:
-            higher = items[0].selection.report_higher
-            leader = sorted(items, key=lambda b: (-b.report["mean"] if higher else b.report["mean"], b.name))[0]
+            leader = stats.best_first(items)[0]
             ties = {c.b if c.a == leader.name else c.a for c in data.comparisons
                     if (c.sweep, c.dataset) == col and leader.name in (c.a, c.b) and c.verdict in ("none", "n/a")}
             bold[col] = {leader.name, *ties}

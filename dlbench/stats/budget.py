@@ -35,7 +35,8 @@ import pandas as pd
 
 from dlbench.stats.distributions import t_quantile
 from dlbench.stats.mean_intervals import ALPHA
-from dlbench.stats.selection import Selection, choose
+from dlbench.stats.selection import Selection, configurations, order, tie_classes
+from dlbench.store import config_columns
 
 CLOSE = 0.01  # tunability: the fewest configurations whose expected best is within 1% of the best
 
@@ -90,26 +91,17 @@ class Budgets:
 
 def ranked_configs(trials: pd.DataFrame, sel: Selection) -> pd.DataFrame:
     """The configurations `choose` ranks, worst first: their columns, and the mean over seeds of
-    the selection metric, its tie-breakers and the reported metric. A configuration without a
-    finite selection value is left out (it produced nothing to choose)."""
-    choice = choose(trials, sel)
-    if choice is None:
+    the selection metric, its tie-breakers and the reported metric, in the reverse of the one
+    selection rule's order (selection.order: round-off ties, tie-breakers, the stated order). A
+    configuration without a finite selection value is left out (it produced nothing to choose)."""
+    cols = config_columns(trials)
+    table = configurations(trials, sel, cols)
+    if not len(table):
         return pd.DataFrame()
-    table = choice.table.copy()
-    cols = [c for c in table.columns if c != "runs" and not c.endswith("_mean")]
-    report = trials.groupby(cols, sort=True, dropna=False)[sel.report].mean().rename(f"{sel.report}_mean")
     if f"{sel.report}_mean" not in table:
+        report = trials.groupby(cols, sort=True, dropna=False)[sel.report].mean().rename(f"{sel.report}_mean")
         table = table.merge(report.reset_index(), on=cols, how="left")
-    # best first by the rule, then reversed: the metric, its tie-breakers, the stated order (as listed)
-    keys, ascending = [], []
-    for col, higher in [(sel.select, sel.select_higher), *sel.tie_breakers]:
-        if f"{col}_mean" in table:
-            keys.append(f"{col}_mean")
-            ascending.append(not higher)
-    table = table.reset_index(drop=True)
-    table["_order"] = np.arange(len(table))
-    best_first = table.sort_values([*keys, "_order"], ascending=[*ascending, True], kind="stable", na_position="last")
-    return best_first.iloc[::-1].drop(columns="_order").reset_index(drop=True)
+    return table.iloc[order(table, sel)[::-1]].reset_index(drop=True)
 
 
 def band(ranked: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -180,15 +172,15 @@ def budgets(trials: pd.DataFrame, per: str = "optimizer") -> Budgets:
 def leaders(curves: list[BudgetCurve]) -> list[tuple[int, str]]:
     """[(k, optimizer)]: the optimizer with the best expected value from each k on where the lead
     changes, k = 1 up to the largest n (an optimizer with fewer configurations keeps its best
-    beyond its n). Ties go to the earlier leader."""
+    beyond its n). Ties (equal up to round-off: selection.tie_classes) go to the earlier leader."""
     if not curves:
         return []
     higher = curves[0].higher
     out: list[tuple[int, str]] = []
     for k in range(1, max(c.n for c in curves) + 1):
         values = {c.optimizer: c.expected[min(k, c.n) - 1] for c in curves}
-        best = max(values.values()) if higher else min(values.values())
-        lead = [o for o, v in values.items() if v == best]
+        names = list(values)
+        lead = [names[i] for i in tie_classes(list(values.values()), higher)[0]]
         who = out[-1][1] if out and out[-1][1] in lead else sorted(lead)[0]
         if not out or out[-1][1] != who:
             out.append((k, who))

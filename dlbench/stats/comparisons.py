@@ -13,7 +13,7 @@ import pandas as pd
 
 from dlbench.stats.distributions import nct_cdf, norm_quantile, t_quantile, t_sf
 from dlbench.stats.mean_intervals import ALPHA, BOOTSTRAP_SEED, DEFAULT_CI, MIN_N, N_RESAMPLES, _scipy_bootstrap
-from dlbench.stats.selection import EQUAL, Best, same
+from dlbench.stats.selection import EQUAL, Best, best_first, same
 from dlbench.store import config_columns, knob_columns
 
 POWER = 0.8  # for "about N seeds would separate a difference of this size"
@@ -194,8 +194,7 @@ def compare(best: list[Best], method: str = DEFAULT_CI) -> list[Comparison]:
         by_dataset.setdefault((b.sweep, b.dataset), []).append(b)
     for (sweep, dataset), items in by_dataset.items():
         higher = items[0].selection.report_higher
-        items = sorted(items, key=lambda b: ((-b.report["mean"] if higher else b.report["mean"])
-                                             if math.isfinite(b.report["mean"]) else math.inf, b.name))
+        items = best_first(items)
         pairs = [(a, b, difference(a.values, b.values, method)) for i, a in enumerate(items) for b in items[i + 1:]]
         adjusted = holm([d.p_value for _, _, d in pairs])
         family = int(np.isfinite(adjusted).sum())

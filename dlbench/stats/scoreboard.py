@@ -25,7 +25,7 @@ import pandas as pd
 
 from dlbench.stats.comparisons import Comparison
 from dlbench.stats.mean_intervals import t_interval
-from dlbench.stats.selection import Best, same
+from dlbench.stats.selection import Best, tie_classes
 
 
 @dataclass
@@ -94,18 +94,14 @@ def outcome(c: Comparison, who: str) -> str:
 
 
 def ranks_of(means: dict[str, float], higher: bool) -> dict[str, float]:
-    """Rank 1 = the best mean; means equal up to round-off share their average rank; an optimizer
-    without a finite mean ranks last."""
-    order = sorted(means, key=lambda o: (-(means[o] if higher else -means[o]) if math.isfinite(means[o])
-                                         else math.inf, o))
+    """Rank 1 = the best mean; means equal up to round-off (selection.tie_classes, the one order)
+    share their average rank; an optimizer without a finite mean ranks last."""
+    names = list(means)
     out, i = {}, 0
-    while i < len(order):
-        j = i + 1
-        while j < len(order) and all(math.isfinite(means[x]) for x in (order[i], order[j])) and \
-                same(means[order[i]], means[order[j]]):
-            j += 1
-        for o in order[i:j]:
-            out[o] = (i + 1 + j) / 2  # the average of ranks i+1..j
+    for cls in tie_classes([means[o] for o in names], higher):
+        j = i + len(cls)
+        for k in cls:
+            out[names[k]] = (i + 1 + j) / 2  # the average of ranks i+1..j
         i = j
     return out
 

@@ -132,48 +132,94 @@ class Choice:
     decided_by: str | None  # None: the selection metric alone; a tie-breaker column; or "order"
 
 
-def choose(trials: pd.DataFrame, sel: Selection, cols: list[str] | None = None) -> Choice | None:
-    """The configuration with the best mean of `sel.select` over its seeds (usable trials, finite
-    values); ties (means equal up to round-off) go to the best mean of each tie-breaker in turn,
-    then to the configuration that sorts first by `cols` (by default the configuration columns,
-    in their order: the smaller lr, then the smaller batch size, ...). None when no configuration
-    has a finite value. The one selection function: every reader chooses through it."""
+def tie_classes(values, higher: bool) -> list[list[int]]:
+    """The one order of numbers, best first: positions of `values` grouped into classes of values
+    equal up to round-off. The best finite value and every value `same` as it form the first
+    class, then the best of the rest and the values `same` as it, and so on; non-finite values
+    come last, in one class of their own. Within a class positions keep their order. Every
+    ranking and every choice of dlbench goes through this (`order`, `choose`, halving, the
+    budget curves, the scoreboard's ranks, the order of pairs)."""
+    v = np.asarray(values, dtype=float)
+    left = [i for i in range(len(v)) if np.isfinite(v[i])]
+    out: list[list[int]] = []
+    while left:
+        best = max(v[i] for i in left) if higher else min(v[i] for i in left)
+        cls = [i for i in left if same(float(v[i]), float(best))]
+        out.append(cls)
+        left = [i for i in left if i not in cls]
+    rest = [i for i in range(len(v)) if not np.isfinite(v[i])]
+    return out + ([rest] if rest else [])
+
+
+def _pick(table: pd.DataFrame, chain: list[tuple[str, bool]], rows: list[int]) -> tuple[int, list[int], str | None]:
+    """The first of `rows` by the rule: (its position, the rows tied with it on the first choosing
+    column, what decided among those: None, a tie-breaker column, or "order")."""
+    candidates, tied, decided_by = list(rows), None, None
+    for n, (col, higher) in enumerate(chain):
+        v = table[f"{col}_mean"].to_numpy(dtype=float)[candidates]
+        if not np.isfinite(v).any():
+            continue
+        keep = [candidates[i] for i in tie_classes(v, higher)[0]]
+        if n == 0:
+            tied = keep
+        elif len(keep) < len(candidates):
+            decided_by = col
+        candidates = keep
+        if len(candidates) == 1:
+            break
+    if len(candidates) > 1:
+        decided_by = "order"
+    return candidates[0], (tied if tied is not None else list(candidates)), decided_by
+
+
+def order(table: pd.DataFrame, sel: Selection) -> list[int]:
+    """The rows of a configurations table (one row per configuration, `<column>_mean` for each
+    choosing column, rows in the stated order) best first by the one selection rule: the
+    selection metric with ties up to round-off, its tie-breakers in turn, then the stated order.
+    The first is what `choose` picks; the rest is the same rule applied to what is left."""
+    chain = [(c, h) for c, h in [(sel.select, sel.select_higher), *sel.tie_breakers] if f"{c}_mean" in table]
+    left, out = list(range(len(table))), []
+    while left:
+        first, _, _ = _pick(table, chain, left)
+        out.append(first)
+        left.remove(first)
+    return out
+
+
+def configurations(trials: pd.DataFrame, sel: Selection, cols: list[str] | None = None) -> pd.DataFrame:
+    """One row per configuration with a finite mean of the selection metric, in the stated order
+    (sorted by `cols`): its columns, its usable runs, and the mean over seeds of each choosing column
+    (`<column>_mean`)."""
     check_chooser(sel.select)
     cols = config_columns(trials) if cols is None else list(cols)
-    chain = [(sel.select, sel.select_higher), *sel.tie_breakers]
-    chain = [(c, h) for c, h in chain if c in trials]
+    chain = [c for c in (sel.select, *(c for c, _ in sel.tie_breakers)) if c in trials]
     t = usable(trials)
     if not len(t):
-        return None
-    values = t[[c for c, _ in chain]].apply(pd.to_numeric, errors="coerce").astype(float)
+        return pd.DataFrame(columns=[*cols, "runs", *(f"{c}_mean" for c in chain)])
+    values = t[chain].apply(pd.to_numeric, errors="coerce").astype(float)
     values = values.where(np.isfinite(values))
     grouped = pd.concat([t[cols], values], axis=1).groupby(cols, sort=True, dropna=False)
     table = grouped.mean().add_suffix("_mean")
     table.insert(0, "runs", grouped.size())
     table = table.reset_index()
-    table = table[np.isfinite(table[f"{sel.select}_mean"].to_numpy(dtype=float))].reset_index(drop=True)
+    return table[np.isfinite(table[f"{sel.select}_mean"].to_numpy(dtype=float))].reset_index(drop=True)
+
+
+def choose(trials: pd.DataFrame, sel: Selection, cols: list[str] | None = None) -> Choice | None:
+    """The configuration with the best mean of `sel.select` over its seeds (usable trials, finite
+    values); ties (means equal up to round-off) go to the best mean of each tie-breaker in turn,
+    then to the configuration that sorts first by `cols` (by default the configuration columns,
+    in their order: the smaller lr, then the smaller batch size, ...). None when no configuration
+    has a finite value. The one selection function: every reader chooses through it, and every
+    ranking of configurations is its rule applied again to what is left (`order`)."""
+    cols = config_columns(trials) if cols is None else list(cols)
+    table = configurations(trials, sel, cols)
     if not len(table):
         return None
-    candidates = table
-    tied, decided_by = None, None
-    for col, higher in chain:
-        v = candidates[f"{col}_mean"].to_numpy(dtype=float)
-        finite = np.isfinite(v)
-        if not finite.any():
-            continue
-        best = np.max(v[finite]) if higher else np.min(v[finite])
-        keep = finite & np.array([same(x, best) for x in v])
-        if tied is None:
-            tied = candidates[keep]
-        elif keep.sum() < len(candidates):
-            decided_by = col
-        candidates = candidates[keep]
-        if len(candidates) == 1:
-            break
-    if len(candidates) > 1:
-        decided_by = "order"
-    chosen = candidates.iloc[0][cols].to_dict()
-    others = [r[cols].to_dict() for _, r in tied.iterrows() if not _same_config(r[cols].to_dict(), chosen)]
+    chain = [(c, h) for c, h in [(sel.select, sel.select_higher), *sel.tie_breakers] if f"{c}_mean" in table]
+    first, tied, decided_by = _pick(table, chain, list(range(len(table))))
+    chosen = table.iloc[first][cols].to_dict()
+    others = [table.iloc[i][cols].to_dict() for i in tied if i != first]
     return Choice(chosen, table, others, decided_by)
 
 
@@ -265,6 +311,14 @@ def best_configs(trials: pd.DataFrame, per: tuple[str, ...] = ("optimizer",),
                 runs=len(result_rows), diverged=int((result_rows["status"] == "diverged").sum()),
                 test_size=float(np.nanmedian(sizes)) if np.isfinite(sizes).any() else math.nan, method=method))
     return out
+
+
+def best_first(best: list[Best]) -> list[Best]:
+    """Groups at their chosen configurations, the best mean of the reported metric first, in the
+    one order (tie_classes: means equal up to round-off are tied); ties and the rest by name."""
+    items = sorted(best, key=lambda b: b.name)
+    higher = items[0].selection.report_higher if items else True
+    return [items[i] for cls in tie_classes([b.report["mean"] for b in items], higher) for i in cls]
 
 
 def edge_keys(trials: pd.DataFrame) -> list[str]:
