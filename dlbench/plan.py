@@ -101,25 +101,46 @@ def make_units(trials: list[dict], engine: str, workers: int, ship_all: bool = F
     # a halving competition is one unit, whatever its size: its rungs rank all its configurations
     units += [Unit(members, key[1], key[2]) for key, members in competitions.items()]
     for group in fused.values():
-        # enough chunks to keep every worker busy, none larger than the cap; configurations dealt
-        # out in turn, so each chunk gets a share of every optimizer (their updates cost
-        # differently) and the seeds of one configuration stay together where they fit in one
-        # unit (an elementwise optimizer then updates them in one call: engine.generic); more seeds
-        # of one configuration than a unit holds are cut into unit-sized blocks. Never more
-        # chunks than blocks: no unit is empty.
-        cap = max_unit_size(group[0])
-        configs: dict[str, list[dict]] = {}
-        for t in group:
-            configs.setdefault(config_key(t), []).append(t)
-        blocks = [seeds[i:i + cap] for seeds in configs.values() for i in range(0, len(seeds), cap)]
-        chunks = min(len(blocks), max(math.ceil(len(group) / cap), min(workers, len(blocks))))
-        units += [Unit([t for b in blocks[i::chunks] for t in b], "fused") for i in range(chunks)]
+        units += [Unit(chunk, "fused") for chunk in pack(group, max_unit_size(group[0]), workers)]
     # big units first, so that the last ones to finish are short
     units.sort(key=lambda u: -cost(u))
     files = sweep_files(ship_all)
     for u in units:
         u.files = files
     return units
+
+
+def pack(group: list[dict], cap: int, workers: int) -> list[list[dict]]:
+    """A fused group cut into units. What the plan promises (tests/test_plan.py):
+    - no unit holds more than `cap` trials (the cache budget of max_unit_size);
+    - the seeds of a configuration are in one unit where they fit (an elementwise optimizer then
+      updates them in one call: engine.generic); more seeds than `cap` are cut into the fewest
+      blocks that fit, of near-equal sizes (16 seeds, cap 10: 8 and 8), each block in one unit;
+    - no unit is empty, and there are at least as many units as workers where there are as many
+      blocks, to keep every worker busy.
+    Blocks are dealt in the group's order to the unit with the fewest trials that has room (a new
+    unit when none has), so each unit gets a share of every optimizer (their updates cost
+    differently); with blocks of one size this is dealing them out in turn."""
+    configs: dict[str, list[dict]] = {}
+    for t in group:
+        configs.setdefault(config_key(t), []).append(t)
+    blocks = []
+    for seeds in configs.values():
+        parts = math.ceil(len(seeds) / cap)
+        size, extra = divmod(len(seeds), parts)
+        start = 0
+        for i in range(parts):
+            n = size + (i < extra)
+            blocks.append(seeds[start:start + n])
+            start += n
+    chunks: list[list[dict]] = [[] for _ in range(min(len(blocks), max(math.ceil(len(group) / cap), workers)))]
+    for b in blocks:
+        room = [c for c in chunks if len(c) + len(b) <= cap]
+        if room:
+            min(room, key=len).extend(b)
+        else:
+            chunks.append(list(b))
+    return [c for c in chunks if c]
 
 
 def sweep_files(ship_all: bool = False):

@@ -7,6 +7,7 @@ import warnings
 from pathlib import Path
 
 import matplotlib
+import pytest
 
 from dlbench import schema, words
 
@@ -94,14 +95,29 @@ def test_a_sweep_in_this_process_gives_back_the_thread_count():
 
 def test_every_name_the_stored_files_use_has_its_words():
     """Every metric column of trials.parquet and history.parquet (schema.py, the one list) is said
-    in words by the readers (words.METRICS, the one map of words)."""
-    missing = [m for m in (*schema.HISTORY_METRICS, *schema.SUMMARY_METRICS)
-               if m not in words.METRICS and m not in ("epochs_run", "steps", "train_time", "eval_time",
-                                                       "best_train_loss", "best_test_loss", "best_test_acc",
-                                                       "best_test_r2", "final_train_loss", "final_val_loss",
-                                                       "final_val_acc")]
+    in words by the readers (words.METRICS, the one map of words), and a test metric says it."""
+    missing = [m for m in (*schema.HISTORY_METRICS, *schema.SUMMARY_METRICS, "lr") if m not in words.METRICS]
     assert missing == []
-    assert set(schema.SELECT_COLUMNS).isdisjoint(m for m in schema.SUMMARY_METRICS if schema.is_test_metric(m))
+    for m in (*schema.HISTORY_METRICS, *schema.SUMMARY_METRICS):
+        assert ("test" in words.metric_words(m).split()) == schema.is_test_metric(m), m
+
+
+def test_what_may_choose_is_every_summary_number_not_measured_on_test():
+    """A [protocol]'s select takes exactly the summary metrics measured on training or validation
+    data: each one is accepted, each test metric refused in one line, by the spec's own check."""
+    from dlbench.errors import UserError
+    from dlbench.spec import build_sweep
+
+    test_metrics = {"test_loss_at_best_val", "test_acc_at_best_val", "test_r2_at_best_val", "final_test_loss",
+                    "final_test_acc", "final_test_r2", "best_test_loss", "best_test_acc", "best_test_r2"}
+    assert {m for m in schema.SUMMARY_METRICS if schema.is_test_metric(m)} == test_metrics
+    assert set(schema.SELECT_COLUMNS) == set(schema.SUMMARY_METRICS) - test_metrics
+    raw = {"dataset": "iris", "optimizer": "sgd", "lr": [0.1], "epochs": 1}
+    for m in schema.SELECT_COLUMNS:
+        build_sweep({**raw, "protocol": {"select": m, "direction": "max"}})
+    for m in sorted(test_metrics):
+        with pytest.raises(UserError, match="test numbers never choose"):
+            build_sweep({**raw, "protocol": {"select": m, "direction": "max"}})
 
 
 def test_the_stored_row_has_exactly_the_columns_the_schema_names():

@@ -10,18 +10,23 @@ from dlbench.spec import build_sweep
 QUICKSTART_MODEL = {"kind": "mlp", "hidden": [128, 128], "activation": "relu"}
 
 
-def check_units(trials, units):
-    """Every trial in exactly one unit, no unit empty, the seeds of a configuration together where
-    they fit in one unit."""
+def check_units(trials, units, workers):
+    """What plan.pack promises: every trial in exactly one unit, no unit empty, none above the cap;
+    the seeds of a configuration in one unit where they fit, else in the fewest units that hold
+    them, in blocks of near-equal size; as many units as workers where there are as many blocks."""
     assert all(u.trials for u in units)
     assert sorted(t["id"] for u in units for t in u.trials) == sorted(t["id"] for t in trials)
     cap = max_unit_size(trials[0])
+    assert max(len(u.trials) for u in units) <= cap
+    seeds = pd.Series([config_key(t) for t in trials]).value_counts()
+    blocks = {}  # configuration -> its block sizes, one per unit it is in
     for u in units:
-        seeds: dict[str, int] = {}
-        for t in u.trials:
-            seeds[config_key(t)] = seeds.get(config_key(t), 0) + 1
-        total = sum(1 for t in trials if config_key(t) == config_key(u.trials[0]))
-        assert seeds[config_key(u.trials[0])] == min(total, cap) or total > cap
+        for key, n in pd.Series([config_key(t) for t in u.trials]).value_counts().items():
+            blocks.setdefault(key, []).append(n)
+    for key, sizes in blocks.items():
+        assert len(sizes) == -(-seeds[key] // cap), (seeds[key], cap, sizes)
+        assert max(sizes) - min(sizes) <= 1
+    assert len(units) >= min(workers, sum(len(b) for b in blocks.values()))
 
 
 @pytest.mark.parametrize("seeds,workers", [(33, 2), (64, 2), (64, 1), (200, 16)])
@@ -32,21 +37,23 @@ def test_more_seeds_of_one_configuration_than_a_unit_holds(seeds, workers):
     s = build_sweep({"dataset": "digits", "optimizer": "adam", "lr": 1e-3, "seeds": list(range(seeds)),
                      "epochs": 1})
     units = make_units(s.trials, "auto", workers)
-    check_units(s.trials, units)
-    assert max(len(u.trials) for u in units) <= max_unit_size(s.trials[0])
+    check_units(s.trials, units, workers)
 
 
-def test_r1024_plans_into_units_that_each_hold_whole_configurations():
+@pytest.mark.parametrize("seeds", [16, 4])
+def test_r1024_plans_into_units_that_each_hold_whole_configurations(seeds):
     """R1024: 4 optimizers × 16 log-spaced lrs × 16 seeds of the quickstart's model (a unit holds 10
-    of its trials): 64 configurations, 103 units (e500870 asked for 103 chunks of 64 blocks: 39 were
-    empty and planning crashed)."""
-    s = build_sweep({"dataset": "digits", "model": QUICKSTART_MODEL, "seeds": list(range(16)), "epochs": 1,
+    of its trials): 64 configurations of 16 seeds, each in two units of 8 (e500870 asked for 103
+    chunks of 64 blocks: 39 were empty and planning crashed; 388528c dealt blocks of 10 and 6 into
+    103 units and 25 of them held 16). With 4 seeds: two whole configurations a unit, where a round
+    robin over 26 units would have put three (12 trials) in some."""
+    s = build_sweep({"dataset": "digits", "model": QUICKSTART_MODEL, "seeds": list(range(seeds)), "epochs": 1,
                      "grid": {"optimizer": ["sgd", "momentum", "rmsprop", "adam"],
                               "lr": {"log": [1e-4, 1e-1], "num": 16}}})
-    assert len(s.trials) == 1024 and max_unit_size(s.trials[0]) == 10
+    assert len(s.trials) == 64 * seeds and max_unit_size(s.trials[0]) == 10
     units = make_units(s.trials, "auto", 2)
-    check_units(s.trials, units)
-    assert len(units) == 103 and max(len(u.trials) for u in units) <= 2 * 10
+    check_units(s.trials, units, 2)
+    assert sorted(len(u.trials) for u in units) == [8] * (128 if seeds == 16 else 32)
 
 
 def test_a_sweep_of_40_seeds_of_one_configuration_runs(cli, tmp_path):

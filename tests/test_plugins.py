@@ -66,14 +66,34 @@ def test_third_party_optimizers_run_fused_and_equal_the_reference(ref):
 
 
 def test_trials_with_identical_hyperparameters_share_an_optimizer_only_where_that_is_exact(monkeypatch):
-    s = sweep("torch.optim:Adam", seeds=[0, 1, 2])
+    """NAdam is an elementwise torch.optim rule that no built-in update computes, so it trains on the
+    generic path: the three seeds of each lr share one instance over their stacked rows (2 slots,
+    not 6), and give bitwise what one instance per trial gives."""
+    s = sweep("torch.optim:NAdam", seeds=[0, 1, 2])
     data = load("wine", None, 0.1)
-    merged = fused.train(s.trials, data)
+    assert optim.same_builtin(s.trials[0]) is None  # not trained by a hand-written update
+
+    def slots_of(trials):
+        net = stacked_model(trials, data.info, torch.float64, "cpu")
+        firsts = [sl.first for sl in GenericUpdate(trials, net, 0).slots] + [len(trials)]
+        return [[t["lr"] for t in trials[a:b]] for a, b in zip(firsts, firsts[1:])]
+
+    ordered = sorted(s.trials, key=lambda t: (t["lr"], t["seed"]))  # a unit keeps a configuration's seeds together
+    assert slots_of(ordered) == [[1e-3] * 3, [1e-2] * 3]
+    slots = []
+    real = GenericUpdate.__init__
+    monkeypatch.setattr(GenericUpdate, "__init__", lambda self, *a: (real(self, *a), slots.append(len(self.slots)))[0])
+    merged = fused.train(ordered, data)
+    assert slots == [2] and all(r.status == "ok" for r in merged)
     monkeypatch.setattr(by_path, "ELEMENTWISE", frozenset())  # one optimizer per trial
     usercode.SESSION.caches.clear()  # entries described again, now without the shared instance
-    alone = fused.train(s.trials, data)
+    assert slots_of(ordered) == [[lr] for lr in [1e-3] * 3 + [1e-2] * 3]
+    slots.clear()
+    alone = fused.train(ordered, data)
+    assert slots == [6]
     for a, b in zip(merged, alone, strict=True):
         assert [h["val_loss"] for h in a.history] == [h["val_loss"] for h in b.history]  # bitwise
+        assert [h["train_loss"] for h in a.history] == [h["train_loss"] for h in b.history]
     if _has("lion_pytorch"):  # not a torch.optim elementwise class: one optimizer per trial
         lion = sweep("lion_pytorch:Lion").trials
         update = GenericUpdate(lion, stacked_model(lion, data.info, torch.float64, "cpu"), 0)
