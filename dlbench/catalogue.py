@@ -103,18 +103,18 @@ def imports_code(raw: dict) -> bool:
 def imports_optimizer_code(raw: dict) -> bool:
     """Whether a raw spec names an optimizer that will be constructed to be checked and trained
     (constructing any torch.optim.Optimizer imports torch._dynamo: the early pool's workers import
-    it as they start then): one whose code does not ship with dlbench, other than a torch.optim
-    class some built-in is (optim.same_builtin: checked by its knobs, trained by its rule)."""
+    it as they start then): one whose code does not ship with dlbench, other than one known to
+    compute a built-in's update (optim.builtin_rule: `torch.optim:Adam`, or an [optimizers.NAME]
+    table of it, checked by the built-in's knobs and trained by its rule)."""
     tables = [raw] + (raw["grid"] if isinstance(raw.get("grid"), list) else [raw.get("grid") or {}])
     names = [v for t in tables if isinstance(t, dict)
              for v in (t.get("optimizer") if isinstance(t.get("optimizer"), list) else [t.get("optimizer")])]
-    return bool(raw.get("optimizers")) or any(optim.imports_code(n) and not _a_builtin_class(n)
-                                              for n in names if n is not None)
+    named = raw.get("optimizers") if isinstance(raw.get("optimizers"), dict) else {}
+    names += [n for n in named if n not in names]
+    def table(n):
+        return named.get(n) if isinstance(n, str) and isinstance(named.get(n), dict) else None
 
-
-def _a_builtin_class(name: Any) -> bool:
-    ref = usercode.parse_ref(name)
-    return ref is not None and ref.module == "torch.optim" and ref.attr in optim.builtin.SAME_CLASSES
+    return any(optim.imports_code(n) and not optim.builtin_rule(n, table(n)) for n in names if n is not None)
 
 
 def _model_imports_code(value: Any) -> bool:

@@ -321,13 +321,13 @@ def datasets_list(ctx: typer.Context) -> None:
     """List datasets: task, sizes, input shape, classes, source."""
     if ctx.invoked_subcommand is not None:
         return
-    from dlbench.data import DATASETS
+    from dlbench.data import listing
     from dlbench.losses import LOSSES
     from dlbench.output import print_table
 
     print_table("datasets", ["name", "task", "train", "test", "input", "classes", "losses", "source"], [
         [d.name, d.task, str(d.n_train), str(d.n_test), "×".join(map(str, d.input_shape)), str(d.n_classes or "-"),
-         ", ".join(LOSSES[d.task]), d.source + (" [needs files]" if d.needs_files else "")] for d in DATASETS.values()])
+         ", ".join(LOSSES[d.task]), d.source + (" [needs files]" if d.needs_files else "")] for d in listing()])
 
 
 @datasets_app.command("download", epilog=(

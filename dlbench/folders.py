@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from dlbench import catalogue, store
-from dlbench.data import DATASETS, short_name, split_sizes
+from dlbench.data import known, short_name, split_sizes
 from dlbench.errors import UserError
 from dlbench.schema import NOT_TRIAL_DEFINING
 from dlbench.spec import DEFAULTS, Sweep, optimizer_names, toml_value
@@ -67,7 +67,7 @@ def fill_data_columns(trials):
                 trials[c] = None if c == "task" else float("nan")
         rows = trials.index if missing is None else trials.index[missing]
         for i in rows:
-            info = DATASETS.get(trials.at[i, "dataset"])
+            info = known(trials.at[i, "dataset"])
             if info is None:
                 continue
             n_train, n_val = split_sizes(info, float(trials.at[i, "validation"] or 0.0))

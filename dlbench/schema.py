@@ -121,16 +121,16 @@ ROW_EXTRAS = ("trial_id", "seed", "config", "chosen_by", "model_kind", "stage", 
 
 
 def model_label(m: dict) -> str:
-    """The `model` column of trials.parquet: 'mlp[128-128] relu', 'cnn[16-32]', 'linear', or a
-    model by reference with its keywords, 'my_models:make(width=64)'."""
+    """The `model` column of trials.parquet, read off the canonical table whatever its kind: the
+    kind, each list as [a-b], each word as itself, each other value as key=value
+    ('mlp[128-128] relu', 'cnn[16-32] hidden=64 relu', 'linear'); a table with a reference, the
+    reference with its keywords ('my_models:make(width=64)')."""
     if "factory" in m:
         kw = ",".join(f"{k}={v}" for k, v in m.items() if k not in ("kind", "factory"))
         return f"{m['factory']}({kw})"
-    if m["kind"] == "mlp":
-        return f"mlp[{'-'.join(map(str, m['hidden']))}] {m['activation']}"
-    if m["kind"] == "cnn":
-        return f"cnn[{'-'.join(map(str, m['channels']))}]"
-    return m["kind"]
+    lists = "".join(f"[{'-'.join(map(str, v))}]" for k, v in m.items() if k != "kind" and isinstance(v, list))
+    rest = [v if isinstance(v, str) else f"{k}={v}" for k, v in m.items() if k != "kind" and not isinstance(v, list)]
+    return " ".join([m["kind"] + lists, *rest])
 
 
 def schedule_label(s: dict) -> str:

@@ -83,13 +83,27 @@ def test_the_value_told_is_the_mean_over_seeds_and_a_protocol_confirms_the_best(
         assert len(match) == 1 and abs(match[0] - tr.value) <= 1e-12 * abs(tr.value)
 
 
-@pytest.mark.parametrize("sampler", ["cmaes", "gp", "qmc", "random"])
-def test_every_sampler_asks_its_budget(tmp_path, cli, sampler):
-    spec = write(tmp_path / "o.toml", SPEC.replace('"tpe"', f'"{sampler}"').replace("budget = 24", "budget = 6")
-                 .replace("batch = 6", "batch = 3").replace('optimizer = ["sgd", "adam"]', 'optimizer = ["adam"]'))
-    r = cli("sweep", spec, "--out", tmp_path)
-    assert r.code == 0, r.err
-    assert len(pd.read_parquet(tmp_path / "o" / "trials.parquet")) == 6
+def test_every_sampler_asks_its_budget_and_its_own_points(tmp_path, cli):
+    """Budget 20 in batches of 10: TPE and GP sample at random for their first 10 points (Optuna's
+    n_startup_trials), so the second batch is where a sampler shows itself. Each sampler's points
+    differ from every other's; QMC's lie on a Sobol sequence (after its first, independent point:
+    log10 lr on multiples of 1/16: a Sobol sequence of 20 points in base 2 over 4 decades)."""
+    import numpy as np
+
+    points = {}
+    for sampler in ("tpe", "cmaes", "gp", "qmc", "random"):
+        spec = write(tmp_path / f"{sampler}.toml", SPEC.replace('"tpe"', f'"{sampler}"')
+                     .replace('name = "o"', f'name = "{sampler}"').replace("budget = 24", "budget = 20")
+                     .replace("batch = 6", "batch = 10").replace("epochs = 2", "epochs = 1")
+                     .replace('optimizer = ["sgd", "adam"]', 'optimizer = ["adam"]'))
+        r = cli("sweep", spec, "--out", tmp_path)
+        assert r.code == 0, r.err
+        t = pd.read_parquet(tmp_path / sampler / "trials.parquet")
+        assert len(t) == 20 and t.trial_id.is_unique
+        points[sampler] = frozenset(t.lr.round(9))
+    assert len(set(points.values())) == 5  # the sampler named is the one that asked
+    sixteenths = 16 * np.log10(sorted(points["qmc"]))
+    assert sum(abs(e - round(e)) < 1e-4 for e in sixteenths) == 19
 
 
 @pytest.mark.parametrize("search,message", [

@@ -76,7 +76,7 @@ def test_trials_with_identical_hyperparameters_share_an_optimizer_only_where_tha
     def slots_of(trials):
         net = stacked_model(trials, data.info, torch.float64, "cpu")
         firsts = [sl.first for sl in GenericUpdate(trials, net, 0).slots] + [len(trials)]
-        return [[t["lr"] for t in trials[a:b]] for a, b in zip(firsts, firsts[1:])]
+        return [[t["lr"] for t in trials[a:b]] for a, b in zip(firsts, firsts[1:], strict=False)]
 
     ordered = sorted(s.trials, key=lambda t: (t["lr"], t["seed"]))  # a unit keeps a configuration's seeds together
     assert slots_of(ordered) == [[1e-3] * 3, [1e-2] * 3]

@@ -60,6 +60,20 @@ def dataset_info(name: str) -> DatasetInfo:
     )
 
 
+def known(name: Any) -> DatasetInfo | None:
+    """A dataset's record by name when this process knows it (a built-in, or a user dataset checked
+    in this session), else None: what a reader of a stored folder may ask without failing."""
+    try:
+        return dataset_info(name)
+    except UserError:
+        return None
+
+
+def listing() -> list[DatasetInfo]:
+    """The datasets `dlbench datasets` lists: every one a spec can name without bringing it."""
+    return list(DATASETS.values())
+
+
 def check(value: Any, where: str = "dataset") -> DatasetInfo:
     """The record of a dataset as a spec names it (a name, a path, a table): checked, and for a
     user's data read, prepared and registered. Its `spec` (None for a built-in) is what a trial

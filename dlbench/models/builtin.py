@@ -15,6 +15,7 @@ from typing import Any
 
 from dlbench.errors import UserError, did_you_mean
 from dlbench.models.common import ACTIVATIONS, ModelEntry, activation, output_size
+from dlbench.models.kind import ModelKind
 
 KEYS: dict[str, dict[str, Any]] = {
     "linear": {},
@@ -22,13 +23,26 @@ KEYS: dict[str, dict[str, Any]] = {
     "cnn": {"channels": [16, 32], "hidden": 64, "activation": "relu"},
     "problem": {},
 }
-KINDS = tuple(KEYS)
 
 
-def default_model(info) -> dict:
-    if info.task == "objective":
-        return {"kind": "problem"}
-    return {"kind": "mlp", "hidden": [128], "activation": "relu"}
+class Builtin(ModelKind):
+    names = tuple(KEYS)
+    order = 10
+    allowed = "linear, mlp, cnn, problem"
+
+    def default(self, info) -> dict:
+        if info.task == "objective":
+            return {"kind": "problem"}
+        return {"kind": "mlp", "hidden": [128], "activation": "relu"}
+
+    def check(self, value: dict, info, where: str = "model") -> dict:
+        return check(value, info, where)
+
+    def entry(self, model: dict, info) -> ModelEntry:
+        return entry(model, info)
+
+    def build(self, model: dict, info):
+        return build(model, info)
 
 
 def check(value: dict, info, where: str = "model") -> dict:

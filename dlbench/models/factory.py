@@ -15,9 +15,32 @@ import json
 from dlbench import usercode
 from dlbench.errors import UserError, did_you_mean
 from dlbench.models.common import ModelEntry, as_mlp, output_size
+from dlbench.models.kind import ModelKind
 
-KINDS = ("factory",)
 ALLOWED = "a function (input_shape, n_outputs, **keywords) returning an nn.Module"
+
+
+class Factory(ModelKind):
+    """A user's model: a table with `factory = "MODULE:FUNC"` (or the reference alone)."""
+
+    names = ("factory",)
+    order = 90
+    allowed = 'factory = "module:function" (your own nn.Module)'
+
+    def recognises(self, value: dict) -> bool:
+        return "factory" in value
+
+    def from_text(self, text: str) -> dict | None:
+        return {"factory": text} if usercode.parse_ref(text) else None
+
+    def check(self, value: dict, info, where: str = "model") -> dict:
+        return check(value, info, where)
+
+    def entry(self, model: dict, info) -> ModelEntry:
+        return entry(model, info)
+
+    def build(self, model: dict, info):
+        return build(model, info)
 
 
 def keywords(model: dict) -> dict:

@@ -2,39 +2,58 @@
 by one registry and asked the same questions everywhere (its keywords, whether it needs a closure,
 one instance per trial, second-order gradients, a hand-written fused update, its provenance).
 
-Kinds, one module each, asked in this order (the first that recognises a name makes its entry):
+Kinds, one module each with one subclass of `optim.kind.OptimizerKind` (the contract, in code),
+asked in their `order` (the first that recognises a name makes its entry):
 
     wrapper   an optimizer around another: [optimizers.X] class = ..., wraps = NAME (optim/wrapper.py)
     split     one optimizer for the matrices, another for the rest: rest = NAME (optim/split.py)
     builtin   sgd, momentum, nesterov, adagrad, rmsprop, adam, adamw (optim/builtin.py)
-    by_path   any torch.optim.Optimizer: MODULE:ATTR, ./file.py:ATTR, an entry point, or an
+    by path   any torch.optim.Optimizer: MODULE:ATTR, ./file.py:ATTR, an entry point, or an
               [optimizers.X] table with a class (optim/by_path.py)
 
-A new kind of optimizer is one module with the same functions (`recognises`, `claims`,
-`describe`, `from_trial`, `fields`, `build`, `check_table`, KIND, CONSTRUCT_TO_CHECK, TABLE_KEYS,
-RESERVED) and its name in KINDS. Entries are described where the user's code is inspected (the
-session's early worker pool when there is one, so the driver never imports torch for them) and
-travel back as plain data.
+Every module of this package is imported here, so a new kind is one file: the registry, the keys
+a trial's entry is cached by and the listing come from the classes. Entries are described where
+the user's code is inspected (the session's early worker pool when there is one, so the driver
+never imports torch for them) and travel back as plain data.
 """
 
 from __future__ import annotations
 
+import importlib
 import json
+import pkgutil
 from typing import Any
 
 from dlbench import usercode
 from dlbench.errors import UserError, did_you_mean
-from dlbench.optim import builtin, by_path, split, wrapper
+from dlbench.optim import by_path
 from dlbench.optim.builtin import KNOBS, OPTIMIZERS, Knob, check_optimizer_knobs  # noqa: F401
 from dlbench.optim.common import OptimizerEntry
+from dlbench.optim.kind import OptimizerKind, registered
 from dlbench.schema import NAME_RE, TRIAL_KEYS
 
-KINDS = {k.KIND: k for k in (wrapper, split, builtin, by_path)}
+for _module in pkgutil.iter_modules(__path__):  # every kind registers itself as its module is imported
+    importlib.import_module(f"{__name__}.{_module.name}")
+registered()  # a kind that leaves a method of the contract out fails here, as dlbench starts
+
 KNOB_KEYS = tuple(KNOBS)
 entry_points = by_path.entry_points
 torch_optimizers = by_path.torch_optimizers
-# trial keys that hold a part of a composite optimizer (its own fields, nested)
-PART_KEYS = ("wraps", "rest")
+
+
+def kinds() -> list[OptimizerKind]:
+    """Every kind, in the order they are asked."""
+    return registered()
+
+
+def kind(name: str) -> OptimizerKind:
+    """The kind that made an entry (its `kind`)."""
+    return next(k for k in kinds() if k.name == name)
+
+
+def part_keys() -> tuple[str, ...]:
+    """Trial keys that hold a part of a composite optimizer (its own fields, nested)."""
+    return tuple(k.part_key for k in kinds() if k.part_key)
 
 
 def named() -> dict[str, dict]:
@@ -67,13 +86,23 @@ def check_named(tables: Any) -> dict[str, dict]:
     return out
 
 
-def _kind_of(name: str, table: dict | None):
-    return next((k for k in KINDS.values() if k.recognises(name, table)), None)
+def _kind_of(name: str, table: dict | None) -> OptimizerKind | None:
+    return next((k for k in kinds() if k.recognises(name, table)), None)
 
 
 def imports_code(name: Any) -> bool:
     """Whether describing this optimizer imports code (anything that does not ship with dlbench)."""
     return not (isinstance(name, str) and name in OPTIMIZERS and name not in named())
+
+
+def builtin_rule(name: Any, table: dict | None = None) -> bool:
+    """Whether an optimizer a spec names is known, without importing its code, to compute what a
+    built-in update computes (a built-in; `torch.optim:Adam`, or a table of it with keywords its
+    knobs take): checking it constructs nothing, so no worker need import torch._dynamo for it."""
+    if not isinstance(name, str):
+        return False
+    k = _kind_of(name, table)
+    return k is not None and k.builtin_rule(name, table)
 
 
 # --------------------------------------------------------------------------------------------
@@ -93,7 +122,7 @@ def entry(name: str, where: str = "optimizer") -> OptimizerEntry:
                             f"{', '.join(names)}, MODULE:ATTR (e.g. torch.optim:NAdam), ./file.py:ATTR, or "
                             "[optimizers.NAME]")
         _add_files(name, table)
-        if kind.CONSTRUCT_TO_CHECK:
+        if kind.construct_to_check:
             entries[name] = usercode.SESSION.remote(_describe, name, where)
         else:
             entries[name] = kind.describe(name, table, where, entry)
@@ -123,15 +152,14 @@ def entry_of(trial: dict) -> OptimizerEntry:
     """The entry of a trial's optimizer from the trial alone (a worker knows no aliases): the kind
     that claims its fields describes it; a composite's parts from their own fields."""
     cache = usercode.SESSION.cache("optimizer entries by trial")
-    key = json.dumps({k: trial.get(k) for k in ("optimizer", "optimizer_class", "create_graph", *PART_KEYS)},
+    key = json.dumps({k: trial.get(k) for k in ("optimizer", "optimizer_class", "create_graph", *part_keys())},
                      sort_keys=True)
     if key not in cache:
         known = usercode.SESSION.cache("optimizer entries").get(trial["optimizer"])
         if known is not None and _same(known, trial):
             cache[key] = known
         else:
-            kind = next(k for k in KINDS.values() if k.claims(trial))
-            cache[key] = kind.from_trial(trial, entry_of)
+            cache[key] = next(k for k in kinds() if k.claims(trial)).from_trial(trial, entry_of)
     return cache[key]
 
 
@@ -139,7 +167,7 @@ def _same(e: OptimizerEntry, trial: dict) -> bool:
     """Whether an entry described by name (here, or where the code was inspected) is the one a
     trial's fields describe: then it is used, and the user's code is not imported here for it."""
     return (e.reference == trial.get("optimizer_class", e.reference if e.shipped else trial["optimizer"])
-            and e.second_order == bool(trial.get("create_graph")) and set(e.parts) == {p for p in PART_KEYS
+            and e.second_order == bool(trial.get("create_graph")) and set(e.parts) == {p for p in part_keys()
                                                                                       if p in trial})
 
 
@@ -150,7 +178,7 @@ def fields(name: str, values: dict, lr: float, where: str) -> dict:
     checked then: same_builtin)."""
     e = entry(name)
     out = _fields(e, values, lr, where)
-    if KINDS[e.kind].CONSTRUCT_TO_CHECK and _same_builtin(e, {"optimizer": name, "lr": lr, **out}) is None:
+    if kind(e.kind).construct_to_check and _same_builtin(e, {"optimizer": name, "lr": lr, **out}) is None:
         _queue_construction(name, out, lr, where)
     return out
 
@@ -163,18 +191,17 @@ def same_builtin(trial: dict) -> tuple[str, dict] | None:
 
 
 def _same_builtin(e: OptimizerEntry, trial: dict) -> tuple[str, dict] | None:
-    kind = KINDS[e.kind]
-    return kind.same_builtin(e, trial) if hasattr(kind, "same_builtin") else None
+    return kind(e.kind).same_builtin(e, trial)
 
 
 def _fields(e: OptimizerEntry, values: dict, lr: float, where: str) -> dict:
-    return KINDS[e.kind].fields(e, values, lr, where, lambda part, vals: _fields(part, vals, lr, where))
+    return kind(e.kind).fields(e, values, lr, where, lambda part, vals: _fields(part, vals, lr, where))
 
 
 def spec_keys(fields_: dict) -> set[str]:
     """The spec keys a trial's optimizer fields took (a composite's parts included)."""
     out = set(fields_)
-    for p in PART_KEYS:
+    for p in part_keys():
         if isinstance(fields_.get(p), dict):
             out |= spec_keys(fields_[p]) - {"optimizer"}
     return out
@@ -198,7 +225,7 @@ def keywords_of(names: list[str]) -> dict[str, list[str]]:
 def build(trial: dict, params):
     """The trial's torch optimizer over `params`, as its entry builds it."""
     e = entry_of(trial)
-    return KINDS[e.kind].build(e, params, trial, lambda part, ps: build(part, ps))
+    return kind(e.kind).build(e, params, trial, lambda part, ps: build(part, ps))
 
 
 # --------------------------------------------------------------------------------------------
@@ -240,7 +267,7 @@ def construct_error(name: str, fields_: dict, lr: float, where: str) -> str | No
     kw = "".join(f", {k}={v!r}" for k, v in fields_.items() if k != "optimizer_class")
     try:
         with usercode.calling(f"{where}: constructing {e.reference}(lr={lr:g}{kw})", "arguments it accepts"):
-            opt = build(trial, [torch.nn.Parameter(torch.zeros(*shape)) for shape in KINDS[e.kind].CHECK_SHAPES])
+            opt = build(trial, [torch.nn.Parameter(torch.zeros(*shape)) for shape in kind(e.kind).check_shapes])
     except UserError as err:
         return str(err)
     if not isinstance(opt, torch.optim.Optimizer):
@@ -284,28 +311,9 @@ def modules() -> dict[str, str]:
 
 
 def listing() -> list[tuple[str, list[str], list[list[str]]]]:
-    """What `dlbench optimizers` shows, as (title, columns, rows) tables: the built-ins with their
-    knobs, every torch.optim class and every optimizer an installed package registers, and the
-    kinds built from others."""
-    builtins = [[o.name, f"torch.optim.{o.torch_class}" + (" (nesterov=True)" if o.fixed else ""), o.description,
-                 "\n".join(f"{k} = {v} ({KNOBS[k].allowed})" for k, v in o.defaults.items())]
-                for o in OPTIMIZERS.values()]
-    notes = {"torch.optim:LBFGS": "reference engine (needs a closure)", "torch.optim:Muon": "2-D parameters only",
-             "torch.optim:SparseAdam": "sparse gradients only"}
-    rows = [[ref, "torch", notes.get(ref, "fused")] for ref in torch_optimizers()]
-    for name, ep in entry_points().items():
-        dist = getattr(ep, "dist", None)
-        rows.append([name, f"{dist.name} {dist.version}" if dist else "?", f"entry point: {ep.value}"])
-    composites = [
-        ["wrapper", 'class = "pytorch_optimizer:Lookahead", wraps = "adam"', "the wrapper around another optimizer "
-         "(any name); the wrapper's keywords beside it, the others go to the inner one"],
-        ["split", 'class = "torch.optim:Muon", rest = "adamw", rest_lr = 3e-4', "the class on parameters with two "
-         "or more dimensions, the rest optimizer on the others, each with its own lr"],
-        ["second order", 'class = "pytorch_optimizer:AdaHessian", create_graph = true', "backward keeps the "
-         "gradient's graph (reference engine)"],
-    ]
-    return [("built-in optimizers (fused by hand-written updates)", ["name", "torch class", "what it is",
-                                                                    "knobs (default; allowed)"], builtins),
-            ("any torch.optim.Optimizer, by import path (MODULE:ATTR, ./file.py:ATTR) or entry point",
-             ["optimizer", "from", "engine"], rows),
-            ("built from others, in an [optimizers.NAME] table", ["kind", "table", "what it does"], composites)]
+    """What `dlbench optimizers` shows, as (title, columns, rows) tables: each kind's own tables (the
+    built-ins with their knobs, every torch.optim class and every optimizer an installed package
+    registers), then what an [optimizers.NAME] table can make, kind by kind."""
+    tables = [t for k in kinds() for t in k.tables()]
+    examples = [[k.name, table, what] for k in kinds() for table, what in k.examples]
+    return [*tables, ("in an [optimizers.NAME] table", ["kind", "table", "what it does"], examples)]

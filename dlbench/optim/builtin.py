@@ -13,10 +13,7 @@ from typing import Any
 
 from dlbench.errors import UserError
 from dlbench.optim.common import OptimizerEntry, check_float
-
-KIND = "builtin"
-CONSTRUCT_TO_CHECK = False  # its knobs are checked one by one; constructing it would import torch
-CHECK_SHAPES = ((2,),)
+from dlbench.optim.kind import OptimizerKind, Table
 
 
 @dataclass(frozen=True)
@@ -199,36 +196,48 @@ def as_builtin(torch_class: str, keywords: dict[str, Any]) -> tuple[str, dict[st
 # The kind: what the catalogue asks of it
 
 
-def recognises(name: str, table: dict | None) -> bool:
-    return table is None and name in OPTIMIZERS
+class Builtin(OptimizerKind):
+    """sgd, momentum, nesterov, adagrad, rmsprop, adam, adamw: named by a spec, their knobs checked
+    one by one (constructing them would import torch), each trained by its hand-written update."""
 
+    name = "builtin"
+    order = 30
+    construct_to_check = False
+    check_shapes = ((2,),)
 
-def claims(trial: dict) -> bool:
-    return trial["optimizer"] in OPTIMIZERS and "optimizer_class" not in trial
+    def recognises(self, name: str, table: dict | None) -> bool:
+        return table is None and name in OPTIMIZERS
 
+    def builtin_rule(self, name: str, table: dict | None) -> bool:
+        return True
 
-def describe(name: str, table: dict | None = None, where: str = "optimizer", resolve=None) -> OptimizerEntry:
-    o = OPTIMIZERS[name]
-    return OptimizerEntry(name, KIND, f"torch.optim:{o.torch_class}", o.description, keywords=tuple(o.defaults),
-                          defaults=dict(o.defaults), elementwise=True, shipped=True)
+    def claims(self, trial: dict) -> bool:
+        return trial["optimizer"] in OPTIMIZERS and "optimizer_class" not in trial
 
+    def describe(self, name: str, table: dict | None = None, where: str = "optimizer", resolve=None) -> OptimizerEntry:
+        o = OPTIMIZERS[name]
+        return OptimizerEntry(name, self.name, f"torch.optim:{o.torch_class}", o.description,
+                              keywords=tuple(o.defaults), defaults=dict(o.defaults), elementwise=True, shipped=True)
 
-def from_trial(trial: dict, resolve=None) -> OptimizerEntry:
-    return describe(trial["optimizer"])
+    def from_trial(self, trial: dict, resolve=None) -> OptimizerEntry:
+        return self.describe(trial["optimizer"])
 
+    def fields(self, entry: OptimizerEntry, values: dict, lr: float, where: str, part=None) -> dict:
+        """Every knob of the optimizer, checked, with its default where the spec sets none."""
+        return check_optimizer_knobs(entry.name, {k: values[k] for k in KNOBS if k in values}, where)
 
-def fields(entry: OptimizerEntry, values: dict, lr: float, where: str, part=None) -> dict:
-    """Every knob of the optimizer, checked, with its default where the spec sets none."""
-    return check_optimizer_knobs(entry.name, {k: values[k] for k in KNOBS if k in values}, where)
+    def same_builtin(self, entry: OptimizerEntry, trial: dict) -> tuple[str, dict[str, Any]] | None:
+        return entry.name, {k: trial[k] for k in OPTIMIZERS[entry.name].defaults}
 
+    def build(self, entry: OptimizerEntry, params, trial: dict, build_part=None):
+        import torch
 
-def same_builtin(entry: OptimizerEntry, trial: dict) -> tuple[str, dict[str, Any]] | None:
-    return entry.name, {k: trial[k] for k in OPTIMIZERS[entry.name].defaults}
+        o = OPTIMIZERS[entry.name]
+        return getattr(torch.optim, o.torch_class)(params, **o.torch_kwargs(trial))
 
-
-def build(entry: OptimizerEntry, params, trial: dict, build_part=None):
-    import torch
-
-    o = OPTIMIZERS[entry.name]
-    return getattr(torch.optim, o.torch_class)(params, **o.torch_kwargs(trial))
-
+    def tables(self) -> list[Table]:
+        rows = [[o.name, f"torch.optim.{o.torch_class}" + (" (nesterov=True)" if o.fixed else ""), o.description,
+                 "\n".join(f"{k} = {v} ({KNOBS[k].allowed})" for k, v in o.defaults.items())]
+                for o in OPTIMIZERS.values()]
+        return [("built-in optimizers (fused by hand-written updates)",
+                 ["name", "torch class", "what it is", "knobs (default; allowed)"], rows)]

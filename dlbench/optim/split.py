@@ -18,75 +18,39 @@ from __future__ import annotations
 import functools
 from typing import Any
 
-from dlbench import usercode
 from dlbench.errors import UserError
 from dlbench.optim import by_path, composite
 from dlbench.optim.common import OptimizerEntry, check_float
 
-KIND = "split"
-CONSTRUCT_TO_CHECK = True
-CHECK_SHAPES = ((2, 2), (2,))  # the tiny parameters a construction check builds it over
-TABLE_KEYS = ("class", "rest")
-RESERVED = ("rest", "rest_lr")
-OWN = ("rest_lr",)  # keywords of a split that are dlbench's, not the class's
 
+class Split(composite.CompositeKind):
+    name = "split"
+    order = 20
+    part_key = "rest"
+    own_keys = ("rest_lr",)
+    check_shapes = ((2, 2), (2,))
+    examples = (('class = "torch.optim:Muon", rest = "adamw", rest_lr = 3e-4', "the class on parameters with two "
+                 "or more dimensions, the rest optimizer on the others, each with its own lr"),)
 
-def check_table(name: str, table: dict, where: str) -> None:
-    by_path.check_table(name, {k: v for k, v in table.items() if k not in ("rest", "rest_lr")}, where)
-    if not isinstance(table["rest"], str) or table["rest"] == name:
-        raise UserError(f"{where}.rest = {table['rest']!r} is not allowed; allowed: the name of another optimizer "
-                        "(built-in, MODULE:ATTR or an [optimizers.NAME] table)")
-    if "rest_lr" in table:
-        check_rest_lr(table["rest_lr"], f"{where}.rest_lr")
+    def check_own(self, key: str, value: Any, where: str) -> float:
+        return check_float(value, UserError(f"{where} = {value!r} is not allowed; allowed: a finite number > 0, "
+                                            "e.g. 3e-4"), lo=0.0, lo_open=True)
 
+    def describe(self, name: str, table: dict, where: str = "optimizer", resolve=None) -> OptimizerEntry:
+        return self.describe_class(name, table, where, resolve, by_path.ALLOWED, (),
+                                   lambda rest: f"{table['class'].split(':')[-1]} on matrices, {rest.name} on the rest")
 
-def check_rest_lr(v, where: str) -> float:
-    return check_float(v, UserError(f"{where} = {v!r} is not allowed; allowed: a finite number > 0, e.g. 3e-4"),
-                       lo=0.0, lo_open=True)
-
-
-def recognises(name: str, table: dict | None) -> bool:
-    return table is not None and "rest" in table
-
-
-def claims(trial: dict) -> bool:
-    return "rest" in trial
-
-
-def describe(name: str, table: dict, where: str = "optimizer", resolve=None) -> OptimizerEntry:
-    rest = resolve(table["rest"], f"{where}.rest")
-    obj = composite.load_class(name, table, where, by_path.ALLOWED)
-    keywords, _, _ = usercode.keywords_of(obj, skip=1, reserved=("lr", "params"))
-    return composite.describe(name, table, KIND, "rest", rest, (*keywords, *OWN), TABLE_KEYS,
-                              f"{table['class'].split(':')[-1]} on matrices, {rest.name} on the rest",
-                              rest.has_modes or composite.has_modes(obj))
-
-
-def from_trial(trial: dict, resolve) -> OptimizerEntry:
-    return composite.from_trial(trial, resolve, "rest", describe)
-
-
-def fields(entry: OptimizerEntry, values: dict, lr: float, where: str, part) -> dict:
-    """The class's reference and keywords (rest_lr among them), checked; the rest optimizer's
-    fields under `rest`."""
-    out = composite.fields(entry, values, where, "rest", part)
-    if "rest_lr" in out:
-        out["rest_lr"] = check_rest_lr(out["rest_lr"], f"{where}: rest_lr")
-    return out
-
-
-def build(entry: OptimizerEntry, params, trial: dict, build_part) -> Any:
-    """The class over the parameters with two or more dimensions, the rest optimizer over the
-    others (with rest_lr, else the trial's lr), stepped together as one optimizer."""
-    params = list(params)
-    matrices = [p for p in params if p.dim() >= 2]
-    others = [p for p in params if p.dim() < 2]
-    own = usercode.as_call_keywords(composite.own_keywords(trial, RESERVED))
-    main = by_path.load(entry.reference)(matrices, lr=trial["lr"], **own) if matrices else None
-    rest = build_part({**trial["rest"], "lr": trial.get("rest_lr", trial["lr"])}, others) if others else None
-    if main is None or rest is None:
-        return main or rest
-    return _split_class()(main, rest)
+    def build(self, entry: OptimizerEntry, params, trial: dict, build_part) -> Any:
+        """The class over the parameters with two or more dimensions, the rest optimizer over the
+        others (with rest_lr, else the trial's lr), stepped together as one optimizer."""
+        params = list(params)
+        matrices = [p for p in params if p.dim() >= 2]
+        others = [p for p in params if p.dim() < 2]
+        main = by_path.load(entry.reference)(matrices, lr=trial["lr"], **self.own(trial)) if matrices else None
+        rest = build_part({**trial["rest"], "lr": trial.get("rest_lr", trial["lr"])}, others) if others else None
+        if main is None or rest is None:
+            return main or rest
+        return _split_class()(main, rest)
 
 
 @functools.cache

@@ -16,54 +16,26 @@ from __future__ import annotations
 
 from typing import Any
 
-from dlbench import usercode
-from dlbench.errors import UserError
 from dlbench.optim import by_path, composite
 from dlbench.optim.common import OptimizerEntry
 
-KIND = "wrapper"
-CONSTRUCT_TO_CHECK = True
-CHECK_SHAPES = ((2, 2),)  # the tiny parameters a construction check builds it over
-TABLE_KEYS = ("class", "wraps")
-RESERVED = ("wraps",)
 
+class Wrapper(composite.CompositeKind):
+    name = "wrapper"
+    order = 10
+    part_key = "wraps"
+    examples = (('class = "pytorch_optimizer:Lookahead", wraps = "adam"', "the wrapper around another optimizer "
+                 "(any name); the wrapper's keywords beside it, the others go to the inner one"),)
 
-def check_table(name: str, table: dict, where: str) -> None:
-    by_path.check_table(name, {k: v for k, v in table.items() if k != "wraps"}, where)
-    if not isinstance(table["wraps"], str) or table["wraps"] == name:
-        raise UserError(f"{where}.wraps = {table['wraps']!r} is not allowed; allowed: the name of another optimizer "
-                        "(built-in, MODULE:ATTR or an [optimizers.NAME] table)")
+    def describe(self, name: str, table: dict, where: str = "optimizer", resolve=None) -> OptimizerEntry:
+        """The wrapper's own keywords (its signature after the optimizer it wraps) and what it needs,
+        which is what its inner optimizer needs (its modes are its own)."""
+        return self.describe_class(name, table, where, resolve, "an Optimizer subclass (or a function) taking the "
+                                   "optimizer it wraps as its first argument", ("optimizer",),
+                                   lambda inner: f"{table['class'].split(':')[-1]} over {inner.name}",
+                                   lambda obj, inner: composite.has_modes(obj))
 
-
-def recognises(name: str, table: dict | None) -> bool:
-    return table is not None and "wraps" in table
-
-
-def claims(trial: dict) -> bool:
-    return "wraps" in trial
-
-
-def describe(name: str, table: dict, where: str = "optimizer", resolve=None) -> OptimizerEntry:
-    """The wrapper's own keywords (its signature after the optimizer it wraps) and what it needs,
-    which is what its inner optimizer needs. `resolve(name, where)`: another optimizer's entry."""
-    inner = resolve(table["wraps"], f"{where}.wraps")
-    obj = composite.load_class(name, table, where, "an Optimizer subclass (or a function) taking the optimizer it "
-                                                   "wraps as its first argument")
-    keywords, _, _ = usercode.keywords_of(obj, skip=1, reserved=("lr", "params", "optimizer"))
-    return composite.describe(name, table, KIND, "wraps", inner, tuple(keywords), TABLE_KEYS,
-                              f"{table['class'].split(':')[-1]} over {inner.name}", composite.has_modes(obj))
-
-
-def from_trial(trial: dict, resolve) -> OptimizerEntry:
-    return composite.from_trial(trial, resolve, "wraps", describe)
-
-
-def fields(entry: OptimizerEntry, values: dict, lr: float, where: str, part) -> dict:
-    """The wrapper's reference and keywords; the inner optimizer's fields under `wraps`."""
-    return composite.fields(entry, values, where, "wraps", part)
-
-
-def build(entry: OptimizerEntry, params, trial: dict, build_part) -> Any:
-    """The inner optimizer over the parameters (with the trial's lr), wrapped."""
-    inner = build_part({**trial["wraps"], "lr": trial["lr"]}, params)
-    return by_path.load(entry.reference)(inner, **usercode.as_call_keywords(composite.own_keywords(trial, RESERVED)))
+    def build(self, entry: OptimizerEntry, params, trial: dict, build_part) -> Any:
+        """The inner optimizer over the parameters (with the trial's lr), wrapped."""
+        inner = build_part({**trial["wraps"], "lr": trial["lr"]}, params)
+        return by_path.load(entry.reference)(inner, **self.own(trial))

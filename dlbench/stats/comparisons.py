@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from dlbench.schema import QUALIFIERS
 from dlbench.stats.distributions import nct_cdf, norm_quantile, t_quantile, t_sf
 from dlbench.stats.mean_intervals import ALPHA, BOOTSTRAP_SEED, DEFAULT_CI, MIN_N, N_RESAMPLES, _scipy_bootstrap
 from dlbench.stats.selection import EQUAL, Best, best_first, same
@@ -215,7 +216,8 @@ def settings_between(trials: pd.DataFrame, group: str = "optimizer") -> dict[str
     """Settings that differ between the `group`s of one dataset without varying within any of them
     (epochs 10 for adam, 5 for sgd): what two sweeps mixed in one folder leave, or a design that
     compares under unequal settings. column -> {group value: its values}. Empty when none."""
-    skip = {group, "lr", "stage", "sweep", "dataset", "data", "optimizer_class", *knob_columns(trials)}
+    skip = {group, "lr", "stage", "sweep", "dataset", *(q for qs in QUALIFIERS.values() for q in qs),
+            *knob_columns(trials)}
     out: dict[str, dict[str, list]] = {}
     if group not in trials or trials[group].nunique() < 2:
         return out

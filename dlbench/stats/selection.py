@@ -83,14 +83,25 @@ def check_chooser(column: str, where: str = "select") -> str:
 
 
 def task_of(trials: pd.DataFrame | str) -> str:
-    """The task of a dataset: the trials' own `task` column (schema 3), else the registry's."""
-    if isinstance(trials, pd.DataFrame):
-        if "task" in trials and trials["task"].notna().any():
-            return str(trials["task"].dropna().iloc[0])
-        trials = str(trials["dataset"].iloc[0])
-    from dlbench.data import DATASETS
+    """The task of a dataset: the trials' own `task` column (schema 3), else the catalogue's record
+    of it, else what the stored numbers say (an accuracy: classification; an R²: regression; else
+    an objective)."""
+    from dlbench.data import known
 
-    return DATASETS[trials].task if trials in DATASETS else "multiclass"
+    frame = trials if isinstance(trials, pd.DataFrame) else None
+    if frame is not None and "task" in frame and frame["task"].notna().any():
+        return str(frame["task"].dropna().iloc[0])
+    info = known(str(frame["dataset"].iloc[0]) if frame is not None else trials)
+    if info is not None:
+        return info.task
+    if frame is None:
+        raise UserError(f"dataset = {trials!r} is unknown here; allowed: a built-in or a dataset checked in this sweep")
+
+    def has(col: str) -> bool:
+        return col in frame and bool(np.isfinite(pd.to_numeric(frame[col], errors="coerce")).any())
+
+    return "multiclass" if has("best_val_acc") or has("final_train_acc") else "regression" if has(
+        "best_val_r2") or has("final_test_r2") else "objective"
 
 
 def has_validation(trials: pd.DataFrame) -> bool:
