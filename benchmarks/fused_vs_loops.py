@@ -15,6 +15,9 @@ Each repeat times, interleaved and each as a whole process (start-up and data lo
   (g) with --generic: the same dlbench sweep with the four optimizers given as torch.optim import
       paths (torch.optim:SGD, with momentum 0 and 0.9; torch.optim:RMSprop; torch.optim:Adam):
       the generic path any user's optimizer takes; prints the speed ratio c/g and a/g
+  (n) with --named: the same dlbench sweep with the four optimizers as [optimizers.NAME] tables of
+      those torch.optim classes (tsgd, tmomentum, trmsprop, tadam); prints c/n: every spelling of
+      one optimizer should cost the same
   (u) with --user-model: the same dlbench sweep with the MLP written as a user's model file
       (model = { factory = ... }: torch.func's stacked path); prints c/u
   with --cnn: the built-in cnn on mnist1d (4 optimizers × 2 lr × 2 seeds, 3 epochs), dlbench sweep
@@ -23,7 +26,7 @@ and prints medians, the ratios a/c and b/c, and the grid's FLOP floor: training 
 (6 × Σ in·out per sample: forward + backward) ÷ a measured matmul rate on all cores.
 
     python benchmarks/fused_vs_loops.py [--grid R32|R128|both] [--repeats 3] [--workers 2] [--device cpu]
-                                        [--validation 0.1] [--generic] [--user-model] [--cnn]
+                                        [--validation 0.1] [--generic] [--named] [--user-model] [--cnn]
 """
 
 from __future__ import annotations
@@ -64,6 +67,19 @@ def generic_spec_toml(grid: str, device: str) -> str:
             f'epochs = {EPOCHS}\nbatch_size = {BATCH}\ndevice = "{device}"\nseeds = {g["seed"]}\n'
             f'[[grid]]\noptimizer = "torch.optim:SGD"\nmomentum = [0.0, 0.9]\nlr = {g["lr"]}\n'
             f'[[grid]]\noptimizer = ["torch.optim:RMSprop", "torch.optim:Adam"]\nlr = {g["lr"]}\n')
+
+
+def named_spec_toml(grid: str, device: str) -> str:
+    """The same grid with the four optimizers as named tables of torch.optim classes."""
+    g = GRIDS[grid]
+    assert g["optimizer"] == ["sgd", "momentum", "rmsprop", "adam"]
+    return (f'name = "named-{grid}"\ndataset = "digits"\nvalidation = 0.0\n'
+            'model = { kind = "mlp", hidden = [128, 128], activation = "relu" }\n'
+            f'epochs = {EPOCHS}\nbatch_size = {BATCH}\ndevice = "{device}"\nseeds = {g["seed"]}\n'
+            f'[grid]\noptimizer = ["tsgd", "tmomentum", "trmsprop", "tadam"]\nlr = {g["lr"]}\n'
+            '[optimizers.tsgd]\nclass = "torch.optim:SGD"\n[optimizers.tmomentum]\nclass = "torch.optim:SGD"\n'
+            'momentum = 0.9\n[optimizers.trmsprop]\nclass = "torch.optim:RMSprop"\n[optimizers.tadam]\n'
+            'class = "torch.optim:Adam"\n')
 
 
 USER_MLP = """
@@ -142,6 +158,7 @@ def main():
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--validation", type=float, help="also time (c') with this validation split")
     ap.add_argument("--generic", action="store_true", help="also time (g): the optimizers as torch.optim paths")
+    ap.add_argument("--named", action="store_true", help="also time (n): the optimizers as named tables")
     ap.add_argument("--user-model", action="store_true", help="also time (u): the MLP as a user's model file")
     ap.add_argument("--cnn", action="store_true", help="also time the built-in cnn, fused against reference")
     ap.add_argument("--json", help="write the measurements here")
@@ -157,6 +174,8 @@ def main():
             times["c'"] = []
         if args.generic:
             times["g"] = []
+        if args.named:
+            times["n"] = []
         if args.user_model:
             times["u"] = []
         if args.cnn:
@@ -164,6 +183,8 @@ def main():
         with tempfile.TemporaryDirectory() as tmp:
             spec_generic = Path(tmp) / f"{grid}-generic.toml"
             spec_generic.write_text(generic_spec_toml(grid, args.device))
+            spec_named = Path(tmp) / f"{grid}-named.toml"
+            spec_named.write_text(named_spec_toml(grid, args.device))
             (Path(tmp) / "user_mlp.py").write_text(USER_MLP)
             spec_user = Path(tmp) / f"{grid}-user.toml"
             spec_user.write_text(user_model_spec_toml(grid, args.device))
@@ -185,6 +206,9 @@ def main():
                 if args.generic:
                     times["g"].append(timed([*dlbench, "sweep", str(spec_generic), "--out",
                                              str(Path(tmp) / f"g{r}"), "--workers", str(args.workers)], env))
+                if args.named:
+                    times["n"].append(timed([*dlbench, "sweep", str(spec_named), "--out",
+                                             str(Path(tmp) / f"n{r}"), "--workers", str(args.workers)], env))
                 if args.user_model:
                     times["u"].append(timed([*dlbench, "sweep", str(spec_user), "--out", str(Path(tmp) / f"u{r}"),
                                              "--workers", str(args.workers)], env))
@@ -214,6 +238,10 @@ def main():
             report["grids"][grid]["a/g"] = med["a"] / med["g"]
             print(f"  (g) generic path (torch.optim import paths): {med['g']:.2f} s; speed against the built-in "
                   f"fused path c/g = {med['c'] / med['g']:.2f}; against the naive loop a/g = {med['a'] / med['g']:.1f}")
+        if args.named:
+            report["grids"][grid]["c/n"] = med["c"] / med["n"]
+            print(f"  (n) named tables of the torch.optim classes: {med['n']:.2f} s; speed against the built-in "
+                  f"names c/n = {med['c'] / med['n']:.2f}")
         if args.user_model:
             report["grids"][grid]["c/u"] = med["c"] / med["u"]
             print(f"  (u) the MLP as a user's model file: {med['u']:.2f} s; speed against the built-in "

@@ -262,3 +262,30 @@ def test_a_loader_with_the_wrong_shapes_is_a_real_error_also_under_python_O():
             "d.check_shapes(d.Dataset(i, np.zeros((10, 3)), np.zeros(10), np.zeros((5, 4)), np.zeros(5)))")
     p = subprocess.run([sys.executable, "-O", "-c", code], capture_output=True, text=True)
     assert p.returncode != 0 and "DataShapeError" in p.stderr
+
+
+def test_every_spelling_of_a_built_in_rule_is_checked_without_torch_dynamo():
+    """adam, torch.optim:Adam and [optimizers.tadam] class = "torch.optim:Adam" compute one update:
+    none is constructed to be checked, so the early pool's workers import no torch._dynamo for them
+    (2 s before any unit could start, in 388528c, for the named tables). A keyword no built-in knob
+    is (maximize), or a class no built-in is, still imports it."""
+    from dlbench import catalogue, optim
+    from dlbench.runner import early_pool
+
+    def raw(names, tables=None):
+        return {"dataset": "digits", "grid": {"optimizer": names, "lr": [0.01]}, **({"optimizers": tables} if tables
+                                                                                     else {})}
+
+    named = {"tsgd": {"class": "torch.optim:SGD"}, "tmom": {"class": "torch.optim:SGD", "momentum": 0.9},
+             "tadam": {"class": "torch.optim:Adam", "betas": [0.9, 0.99]}}
+    assert all(optim.builtin_rule(n, t) for n, t in named.items())
+    for spec in (raw(["adam", "sgd"]), raw(["torch.optim:Adam", "torch.optim:RMSprop"]), raw(list(named), named)):
+        assert not catalogue.imports_optimizer_code(spec), spec
+    for spec in (raw(["tmax"], {"tmax": {"class": "torch.optim:Adam", "maximize": True}}),
+                 raw(["torch.optim:NAdam"]), raw(["adam"], {"lion": {"class": "lion_pytorch:Lion"}})):
+        assert catalogue.imports_optimizer_code(spec), spec
+    pool = early_pool(raw(list(named), named), 2)
+    try:
+        assert pool is not None and pool.preload == ()
+    finally:
+        pool.kill()
