@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import sys
 
 from rich.console import Console
@@ -27,3 +28,38 @@ def print_table(title: str, columns: list[str], rows: list[list[str]], console_:
     for row in rows:
         table.add_row(*map(escape, row))
     (console_ or console()).print(table)
+
+
+class HeldStderr:
+    """What was written to this process's standard error (file descriptor 2: Python's warnings and
+    logging, and C/C++ code's own writes) while `held_stderr` held it back."""
+
+    text: str = ""
+
+
+@contextlib.contextmanager
+def held_stderr(limit: int = 20_000):
+    """Hold back everything written to standard error, at the file-descriptor level, and give it
+    back as `.text` (its last `limit` characters): a worker training a user's code keeps torch's
+    own logging (a failing torch.compile writes hundreds of lines) out of the sweep's terminal."""
+    import os
+    import tempfile
+
+    held = HeldStderr()
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile(mode="w+b") as f:
+        os.dup2(f.fileno(), 2)
+        try:
+            yield held
+        finally:
+            try:
+                sys.stderr.flush()
+            except Exception:  # noqa: BLE001 - a closed or replaced stream: nothing to flush
+                pass
+            os.dup2(saved, 2)
+            os.close(saved)
+            f.seek(0, os.SEEK_END)
+            size = f.tell()
+            f.seek(max(0, size - limit))
+            held.text = f.read().decode("utf-8", "replace")

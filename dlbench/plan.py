@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from dlbench import catalogue, halving
 from dlbench.data import validation_of
 from dlbench.interrupt import Interrupted
+from dlbench.output import held_stderr
 from dlbench.schema import config_key
 from dlbench.timeline import mark
 
@@ -193,8 +194,15 @@ def run_unit(unit: Unit, data_dir: str | None = None) -> list[dict]:
                 raise
             return [failed(t, e, unit.engine) for t in unit.trials]
         at_epoch = halving.decider(unit.trials)
-        results = (_run_fused(unit.trials, ds, at_epoch) if unit.engine == "fused"
-                   else _run_reference(unit.trials, ds, unit.reason, at_epoch))
+        # what the trials' code and torch write to stderr (warnings, torch.compile's logging) is
+        # held back: a failed trial keeps it in its record (`log`), the terminal gets one line
+        with held_stderr() as held:
+            results = (_run_fused(unit.trials, ds, at_epoch) if unit.engine == "fused"
+                       else _run_reference(unit.trials, ds, unit.reason, at_epoch))
+        if held.text.strip():
+            for r in results:
+                if r["status"] == "failed":
+                    r["log"] = held.text
     finally:
         if threads != TRAIN_THREADS:
             torch.set_num_threads(threads)
@@ -317,12 +325,13 @@ SECOND_ORDER_SIGNS = ("does not require grad and does not have a grad_fn",
 
 
 def failed(trial: dict, exc: BaseException, engine: str, fallback_reason: str | None = None) -> dict:
-    """A failed trial's result: the exception's type and last line, and where it was raised; an
+    """A failed trial's result: the exception's type and first line, and where it was raised; an
     autograd error that shows the optimizer needs second-order gradients says how to give them."""
     tb = traceback.extract_tb(exc.__traceback__)
     where = f" at {tb[-1].filename.rsplit('/', 1)[-1]}:{tb[-1].lineno}" if tb else ""
-    lines = str(exc).strip().splitlines()
-    error = f"{type(exc).__name__}: {lines[-1] if lines else ''}{where}"
+    lines = [ln.strip() for ln in str(exc).strip().splitlines() if ln.strip()]
+    # the message's first line says what went wrong (torch.compile's go on for pages, with advice last)
+    error = f"{type(exc).__name__}: {lines[0][:300] if lines else ''}{where}"
     if any(sign in str(exc) for sign in SECOND_ORDER_SIGNS) and not _second_order(trial):
         error += (f"; optimizer {trial['optimizer']} seems to need second-order gradients: give it "
                   "create_graph = true in its [optimizers.NAME] table")

@@ -385,6 +385,58 @@ def _check_files(sweep: Sweep, data_dir: str | None = None) -> None:
             files.check_present(name, data_dir)
 
 
+class PlainProgress:
+    """Progress where stdout is no terminal (CI, nohup, a log file): a line at every STEP of the
+    trials and, while a sweep is slow, at most one a minute (no more than 2/STEP of those), so a
+    sweep of any size prints at most about 40; a failed trial is named on a line of its own with
+    its error, and every trial that diverged since the last line is named in it."""
+
+    STEP = 0.05  # a line each 5% of the trials
+    EVERY_S = 60.0  # and one after a minute without a line, at most 1/STEP times
+
+    def __init__(self, console: Console, total: int, done: int):
+        self.console, self.total, self.start_done = console, total, done
+        self.next = self._step_after(done)
+        self.last = time.monotonic()
+        self.timed = 0  # lines printed for time, not for a step
+        self.diverged: list[str] = []
+
+    def _step_after(self, finished: int) -> int:
+        step = max(1, math.ceil(self.total * self.STEP))
+        return (finished // step + 1) * step
+
+    def add(self, label: str, status: str, error: str | None, finished: int, best: str) -> None:
+        said = False
+        if status == "failed":
+            self._print(f"[{finished}/{self.total}] {label}: failed ({error})")
+            said = True
+        elif status == "diverged":
+            self.diverged.append(label)
+        slow = time.monotonic() - self.last >= self.EVERY_S and self.timed < 1 / self.STEP
+        if finished >= self.next or finished == self.total or slow:
+            self.timed += int(slow and finished < self.next and finished < self.total)
+            self.next = self._step_after(finished)
+            if not said or self.diverged:  # the failed trial's line already gave the count
+                self._line(finished, best)
+
+    def flush(self, finished: int) -> None:
+        """A last line for diverged trials the last line did not name (a sweep interrupted between steps)."""
+        if self.diverged:
+            self._line(finished, "")
+
+    def _line(self, finished: int, best: str) -> None:
+        pct = 100 * finished / max(1, self.total)
+        text = f"[{finished}/{self.total}] {pct:.0f}%" + (f" {best}" if best else "")
+        if self.diverged:
+            text += f"; diverged: {', '.join(self.diverged)}"
+            self.diverged = []
+        self._print(text)
+
+    def _print(self, text: str) -> None:
+        self.console.print(text, markup=False, highlight=False)
+        self.last = time.monotonic()
+
+
 def _execute(executor, units, by_id, records, results, console, done: set[str], n_total: int, stage: str,
              stop, chosen: dict[str, str] | None = None) -> None:
     from dlbench import store
@@ -404,6 +456,7 @@ def _execute(executor, units, by_id, records, results, console, done: set[str], 
                             console=console, transient=False)
         bar = progress.add_task(stage, total=n_total, completed=len(done), best="")
         progress.start()
+    plain = PlainProgress(console, n_total, len(done))
     finished = len(done)
     try:
         for unit_results in executor.run(units):
@@ -424,13 +477,11 @@ def _execute(executor, units, by_id, records, results, console, done: set[str], 
                         best = (score, f"best {metric}={val:.4g} ({trial_label(trial)})")
                 # several datasets: say which (the same optimizer and lr mean different things on each)
                 where = "" if one_dataset else f"{trial['dataset']} "
-                line = (f"[{finished}/{n_total}] {where}{trial_label(trial)}: {res['status']}"
-                        + (f" {metric}={val:.4g}" if isinstance(val, float) and math.isfinite(val) else "")
-                        + (f" ({res['error']})" if res["error"] else ""))
                 if progress is not None:
                     progress.update(bar, completed=finished, best=best[1] if best else "")
                 else:
-                    console.print(line, markup=False, highlight=False)
+                    plain.add(f"{where}{trial_label(trial)}", res["status"], res["error"], finished,
+                              best[1] if best else "")
             if time.monotonic() - last_write > CONSOLIDATE_EVERY_S:
                 with stop.critical():
                     results.consolidate(records)
@@ -438,3 +489,5 @@ def _execute(executor, units, by_id, records, results, console, done: set[str], 
     finally:
         if progress is not None:
             progress.stop()
+        else:
+            plain.flush(finished)

@@ -160,7 +160,7 @@ def render_focus(rows: list[stats.FocusRow], focus: str, console: Console) -> No
         return
     table = Table(title=escape(f"{focus} against each other optimizer (difference: mean({focus}) - mean(other))"),
                   header_style="bold")
-    for c in ("problem", "other", "difference [95% CI]", "verdict"):
+    for c in ("problem", "other", f"difference [{words.INTERVAL_HEADER}]", "verdict"):
         table.add_column(c, justify="right" if c.startswith("difference") else "left")
     for r in rows:
         table.add_row(*map(escape, [r.problem, r.opponent, words.focus_diff(r), words.focus_outcome(r)]))

@@ -281,17 +281,22 @@ def comparison_line(c: stats.Comparison) -> str:
             f"{conclusion(c)}")
 
 
+INTERVAL_HEADER = "CI at the verdict's level"
+
+
 def family_note(comparisons: list[stats.Comparison]) -> str | None:
-    """'6 comparisons, Holm-adjusted: a verdict of "better" keeps a 5% chance of any false one
-    among them; intervals 95% (Welch's t), not adjusted', or None without comparisons."""
+    """'6 comparisons, Holm-adjusted: the chance of any false "better" among them stays at 5%; each
+    interval is at the level Holm's procedure tested its pair (95% or more): it excludes 0 exactly
+    when the verdict is "better"', or None without comparisons."""
     if not comparisons:
         return None
     k = max(c.family for c in comparisons)
     method = comparisons[0].method
     if k <= 1:
         return f"1 comparison: {DIFF_WORDS[method]} at the 5% level; 95% interval of the difference"
-    return (f"{k} comparisons, Holm-adjusted: the chance of any false 'better' among them stays at 5%; intervals "
-            f"are 95% ({DIFF_WORDS[method]}) each, not adjusted")
+    return (f"{k} comparisons, Holm-adjusted: the chance of any false 'better' among them stays at 5%; each "
+            f"interval ({DIFF_WORDS[method]}) is at the level Holm's procedure tested its pair, 95% or more, so it "
+            "excludes 0 exactly when the verdict is 'better' (unadjusted 95% intervals: report-pairs.csv)")
 
 
 def mixed_notes(trials, path=None) -> list[str]:

@@ -58,11 +58,18 @@ def count_records(folder: Path) -> int:
     return len(list(records.glob("*.json"))) if records.is_dir() else 0
 
 
+def stored_at_least(n: int, total: int) -> str:
+    """A regex for the progress line that says at least `n` of `total` trials are stored (where
+    stdout is no terminal the sweep prints one every 5% of the trials, so the n-th may have none)."""
+    return rf"^\[({'|'.join(str(k) for k in range(n, total + 1))})/{total}\]"
+
+
 def wait_for_line(proc: subprocess.Popen, pattern: str, timeout: float = 120) -> list[str]:
     """Read `proc`'s stdout (a text pipe) line by line until a line matches the regex `pattern`;
     returns the lines read (the last one matched), or raises AssertionError when the process ends
-    or the time runs out first. The sweep prints a progress line right after each trial is stored,
-    so "the k-th trial is stored" is an event a test can wait on, not a guess at how long it takes.
+    or the time runs out first. The sweep prints a progress line right after a trial is stored
+    (every trial in a sweep of up to 20, every 5% in a larger one: stored_at_least), so "k trials
+    are stored" is an event a test can wait on, not a guess at how long it takes.
     The rest of the output keeps being drained in the background, so the process never blocks on it."""
     import queue
     import re

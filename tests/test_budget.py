@@ -83,3 +83,13 @@ def test_the_band_keeps_its_coverage_where_it_is_given(dist, n, floor):
     assert got[1] >= floor and got[2] >= floor - 0.04 and got[n // 2] >= 0.70, got
     low, high = band(np.arange(n, dtype=float))
     assert np.isfinite(low[: n // 2]).all() and np.isnan(low[n // 2:]).all()
+
+
+def test_the_band_is_clipped_to_the_metrics_range():
+    """Accuracies near 1 with one far below: the jackknife band of E[best of 1] would pass 1 (it
+    reached 1.05 on wine in 388528c); clipped as every interval is, it stops at 1."""
+    vals = [0.3, 0.99, 1.0, 1.0, 1.0, 1.0, 0.98, 1.0]
+    rows = [("adam", 10.0 ** -i, s, v, v) for i, v in enumerate(vals) for s in range(2)]
+    (c,) = stats.budgets(trials_table(rows).assign(best_val_loss=0.1)).curves
+    shown = [h for h in c.high if np.isfinite(h)]
+    assert shown and max(shown) == 1.0 and min(c.low[:len(shown)]) >= 0.0

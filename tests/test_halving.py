@@ -16,7 +16,7 @@ from dlbench.data import load
 from dlbench.engine import fused
 from dlbench.spec import build_sweep
 from dlbench.trials import trial_id
-from tests.conftest import result_tables, run_dlbench, start_dlbench, wait_for_line, write
+from tests.conftest import result_tables, run_dlbench, start_dlbench, stored_at_least, wait_for_line, write
 
 SPEC = """
 name = "h"
@@ -219,7 +219,7 @@ def test_a_halving_sweep_killed_mid_run_resumes_to_what_an_uninterrupted_run_giv
     assert clean.code == 0, clean.err
     p = start_dlbench("sweep", *args, "--out", tmp_path / "killed", stderr=subprocess.DEVNULL, start_new_session=True)
     try:
-        wait_for_line(p, r"^\[9/27\]")
+        wait_for_line(p, stored_at_least(9, 27))
     finally:
         os.killpg(p.pid, signal.SIGKILL)
         p.wait()

@@ -471,3 +471,44 @@ def test_the_builtins_defaults_are_the_torch_classes_defaults():
     assert as_builtin("SGD", {}) == ("sgd", {"weight_decay": 0.0})
     assert as_builtin("SGD", {"momentum": 0.9, "nesterov": True})[0] == "nesterov"
     assert as_builtin("NAdam", {}) is None and as_builtin("Adam", {"decoupled_weight_decay": True}) is None
+
+
+NOISY = '''
+import logging
+import sys
+import warnings
+
+import torch
+
+
+class Noisy(torch.optim.SGD):
+    """SGD that logs a page to stderr, warns, then fails (as a failing torch.compile does)."""
+
+    def step(self, closure=None):
+        log = logging.getLogger("torch.noisy")
+        log.addHandler(logging.StreamHandler(sys.stderr))
+        for i in range(300):
+            log.error("compile log line %d", i)
+        warnings.warn("a warning from the optimizer")
+        raise RuntimeError("the compiled step failed\\nand its advice goes on for pages")
+'''
+
+
+def test_a_trial_whose_code_floods_stderr_fails_in_one_line_and_keeps_its_log(tmp_path):
+    """The worker holds back what the trial writes to stderr (300 lines of logging, a warning): the
+    terminal gets the failed trial's one line, the record keeps the log (`log`)."""
+    import json
+
+    from tests.conftest import run_dlbench
+
+    write(tmp_path / "noisy.py", NOISY)
+    r = run_dlbench("sweep", "--dataset", "iris", "--optimizer", "./noisy.py:Noisy", "--lr", "0.1,0.2", "--epochs",
+                    "1", "--name", "n", "--out", tmp_path, "--workers", "2", cwd=tmp_path)
+    assert r.code == 1
+    assert "compile log line" not in r.out + r.err and "a warning from" not in r.out + r.err
+    failed = [ln for ln in r.out.splitlines() if ": failed (" in ln]
+    assert len(failed) == 2 and all("RuntimeError: the compiled step failed at noisy.py:" in ln for ln in failed)
+    records = [json.loads(f.read_text()) for f in (tmp_path / "n" / "trials").glob("*.json")]
+    assert len(records) == 2
+    assert all("compile log line 299" in rec["result"]["log"] and "a warning from the optimizer" in rec["result"]["log"]
+               for rec in records)

@@ -8,7 +8,15 @@ import subprocess
 import pandas as pd
 import pytest
 
-from tests.conftest import count_records, result_tables, run_dlbench, start_dlbench, wait_for_line, write
+from tests.conftest import (
+    count_records,
+    result_tables,
+    run_dlbench,
+    start_dlbench,
+    stored_at_least,
+    wait_for_line,
+    write,
+)
 
 SPEC = """
 name = "k"
@@ -28,7 +36,7 @@ def kill_when(out, args, records_at_least, timeout=120):
     `records_at_least`-th stored trial (its progress line is printed right after the record lands)."""
     p = start_dlbench("sweep", *args, "--out", out, stderr=subprocess.DEVNULL, start_new_session=True)
     try:
-        wait_for_line(p, rf"^\[{records_at_least}/12\]", timeout)
+        wait_for_line(p, stored_at_least(records_at_least, 12), timeout)
     finally:
         os.killpg(p.pid, signal.SIGKILL)
         p.wait()

@@ -202,3 +202,41 @@ def test_fresh_refuses_to_move_a_folder_in_use(cli, spec, tmp_path):
     finally:
         holder.unlock()
     assert [p.name for p in out.iterdir()] == ["t"] and (out / "t" / "trials.parquet").exists()
+
+
+def test_a_log_gets_a_progress_line_every_few_percent_and_every_failed_or_diverged_trial_named(monkeypatch):
+    """Where stdout is no terminal: 800 trials print 20 step lines (one per 5%), plus one a minute
+    while the sweep is slow (at most 20 of those); each failed trial on a line of its own, each
+    diverged one named in the next line. 388528c printed a line per trial (837 for the small suite
+    with one more optimizer)."""
+    import io
+
+    from rich.console import Console
+
+    from dlbench import runner
+
+    clock = [0.0]
+    monkeypatch.setattr(runner.time, "monotonic", lambda: clock[0])
+    out = io.StringIO()
+    p = runner.PlainProgress(Console(file=out, width=10_000), 800, 0)
+    for i in range(1, 801):
+        clock[0] += 0.2 if i < 400 else 7.0  # the second half slow: a line a minute would be 45 more
+        status = "failed" if i in (17, 500) else "diverged" if i % 50 == 3 else "ok"
+        p.add(f"t{i}", status, "RuntimeError: boom" if status == "failed" else None, i, "best val acc=0.9")
+    p.flush(800)
+    lines = out.getvalue().splitlines()
+    failed = [ln for ln in lines if ": failed (" in ln]
+    assert failed == ["[17/800] t17: failed (RuntimeError: boom)", "[500/800] t500: failed (RuntimeError: boom)"]
+    progress = [ln for ln in lines if ln not in failed]
+    assert 20 <= len(progress) <= 40 and progress[-1].startswith("[800/800] 100%")
+    named = {n for ln in progress if "; diverged: " in ln for n in ln.split("; diverged: ")[1].split(", ")}
+    assert named == {f"t{i}" for i in range(1, 801) if i % 50 == 3}
+
+
+def test_a_small_sweep_in_a_log_says_every_trial(cli, tmp_path):
+    r = cli("sweep", "--dataset", "iris", "--optimizer", "sgd", "--lr", "0.01,1e6", "--epochs", "1", "--seeds", "0,1",
+            "--name", "s", "--out", tmp_path, "--workers", "1")
+    assert r.code == 0, r.err
+    lines = [ln for ln in r.out.splitlines() if ln.startswith("[")]
+    assert [ln.split("]")[0] + "]" for ln in lines] == ["[1/4]", "[2/4]", "[3/4]", "[4/4]"]
+    assert "diverged: sgd lr=1e+06" in r.out

@@ -66,7 +66,7 @@ def markdown(data: ReportData) -> str:
             out += ["", f"- note: {edges}"]
     if data.focus_rows:
         out += ["", f"## {data.focus} against each other optimizer", "", md_table(
-            ["problem", "other", f"mean({data.focus}) - mean(other) [95% CI]", "verdict"],
+            ["problem", "other", f"mean({data.focus}) - mean(other) [{words.INTERVAL_HEADER}]", "verdict"],
             [[r.problem, r.opponent, words.focus_diff(r), words.focus_outcome(r)] for r in data.focus_rows])]
     if data.budgets is not None and data.budgets.curves:
         out += ["", "## Tuning budget", "", f"Expected best validation number of k configurations drawn at random "
@@ -113,8 +113,8 @@ def markdown(data: ReportData) -> str:
     out += [f"- note: {n}" for n in notes]
     out += ["", "## Pairwise comparisons", ""]
     if data.comparisons:
-        out.append(md_table(["dataset", "A", "B", "mean(A) - mean(B)", "95% CI", "P(A better)", "p", "p (Holm)",
-                             "verdict"],
+        out.append(md_table(["dataset", "A", "B", "mean(A) - mean(B)", words.INTERVAL_HEADER, "P(A better)", "p",
+                             "p (Holm)", "verdict"],
                             [[c.dataset, c.a, c.b, words.diff_text(c), words.interval_text(c), f"{c.p_better:.2f}",
                               words.p_text(c.p_value), words.p_text(c.p_adjusted), words.conclusion(c)]
                              for c in data.comparisons]))
@@ -258,10 +258,13 @@ def csv_budget(data: ReportData) -> str:
 
 
 def csv_pairs(data: ReportData) -> str:
-    columns = ["sweep", "dataset", "a", "b", "metric", "n_a", "n_b", "diff", "ci_low", "ci_high", "p_value",
-               "p_holm", "family", "p_a_better", "verdict", "seeds_needed", "method"]
+    """Every pair: ci_low..ci_high at the verdict's level (ci_level: it excludes 0 exactly when the
+    verdict is 'better'), and the unadjusted 95% interval (ci95_low..ci95_high)."""
+    columns = ["sweep", "dataset", "a", "b", "metric", "n_a", "n_b", "diff", "ci_low", "ci_high", "ci_level",
+               "ci95_low", "ci95_high", "p_value", "p_holm", "family", "p_a_better", "verdict", "seeds_needed", "method"]
     rows = [{"sweep": c.sweep, "dataset": c.dataset, "a": c.a, "b": c.b, "metric": c.metric, "n_a": c.n_a,
-             "n_b": c.n_b, "diff": c.diff, "ci_low": c.ci_low, "ci_high": c.ci_high, "p_value": c.p_value,
+             "n_b": c.n_b, "diff": c.diff, "ci_low": c.ci_low, "ci_high": c.ci_high, "ci_level": c.ci_level,
+             "ci95_low": c.ci95_low, "ci95_high": c.ci95_high, "p_value": c.p_value,
              "p_holm": c.p_adjusted, "family": c.family, "p_a_better": c.p_better, "verdict": c.verdict,
              "seeds_needed": c.seeds_needed, "method": c.method} for c in data.comparisons]
     buf = io.StringIO()

@@ -16,7 +16,7 @@ distribution the n were drawn from (a random search over the ranges); Dodge et a
 with-replacement form is biased (Tang et al. 2020). The same weights applied to the test metric of
 each configuration give the expected test number of what would be chosen.
 
-The band is a 95% jackknife t interval: the curve recomputed with each configuration left out, the
+The band is a 95% jackknife t interval (clipped to the metric's range, as every interval is): the curve recomputed with each configuration left out, the
 jackknife variance of the U-statistic, Student's t with n-1 degrees of freedom. It is given for
 k <= n/2 only: its coverage of the expected best of k under random search, measured by simulation
 (benchmarks/budget_coverage.py, docs/statistics.md), is 93-95% at small k for bounded or symmetric
@@ -34,8 +34,9 @@ import numpy as np
 import pandas as pd
 
 from dlbench.stats.distributions import t_quantile
-from dlbench.stats.mean_intervals import ALPHA
+from dlbench.stats.mean_intervals import ALPHA, bounds
 from dlbench.stats.selection import Selection, configurations, order, tie_classes
+from dlbench.stats.tables import one_loss
 from dlbench.store import config_columns
 
 CLOSE = 0.01  # tunability: the fewest configurations whose expected best is within 1% of the best
@@ -141,6 +142,8 @@ def curve(trials: pd.DataFrame, sel: Selection, problem: str, sweep: str, datase
     tolerance = CLOSE if r2 else CLOSE * abs(best)
     tunable = next(k for k in range(1, n + 1) if expected[k - 1] >= best - tolerance - 1e-15)
     lo, hi = (sign * low, sign * high) if sign > 0 else (sign * high, sign * low)  # back to the metric's own sign
+    floor, ceiling = bounds(sel.select, one_loss(trials))  # clipped to the metric's range, as every interval is
+    lo, hi = np.clip(lo, floor, ceiling), np.clip(hi, floor, ceiling)
     return BudgetCurve(problem, sweep, dataset, optimizer, sel.select, sel.select_higher, sel.report,
                        list(range(1, n + 1)), [float(x) for x in sign * expected], [float(x) for x in lo],
                        [float(x) for x in hi], [float(x) for x in report_expected], tunable, r2)

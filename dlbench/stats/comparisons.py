@@ -13,7 +13,7 @@ import pandas as pd
 
 from dlbench.schema import QUALIFIERS
 from dlbench.stats.distributions import nct_cdf, norm_quantile, t_quantile, t_sf
-from dlbench.stats.mean_intervals import ALPHA, BOOTSTRAP_SEED, DEFAULT_CI, MIN_N, N_RESAMPLES, _scipy_bootstrap
+from dlbench.stats.mean_intervals import ALPHA, BOOTSTRAP_SEED, DEFAULT_CI, MIN_N, N_RESAMPLES, _scipy_bootstrap, bounds
 from dlbench.stats.selection import EQUAL, Best, best_first, same
 from dlbench.store import config_columns, knob_columns
 
@@ -46,11 +46,11 @@ class Difference:
 NO_DIFFERENCE = Difference(math.nan, math.nan, math.nan, math.nan)
 
 
-def welch(a, b) -> Difference:
-    """Welch's t: mean(A) - mean(B) ± t_{0.975, ν} √(s²_A/n_A + s²_B/n_B), ν the
+def welch(a, b, alpha: float = ALPHA) -> Difference:
+    """Welch's t: mean(A) - mean(B) ± t_{1-α/2, ν} √(s²_A/n_A + s²_B/n_B), ν the
     Welch-Satterthwaite degrees of freedom, and the two-sided p-value of Welch's test (the
-    interval excludes 0 exactly when p < 0.05). Needs 2 values a side. Both sides without spread:
-    the difference is exact (p = 1 when equal, 0 otherwise)."""
+    interval excludes 0 exactly when p < α; α = 0.05: the 95% interval). Needs 2 values a side.
+    Both sides without spread: the difference is exact (p = 1 when equal, 0 otherwise)."""
     a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
     if len(a) < 2 or len(b) < 2:
         return NO_DIFFERENCE
@@ -61,14 +61,16 @@ def welch(a, b) -> Difference:
         return Difference(0.0 if equal else d, 0.0 if equal else d, 0.0 if equal else d, 1.0 if equal else 0.0)
     se = math.sqrt(va + vb)
     df = (va + vb) ** 2 / (va ** 2 / (len(a) - 1) + vb ** 2 / (len(b) - 1))
-    half = float(t_quantile(1 - ALPHA / 2, df)) * se
+    half = float(t_quantile(1 - alpha / 2, df)) * se
     return Difference(d, d - half, d + half, float(2 * t_sf(abs(d) / se, df)))
 
 
-def bootstrap_difference(a, b) -> Difference:
+def bootstrap_difference(a, b, alpha: float | None = None) -> Difference:
     """The two-sample bootstrap: A and B resampled independently (`scipy.stats.bootstrap` with
     two samples), BCa where defined, else percentile; the p-value is the percentile method's
-    (twice the smaller share of resampled differences on either side of 0). Needs 3 values a side."""
+    (twice the smaller share of resampled differences on either side of 0). With `alpha`, the
+    percentile interval at level 1 - alpha of the same resamples instead: the one that excludes 0
+    exactly when p < alpha. Needs 3 values a side."""
     a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
     if len(a) < MIN_N["bootstrap"] or len(b) < MIN_N["bootstrap"]:
         return NO_DIFFERENCE
@@ -80,17 +82,34 @@ def bootstrap_difference(a, b) -> Difference:
     def mean_diff(x, y, axis=-1):
         return np.mean(x, axis=axis) - np.mean(y, axis=axis)
 
-    (low,), (high,) = _scipy_bootstrap((a, b), mean_diff, "BCa")
-    if not (np.isfinite(low) and np.isfinite(high)):
-        (low,), (high,) = _scipy_bootstrap((a, b), mean_diff, "percentile")
     dist = stats.bootstrap((a, b), mean_diff, vectorized=True, n_resamples=N_RESAMPLES, method="percentile",
                            random_state=np.random.default_rng(BOOTSTRAP_SEED)).bootstrap_distribution
     p = min(1.0, 2 * min(float((dist <= 0).mean()), float((dist >= 0).mean())))
+    if alpha is not None:
+        low, high = np.quantile(dist, [alpha / 2, 1 - alpha / 2], method="inverted_cdf")
+        return Difference(d, float(low), float(high), p)
+    (low,), (high,) = _scipy_bootstrap((a, b), mean_diff, "BCa")
+    if not (np.isfinite(low) and np.isfinite(high)):
+        (low,), (high,) = _scipy_bootstrap((a, b), mean_diff, "percentile")
     return Difference(d, float(low), float(high), p)
 
 
-def difference(a, b, method: str = DEFAULT_CI) -> Difference:
-    return welch(a, b) if method == "t" else bootstrap_difference(a, b)
+def difference(a, b, method: str = DEFAULT_CI, alpha: float | None = None) -> Difference:
+    """The difference of means with its interval (at 95%, or at level 1 - alpha) and p-value."""
+    if method == "t":
+        return welch(a, b, ALPHA if alpha is None else alpha)
+    return bootstrap_difference(a, b, alpha)
+
+
+def verdict_alpha(p_value: float, p_adjusted: float) -> float:
+    """The level at which Holm's procedure tests a pair, as one number: α · p / p_Holm. Its
+    interval (at 1 - this) excludes 0 exactly when p < α · p / p_Holm, that is when p_Holm < α:
+    when the verdict says 'better'. Where the adjusted p-values rise with the raw ones this is
+    Holm's own step, α / (m - i + 1) for the i-th smallest of m; it is never above α, so the
+    interval is never narrower than the unadjusted 95% one."""
+    if not (math.isfinite(p_value) and math.isfinite(p_adjusted)) or p_adjusted <= 0:
+        return ALPHA
+    return ALPHA * p_value / p_adjusted
 
 
 def holm(p_values) -> np.ndarray:
@@ -158,7 +177,7 @@ class Comparison:
     n_a: int
     n_b: int
     diff: float  # mean(A) - mean(B)
-    ci_low: float  # its 95% interval (not adjusted)
+    ci_low: float  # its interval at the verdict's level (ci_level): excludes 0 exactly when the verdict is 'better'
     ci_high: float
     p_value: float  # the test of no difference (Welch's t, or the bootstrap's)
     p_adjusted: float  # Holm-adjusted over the family
@@ -168,6 +187,9 @@ class Comparison:
     confirmed: bool  # both measured on fresh seeds that took no part in choosing
     sweep: str = ""
     method: str = DEFAULT_CI
+    ci_level: float = 1 - ALPHA  # the confidence of ci_low..ci_high: 1 - verdict_alpha
+    ci95_low: float = math.nan  # the unadjusted 95% interval (report-pairs.csv keeps it)
+    ci95_high: float = math.nan
 
     @property
     def verdict(self) -> str:
@@ -200,16 +222,31 @@ def compare(best: list[Best], method: str = DEFAULT_CI) -> list[Comparison]:
         adjusted = holm([d.p_value for _, _, d in pairs])
         family = int(np.isfinite(adjusted).sum())
         for (a, b, d), p_adj in zip(pairs, adjusted, strict=True):
+            alpha = verdict_alpha(d.p_value, float(p_adj))
+            shown = d if alpha == ALPHA and method == "t" else difference(a.values, b.values, method, alpha)
+            lo, hi = bounds_of_difference(a, shown.ci_low, shown.ci_high)
+            lo95, hi95 = bounds_of_difference(a, d.ci_low, d.ci_high)
             c = Comparison(dataset, a.name, b.name, a.selection.report, higher, len(a.values), len(b.values),
-                           a.report["mean"] - b.report["mean"], d.ci_low, d.ci_high, d.p_value, float(p_adj),
+                           a.report["mean"] - b.report["mean"], lo, hi, d.p_value, float(p_adj),
                            family, prob_improvement(a.values, b.values, higher), None,
-                           a.confirmed and b.confirmed, sweep, method)
+                           a.confirmed and b.confirmed, sweep, method, 1 - alpha, lo95, hi95)
             if c.verdict != "a" and c.verdict != "b":
                 need = seeds_needed(a.values, b.values, c.diff, ALPHA / max(1, family))
                 # not separated with these seeds, so separating needs more: never fewer than shown
                 c.seeds_needed = None if need is None else max(need, max(c.n_a, c.n_b) + 1)
             out.append(c)
     return out
+
+
+def bounds_of_difference(a: Best, low: float, high: float) -> tuple[float, float]:
+    """A difference's interval clipped to the widest difference its metric allows (two accuracies
+    differ by at most 1; metrics without both bounds are left alone). The true difference lies
+    inside, so clipping never changes whether the interval covers it."""
+    lo, hi = bounds(a.selection.report)
+    span = hi - lo
+    if not math.isfinite(span):
+        return low, high
+    return max(low, -span), min(high, span)
 
 
 def settings_between(trials: pd.DataFrame, group: str = "optimizer") -> dict[str, dict[str, list]]:
