@@ -291,9 +291,9 @@ def _ask_and_tell(sweep: Sweep, executor, records, results, console, workers, st
 
 
 def _run_stage(trials: list[dict], stage: str, sweep: Sweep, executor, records, results, console, workers,
-               stop, chosen: dict[str, str] | None = None, say: bool = True) -> None:
+               stop, chosen: dict[str, str] | None = None, say: bool = True, plan: bool = True) -> None:
     """Train what is left of one stage's trials, storing each as it finishes (`say`: print how many
-    are done and left)."""
+    are done and left; `plan`: print the plan of units and its engine notes)."""
     from dlbench.plan import make_units
 
     wanted = {t["id"] for t in trials}
@@ -311,7 +311,7 @@ def _run_stage(trials: list[dict], stage: str, sweep: Sweep, executor, records, 
     # with any trial left runs whole; only its missing trials are stored.
     units = [u for u in make_units(trials, sweep.engine, workers, ship_all=sweep.executor == "dask")
              if any(i not in done for i in u.ids)]
-    if units:
+    if units and plan:
         announce.print_plan(units, console, workers)
     by_id = {t["id"]: t for t in trials}
     _execute(executor, units, by_id, records, results, console, done, len(trials), stage, stop, chosen)
@@ -341,20 +341,21 @@ def _extend(sweep: Sweep, executor, records, results, console, workers, stop) ->
         return
     from dlbench import extension, words
 
+    rounds = 0
     while True:
         steps = extension.steps(sweep, records)
         grow = [s for s in steps if s.point is not None]
-        for s in steps:
-            if s.point is None and s.why_not and s.edge:
-                console.print(f"[yellow]note:[/] {escape(words.extension_blocked(s))}")
+        blocked = [s for s in steps if s.point is None and s.why_not and s.edge]
         if not grow:
+            if blocked and not rounds:  # nothing grew: say why once (show and the report name each)
+                console.print(f"[yellow]note:[/] {escape(words.extension_round(0, [], blocked))}")
             return
-        for s in grow:
-            console.print(words.extension_line(s), markup=False, highlight=False)
+        rounds += 1
+        console.print(words.extension_round(rounds, grow, blocked), markup=False, highlight=False)
         new = sweep.with_extensions([s.point for s in grow])
         with stop.critical():
             results.write_spec(sweep.to_toml())
-        _run_stage(new, "tune", sweep, executor, records, results, console, workers, stop)
+        _run_stage(new, "tune", sweep, executor, records, results, console, workers, stop, say=False, plan=False)
 
 
 def chosen_by(sweep: Sweep, finalists: list) -> dict[str, str]:

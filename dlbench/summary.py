@@ -66,7 +66,8 @@ def render_summary(trials: pd.DataFrame, console: Console, env: dict | None = No
                    extended: dict | None = None) -> None:
     """The answer first: the scoreboard (wins, ties and losses of every pair over the problems,
     best-or-tied counts, mean ranks, profile areas), the focus optimizer against each other one
-    (`focus`), each problem's best means in one table, and who leads as the tuning budget grows.
+    (`focus`), each problem's best means in one table (at the end of a sweep, only without a
+    focus: the focus table answers there), and who leads as the tuning budget grows.
     Then, except at the end of a sweep of several problems (`short`), each problem's
     best-configuration table with its notes; the verdict of every pair in words with `pairs` (and
     for one problem at the end of a sweep). `search`: the kind of search that made the
@@ -91,7 +92,7 @@ def render_summary(trials: pd.DataFrame, console: Console, env: dict | None = No
     if focus is not None:
         render_focus(stats.focus_rows(comparisons, focus), focus, console)
     several = len(sb.problems) > 1
-    if several:
+    if several and not (short and focus is not None):  # at a sweep's end the focus table answers; show keeps both
         render_problems(sb, best, console)
     render_budget(stats.budgets(trials), console, search)
     if several and short:
@@ -158,10 +159,9 @@ def render_focus(rows: list[stats.FocusRow], focus: str, console: Console) -> No
     if not rows:
         console.print(f"[yellow]note:[/] --focus {escape(focus)}: no comparison of it in these results")
         return
-    table = Table(title=escape(f"{focus} against each other optimizer (difference: mean({focus}) - mean(other))"),
-                  header_style="bold")
-    for c in ("problem", "other", f"difference [{words.INTERVAL_HEADER}]", "verdict"):
-        table.add_column(c, justify="right" if c.startswith("difference") else "left")
+    table = Table(title=escape(f"{focus} against each other optimizer"), header_style="bold")
+    for c in ("problem", "other", f"mean({focus}) - mean(other) [{words.INTERVAL_HEADER}]", "verdict"):
+        table.add_column(c, justify="right" if c.startswith("mean(") else "left")
     for r in rows:
         table.add_row(*map(escape, [r.problem, r.opponent, words.focus_diff(r), words.focus_outcome(r)]))
     console.print(table)

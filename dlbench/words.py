@@ -444,13 +444,21 @@ def _value(v) -> str:
     return f"{v:.4g}" if isinstance(v, float) else str(v)
 
 
-def extension_line(step) -> str:
-    """'extend: digits adam chose lr=0.1, the largest of 5 values tried; adding lr=0.3162 (1 of up to 3)'."""
-    return (f"extend: {step.dataset} {step.optimizer} chose {step.key}={_value(step.chosen)}, the {step.edge} of "
-            f"{len(step.values)} values tried; adding {step.key}={_value(step.point['value'])} ({step.made + 1} of up "
-            f"to {step.limit})")
+def extension_round(n: int, grow: list, blocked: list) -> str:
+    """One line per round of `extend` on screen: 'extend, round 1: 10 choices at the edge of their
+    ranges; adding lr=9.487 (2), lr=0.09487 (6), lr=0.9487 (2); 2 more at an edge that cannot grow
+    (`dlbench show` names them)'. Which problem and optimizer each is: `dlbench show`, the report."""
+    at_edge = len(grow) + len(blocked)
+    ranges = "their ranges" if at_edge != 1 else "its range"
+    text = f"extend, round {n}: {at_edge} choice{'s' * (at_edge != 1)} at the edge of {ranges}"
+    if grow:
+        added: dict[str, int] = {}
+        for s in grow:
+            v = f"{s.key}={_value(s.point['value'])}"
+            added[v] = added.get(v, 0) + 1
+        text += "; adding " + ", ".join(v + (f" ({k})" if k > 1 else "") for v, k in added.items())
+    if blocked:
+        text += f"; {len(blocked)} at an edge that cannot grow (`dlbench show` names them)"
+    return text
 
 
-def extension_blocked(step) -> str:
-    return (f"{step.dataset} {step.optimizer}: {step.key}={_value(step.chosen)} is the {step.edge} value tried and "
-            f"the range cannot grow beyond it ({step.why_not})")

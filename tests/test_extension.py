@@ -27,7 +27,10 @@ def test_a_range_that_stops_short_of_the_optimum_extends_and_chooses_inside(tmp_
     spec = write(tmp_path / "e.toml", SPEC)
     r = cli("sweep", spec, "--out", tmp_path, "--workers", "1")
     assert r.code == 0, r.err
-    assert "extend: iris adam chose lr=0.001, the largest of 2 values tried; adding lr=0.01 (1 of up to 3)" in r.out
+    said = [ln for ln in r.out.splitlines() if ln.startswith("extend")]  # one line per round, nothing else
+    assert said == [f"extend, round {i}: 1 choice at the edge of its range; adding lr={v}"
+                    for i, v in ((1, "0.01"), (2, "0.1"), (3, "1"))]
+    assert r.out.count("plan:") == 1
     t = pd.read_parquet(tmp_path / "e" / "trials.parquet")
     assert sorted(t.lr.unique()) == [1e-4, 1e-3, 0.01, 0.1, 1.0] and len(t) == 10
     stored = tomllib.loads((tmp_path / "e" / "spec.toml").read_text())
@@ -35,7 +38,7 @@ def test_a_range_that_stops_short_of_the_optimum_extends_and_chooses_inside(tmp_
     shown = cli("show", tmp_path / "e")
     assert "lr=0.1 " in shown.out and "largest value tried" not in shown.out  # an interior choice: no edge note
     again = cli("sweep", spec, "--out", tmp_path, "--workers", "1")  # the same spec resumes: nothing to run
-    assert again.code == 0 and "10 done, 0 to run" in again.out and "extend:" not in again.out
+    assert again.code == 0 and "10 done, 0 to run" in again.out and "extend, round" not in again.out
     # the stored spec.toml runs the same trials on its own
     s = build_sweep(stored, base_dir=str(tmp_path))
     assert sorted(x["id"] for x in s.trials) == sorted(t.trial_id)
@@ -70,7 +73,7 @@ def test_killed_mid_extension_it_resumes_to_the_same_trials_and_numbers(tmp_path
     whole = run_dlbench("sweep", spec, "--out", tmp_path / "whole", "--workers", "1")
     assert whole.code == 0, whole.err
     p = start_dlbench("sweep", spec, "--out", tmp_path / "cut", "--workers", "1")
-    wait_for_line(p, r"adding lr=0\.01 ")
+    wait_for_line(p, r"adding lr=0\.01$")
     p.kill()
     p.wait()
     assert count_records(tmp_path / "cut" / "e") < count_records(tmp_path / "whole" / "e")
