@@ -152,3 +152,19 @@ def session_processes(sid: int) -> list[str]:
         except OSError:
             continue  # gone meanwhile
     return left
+
+
+def recorded_local_clusters(monkeypatch) -> list:
+    """The Dask LocalClusters a sweep in this process starts (`--address local`), kept so that a
+    test can ask their schedulers what they ran."""
+    import distributed
+
+    started = []
+
+    class Recorded(distributed.LocalCluster):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            started.append(self)
+
+    monkeypatch.setattr(distributed, "LocalCluster", Recorded)
+    return started

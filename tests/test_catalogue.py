@@ -40,12 +40,26 @@ def test_dataset_shapes_task_split_and_standardization(name):
 
 
 @pytest.mark.parametrize("name", EMBEDDED)
-def test_dataset_split_is_deterministic_and_the_disk_cache_holds_the_same_arrays(name):
-    cached = load(name)  # from the user cache when a run made it before
+def test_dataset_split_is_deterministic_and_the_disk_cache_holds_the_same_arrays(name, tmp_path, monkeypatch):
+    """In an empty cache folder: the first load generates and writes the cache; the second, in a
+    process that forgot it (the memo cleared) and cannot generate (generate raises), reads the
+    cache, and both hold exactly what the generator gives, twice."""
+    from dlbench.data import builtin
+
+    monkeypatch.setenv("DLBENCH_CACHE", str(tmp_path))
+    monkeypatch.setattr(datasets, "_BASE", {})
+    monkeypatch.setattr(datasets, "_CACHE", {})
+    made = load(name)
+    assert len(list(tmp_path.glob(f"{name}-v*.npz"))) == 1
+    monkeypatch.setattr(datasets, "_BASE", {})
+    monkeypatch.setattr(datasets, "_CACHE", {})
+    monkeypatch.setattr(builtin, "generate", lambda *a, **k: pytest.fail("the cache was not read"))
+    cached = load(name)
     fresh = [datasets.generate(name), datasets.generate(name)]
-    for arrays in fresh:
-        for got, want in zip(arrays, (cached.x_train, cached.y_train, cached.x_test, cached.y_test), strict=True):
-            assert np.array_equal(got, want) and got.dtype == want.dtype
+    for d in (made, cached):
+        for arrays in fresh:
+            for got, want in zip(arrays, (d.x_train, d.y_train, d.x_test, d.y_test), strict=True):
+                assert np.array_equal(got, want) and got.dtype == want.dtype
 
 
 def test_mnist1d_is_the_package_default_generator():

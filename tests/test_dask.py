@@ -12,7 +12,7 @@ import time
 import pandas as pd
 import pytest
 
-from tests.conftest import ROOT, count_records, run_dlbench, start_dlbench, wait_until, write
+from tests.conftest import ROOT, count_records, recorded_local_clusters, run_dlbench, start_dlbench, wait_until, write
 
 pytest.importorskip("distributed")
 
@@ -106,16 +106,7 @@ def test_unreachable_scheduler_is_a_clear_error(cli, tmp_path):
 def test_local_cluster(tmp_path, cli, monkeypatch):
     """`--address local`: a LocalCluster of worker processes on 127.0.0.1 trains the units, which its
     scheduler says it ran (not a sweep that quietly ran here), with the numbers a local run gives."""
-    import distributed
-
-    started = []
-
-    class Recorded(distributed.LocalCluster):
-        def __init__(self, *args, **kwargs):
-            super().__init__(*args, **kwargs)
-            started.append(self)
-
-    monkeypatch.setattr(distributed, "LocalCluster", Recorded)
+    started = recorded_local_clusters(monkeypatch)
     r = cli("sweep", "--dataset", "iris", "--optimizer", "sgd,adam", "--epochs", "2", "--executor", "dask",
             "--address", "local", "--workers", "2", "--name", "lc", "--out", tmp_path)
     assert r.code == 0, r.err

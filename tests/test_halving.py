@@ -16,7 +16,15 @@ from dlbench.data import load
 from dlbench.engine import fused
 from dlbench.spec import build_sweep
 from dlbench.trials import trial_id
-from tests.conftest import result_tables, run_dlbench, start_dlbench, stored_at_least, wait_for_line, write
+from tests.conftest import (
+    recorded_local_clusters,
+    result_tables,
+    run_dlbench,
+    start_dlbench,
+    stored_at_least,
+    wait_for_line,
+    write,
+)
 
 SPEC = """
 name = "h"
@@ -235,14 +243,17 @@ def test_a_halving_sweep_killed_mid_run_resumes_to_what_an_uninterrupted_run_giv
 
 
 @pytest.mark.slow
-def test_halving_on_a_dask_cluster_gives_what_it_gives_here(tmp_path):
-    pytest.importorskip("distributed")
+def test_halving_on_a_dask_cluster_gives_what_it_gives_here(tmp_path, cli, monkeypatch):
+    """The competitions run as tasks of a LocalCluster's scheduler (it says so), and give here's numbers."""
     spec = write(tmp_path / "k.toml", TWO)
     here = run_dlbench("sweep", spec, "--out", tmp_path / "here", "--workers", "2")
     assert here.code == 0, here.err
-    dask = run_dlbench("sweep", spec, "--out", tmp_path / "dask", "--executor", "dask", "--address", "local",
-                       "--workers", "2")
+    started = recorded_local_clusters(monkeypatch)
+    dask = cli("sweep", spec, "--out", tmp_path / "dask", "--executor", "dask", "--address", "local", "--workers", "2")
     assert dask.code == 0, dask.err
+    (cluster,) = started
+    ran = cluster.scheduler.task_prefixes["run_unit"]
+    assert ran.state_counts["memory"] >= 1 and ran.all_durations["compute"] > 0
     t_here, h_here = result_tables(tmp_path / "here" / "h")
     t_dask, h_dask = result_tables(tmp_path / "dask" / "h")
     assert (t_here.status == "stopped").sum() == 24

@@ -108,7 +108,8 @@ def test_the_small_suite_with_one_more_optimizer_ends_with_the_scoreboard_in_60_
     report's scoreboard csv counts exactly the verdicts of its pairs csv."""
     write(tmp_path / "mine.py", LION_LIKE)
     suite = (ROOT / "experiments" / "benchmarks" / "small-suite.toml").read_text()
-    head, tail = suite.replace('name = "small-suite"', 'name = "mine"\nfocus = "./mine.py:SignMomentum"').split("# stage 2:")
+    named = suite.replace('name = "small-suite"', 'name = "mine"\nfocus = "./mine.py:SignMomentum"')
+    head, tail = named.split("# stage 2:")
     mine = '[[grid]]\noptimizer = "./mine.py:SignMomentum"\nlr = { log = [3e-5, 3e-2], num = 7, extend = 3 }\n\n'
     spec = write(tmp_path / "s.toml", head + mine + "# stage 2:" + tail)  # one more [[grid]], before [protocol]
     r = cli("sweep", spec, "--out", tmp_path)

@@ -12,6 +12,7 @@ import pandas as pd
 import pytest
 
 from tests.conftest import (
+    dlbench_env,
     count_records,
     result_tables,
     run_dlbench,
@@ -99,7 +100,7 @@ def test_a_sweep_started_by_another_driver_still_stops_on_ctrl_c(clean, tmp_path
 
 def run_python(code: str, **kw) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True,
-                          timeout=60, env={**os.environ, "PYTHONPATH": str(os.getcwd())}, **kw)
+                          timeout=60, env=dlbench_env(), **kw)
 
 
 def test_a_second_signal_exits_at_once():
@@ -140,7 +141,7 @@ def test_a_tied_process_dies_with_its_parent(tmp_path, use_prctl):
             "print(tie_to_parent(use_prctl={use_prctl}), flush=True); "
             "open({str(pidfile)!r}, 'w').write(str(os.getpid())); time.sleep(60)"])
         time.sleep(60)
-    """)], env={**os.environ, "PYTHONPATH": os.getcwd()}, start_new_session=True)
+    """)], env=dlbench_env(), start_new_session=True)
     deadline = time.monotonic() + 30
     while not (pidfile.exists() and pidfile.read_text()) and time.monotonic() < deadline:
         time.sleep(0.05)
