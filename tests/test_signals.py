@@ -12,8 +12,8 @@ import pandas as pd
 import pytest
 
 from tests.conftest import (
-    dlbench_env,
     count_records,
+    dlbench_env,
     result_tables,
     run_dlbench,
     session_processes,

@@ -261,7 +261,8 @@ def csv_pairs(data: ReportData) -> str:
     """Every pair: ci_low..ci_high at the verdict's level (ci_level: it excludes 0 exactly when the
     verdict is 'better'), and the unadjusted 95% interval (ci95_low..ci95_high)."""
     columns = ["sweep", "dataset", "a", "b", "metric", "n_a", "n_b", "diff", "ci_low", "ci_high", "ci_level",
-               "ci95_low", "ci95_high", "p_value", "p_holm", "family", "p_a_better", "verdict", "seeds_needed", "method"]
+               "ci95_low", "ci95_high", "p_value", "p_holm", "family", "p_a_better", "verdict", "seeds_needed",
+               "method"]
     rows = [{"sweep": c.sweep, "dataset": c.dataset, "a": c.a, "b": c.b, "metric": c.metric, "n_a": c.n_a,
              "n_b": c.n_b, "diff": c.diff, "ci_low": c.ci_low, "ci_high": c.ci_high, "ci_level": c.ci_level,
              "ci95_low": c.ci95_low, "ci95_high": c.ci95_high, "p_value": c.p_value,

@@ -16,13 +16,13 @@ distribution the n were drawn from (a random search over the ranges); Dodge et a
 with-replacement form is biased (Tang et al. 2020). The same weights applied to the test metric of
 each configuration give the expected test number of what would be chosen.
 
-The band is a 95% jackknife t interval (clipped to the metric's range, as every interval is): the curve recomputed with each configuration left out, the
-jackknife variance of the U-statistic, Student's t with n-1 degrees of freedom. It is given for
-k <= n/2 only: its coverage of the expected best of k under random search, measured by simulation
-(benchmarks/budget_coverage.py, docs/statistics.md), is 93-95% at small k for bounded or symmetric
-values (85-90% for skewed ones) and 75-86% at k = n/2, and falls to 65-74% near k = n, where the
-best of all n is one draw of what it estimates. (A percentile bootstrap over configurations
-covers worse: 36-51% at k = n.)
+The band is a 95% jackknife t interval (clipped to the metric's range, as every interval is): the
+curve recomputed with each configuration left out, the jackknife variance of the U-statistic,
+Student's t with n-1 degrees of freedom. It is given for k <= n/2 only: its coverage of the expected
+best of k under random search, measured by simulation (benchmarks/budget_coverage.py,
+docs/statistics.md), is 93-95% at small k for bounded or symmetric values (85-90% for skewed ones)
+and 75-86% at k = n/2, and falls to 65-74% near k = n, where the best of all n is one draw of what
+it estimates. (A percentile bootstrap over configurations covers worse: 36-51% at k = n.)
 """
 
 from __future__ import annotations
