@@ -9,12 +9,60 @@ killed mid-extension resumes with the same points and trains each trial once."""
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
+from typing import Any
 
-from dlbench import design, stats
+from dlbench import design
 from dlbench.errors import UserError
-from dlbench.spec import Sweep, extension_trials
-from dlbench.store import trial_summary
+from dlbench.trials import canonical_trial
+
+POINT_KEYS = ("grid", "key", "dataset", "optimizer", "value")  # an added point, as spec.toml's [extensions] holds it
+
+
+def trials_for(sweep, point: dict) -> list[dict]:
+    """The trials an extension point adds to a sweep (spec.Sweep): its sub-grid's combinations
+    (every sub-grid's for a top-level range) with the point's value for its key, crossed with the
+    top-level axes, those of the point's dataset and optimizer (canonical; a value a trial cannot
+    take raises UserError)."""
+    exp = sweep.expansion
+    grids = range(1, len(exp["combos"]) + 1) if point["grid"] == 0 else [point["grid"]]
+    top_axes = dict(sweep.top_axes)
+    if point["grid"] == 0:
+        top_axes[point["key"]] = [point["value"]]
+    out, seen = [], set()
+    for g in grids:
+        for combo in exp["combos"][g - 1]:
+            combo = {**combo, point["key"]: point["value"]} if point["grid"] else combo
+            for top in itertools.product(*(top_axes[k] for k in exp["top_order"])):
+                values = {**exp["base"], **dict(zip(exp["top_order"], top, strict=True)), **combo}
+                t = canonical_trial(values)
+                if t["dataset"] == point["dataset"] and t["optimizer"] == point["optimizer"] and t["id"] not in seen:
+                    seen.add(t["id"])
+                    out.append(t)
+    return out
+
+
+def check_points(table: Any, sweep) -> list[dict]:
+    """[extensions] as dlbench writes it into spec.toml: points, each beyond an edge of a range
+    with `extend` of this sweep, no more per side than its extend allows."""
+    points = table.get("points") if isinstance(table, dict) else None
+    if not isinstance(points, list) or not all(isinstance(p, dict) and set(p) == set(POINT_KEYS) for p in points):
+        raise UserError("extensions is not allowed as given; allowed: the [extensions] points dlbench writes into "
+                        "spec.toml (tables with " + ", ".join(POINT_KEYS) + "), or none")
+    ranges = {(g, k): r for g, k, r in sweep.extendable()}
+    count: dict[tuple, int] = {}
+    for p in points:
+        r = ranges.get((p["grid"], p["key"]))
+        if r is None:
+            raise UserError(f"extensions.points has {p['key']} in sub-grid {p['grid']}, which has no range with "
+                            "extend; allowed: points of this sweep's extendable ranges")
+        side = (p["grid"], p["key"], p["dataset"], p["optimizer"], p["value"] > 0)
+        count[side] = count.get(side, 0) + 1
+        if count[side] > 2 * r["extend"]:
+            raise UserError(f"extensions.points holds more points for {p['key']} ({p['dataset']}, {p['optimizer']}) "
+                            f"than extend = {r['extend']} allows; allowed: the points dlbench wrote")
+    return [dict(p) for p in points]
 
 
 @dataclass
@@ -39,10 +87,13 @@ class Step:
         return "largest" if self.chosen == self.values[-1] else "smallest" if self.chosen == self.values[0] else None
 
 
-def steps(sweep: Sweep, records: dict[str, dict]) -> list[Step]:
+def steps(sweep, records: dict[str, dict]) -> list[Step]:
     """For every extendable range and every group that tried it: where its choice lies, and the
     next point when that is an edge that may still grow. Groups with a stage-1 trial not stored, or
     failed, are left for later (their choice is not made yet)."""
+
+    from dlbench import stats  # pandas and scipy: only where a sweep extends a range
+    from dlbench.store import trial_summary
 
     per = tuple(sweep.protocol["per"]) if sweep.protocol else ("optimizer",)
     out = []
@@ -76,7 +127,7 @@ def steps(sweep: Sweep, records: dict[str, dict]) -> list[Step]:
                     value = design.step_beyond(key, spec, chosen, up)
                     point = {"grid": grid, "key": key, "dataset": s.dataset, "optimizer": s.optimizer, "value": value}
                     try:
-                        extension_trials(sweep, point)
+                        trials_for(sweep, point)
                         s.point = point
                     except UserError as e:
                         s.why_not = str(e)
@@ -88,10 +139,3 @@ def _key(v):
     import json
 
     return json.dumps(v, sort_keys=True) if isinstance(v, dict | list) else v
-
-
-def counts(extensions: list[dict]) -> dict[tuple[str, str, str], int]:
-    """(dataset, optimizer, key) -> points added beyond its range's edges (for the readers)."""
-    from dlbench.folders import extended
-
-    return extended({"extensions": {"points": extensions}})

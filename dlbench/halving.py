@@ -18,6 +18,42 @@ from __future__ import annotations
 
 import json
 
+from dlbench.errors import UserError, did_you_mean
+
+
+def with_halving(trials: list[dict], search: dict, protocol: dict | None, extends: bool, origins: dict[str, int],
+                 config_keys: tuple[str, ...]) -> list[dict]:
+    """The trials of a halving search: the grid's, each with its `halving` field (eta, min_epochs,
+    the competition's groups, and the protocol's selection metric when there is one), which is
+    part of its id. Its groups default to the protocol's (else each optimizer); min_epochs must be
+    below every trial's epochs; ranges do not `extend` (both would choose among configurations
+    while the other still changes them). `origins` (trial id -> sub-grid) follows the new ids."""
+    from dlbench.trials import trial_id
+
+    per = search.get("per") or (list(protocol["per"]) if protocol else ["optimizer"])
+    for p in per:
+        if p not in config_keys:
+            raise UserError(f"search.per has {p!r}, which is not a config key{did_you_mean(p, config_keys)}; "
+                            f"allowed: {', '.join(config_keys)}")
+    search["per"] = per
+    if extends:
+        raise UserError("search.kind = 'halving' with a range that has extend: both would choose among "
+                        "configurations while the other still changes them; allowed: one of the two")
+    how = {"eta": search["eta"], "min_epochs": search["min_epochs"], "per": per}
+    if protocol:
+        how.update(select=protocol["select"], direction=protocol["direction"])
+    out = []
+    for t in trials:
+        if search["min_epochs"] >= t["epochs"]:
+            raise UserError(f"search.min_epochs = {search['min_epochs']} is not below epochs = {t['epochs']}: no rung "
+                            "to stop a configuration at; allowed: min_epochs < epochs")
+        h = {k: v for k, v in t.items() if k != "id"}
+        h["halving"] = how
+        h["id"] = trial_id(h)
+        origins[h["id"]] = origins.pop(t["id"])
+        out.append(h)
+    return out
+
 
 def rungs(trial: dict) -> list[int]:
     """The epochs at which a halving trial's competition is ranked: min_epochs × eta^i below its epochs."""

@@ -216,11 +216,9 @@ def _run(sweep: Sweep, results: ResultsDir, workers: int, wanted_devices: list[s
     current = [records[t["id"]] for t in all_trials if t["id"] in records]
     trials, history = store.tables(current)
     if not trials.empty:
-        from dlbench.extension import counts
-
         render_summary(trials, console, {"schema_version": SCHEMA_VERSION}, short=True, where=str(path),
                        history=history, focus=sweep.focus, search=sweep.search["kind"] if sweep.search else "grid",
-                       extended=counts(sweep.extensions))
+                       extended=folders.extended({"extensions": {"points": sweep.extensions}}))
     mark("summary printed")
     console.print(f"results: {path}  (trials.parquet, history.parquet; `dlbench plot {path}`)")
     statuses = Counter(r["result"]["status"] for r in current)
@@ -322,13 +320,13 @@ def _stored_extensions(sweep: Sweep, path: Path) -> None:
     a resumed sweep has them from the start. A folder of another sweep keeps them to itself (the
     folder check then names what differs)."""
     from dlbench.errors import UserError
-    from dlbench.spec import check_extensions
+    from dlbench.extension import check_points
 
     table = folders.stored_spec(path).get("extensions")
     if table is None or not sweep.extendable():
         return
     try:
-        points = check_extensions(table, sweep)
+        points = check_points(table, sweep)
     except UserError:
         return
     sweep.with_extensions([p for p in points if p not in sweep.extensions])
@@ -387,9 +385,10 @@ def _check_files(sweep: Sweep, data_dir: str | None = None) -> None:
 
 
 class PlainProgress:
-    """Progress where stdout is no terminal (CI, nohup, a log file): a line at every STEP of the
-    trials and, while a sweep is slow, at most one a minute (no more than 2/STEP of those), so a
-    sweep of any size prints at most about 40; a failed trial is named on a line of its own with
+    """Progress where stdout is no terminal (CI, nohup, a log file): a line per trial in a sweep of
+    up to 1/STEP trials; in a larger one a line at every STEP of the trials and, while a sweep is
+    slow, at most one a minute (no more than 1/STEP of those), so a sweep of any size prints at
+    most about 40; a failed trial is named on a line of its own with
     its error, and every trial that diverged since the last line is named in it."""
 
     STEP = 0.05  # a line each 5% of the trials
@@ -402,11 +401,18 @@ class PlainProgress:
         self.timed = 0  # lines printed for time, not for a step
         self.diverged: list[str] = []
 
-    def _step_after(self, finished: int) -> int:
-        step = max(1, math.ceil(self.total * self.STEP))
-        return (finished // step + 1) * step
+    def _step(self) -> int:
+        return max(1, math.ceil(self.total * self.STEP))
 
-    def add(self, label: str, status: str, error: str | None, finished: int, best: str) -> None:
+    def _step_after(self, finished: int) -> int:
+        return (finished // self._step() + 1) * self._step()
+
+    def add(self, label: str, status: str, error: str | None, finished: int, best: str, result: str = "") -> None:
+        """One stored trial: its label, status, error, the trials stored so far, the best so far,
+        and what it reached (' best_val_acc=0.97'), said where every trial gets a line."""
+        if self._step() == 1:  # a small sweep: a line per trial, naming it
+            self._print(f"[{finished}/{self.total}] {label}: {status}{result}" + (f" ({error})" if error else ""))
+            return
         said = False
         if status == "failed":
             self._print(f"[{finished}/{self.total}] {label}: failed ({error})")
@@ -481,8 +487,9 @@ def _execute(executor, units, by_id, records, results, console, done: set[str], 
                 if progress is not None:
                     progress.update(bar, completed=finished, best=best[1] if best else "")
                 else:
+                    said = (f" {metric}={val:.4g}" if isinstance(val, float) and math.isfinite(val) else "")
                     plain.add(f"{where}{trial_label(trial)}", res["status"], res["error"], finished,
-                              best[1] if best else "")
+                              best[1] if best else "", said)
             if time.monotonic() - last_write > CONSOLIDATE_EVERY_S:
                 with stop.critical():
                     results.consolidate(records)

@@ -25,13 +25,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from dlbench import catalogue, data, design, optim, usercode
+from dlbench import catalogue, data, design, extension, halving, optim, usercode
 from dlbench.errors import UserError, check_keys, did_you_mean
 from dlbench.schema import EXPECT_METRICS, NAME_RE, READING_KEYS, RUN_KEYS, SELECT_COLUMNS, TABLE_KEYS, TRIAL_KEYS
 from dlbench.trials import canonical_trial, choice
 
 KNOB_KEYS = optim.KNOB_KEYS
 AXIS_KEYS = (*TRIAL_KEYS, *KNOB_KEYS)  # what a trial is made of, in display order
+CONFIG_KEYS = tuple(k for k in AXIS_KEYS if k != "seed")  # what a configuration is made of
 ALL_KEYS = (*TRIAL_KEYS, "seeds", *KNOB_KEYS, *RUN_KEYS, *READING_KEYS, *TABLE_KEYS)
 
 DEFAULTS: dict[str, Any] = {
@@ -104,7 +105,7 @@ class Sweep:
         new = []
         seen = {t["id"] for t in self.trials}
         for p in points:
-            for t in extension_trials(self, p):
+            for t in extension.trials_for(self, p):
                 if t["id"] not in seen:
                     seen.add(t["id"])
                     self.origins[t["id"]] = p["grid"] or self.origins.get(t["id"], 1)
@@ -327,8 +328,11 @@ def build_sweep(raw: dict, default_name: str = "sweep", base_dir: str | None = N
     """Validate a raw spec (file + overrides) and expand it. Raises UserError on any bad input.
     `base_dir`: where file references in it are resolved (the spec file's folder; the working
     folder for flags). `pool`: a local executor started early, where the tiny constructions of
-    the users' code is inspected and their optimizers' tiny constructions run (optim.run_constructions)."""
+    the users' code is inspected and their optimizers' tiny constructions run (optim.run_constructions).
 
+    In steps: the tables and keys checked; how and where it runs; the top level's axes and fixed
+    values; each sub-grid's combinations (or sampled or probe points); the trials, crossed with the
+    top-level axes; a search's own shape (halving); the stored extensions."""
     if not isinstance(raw, dict):
         raise UserError("spec is not a table; allowed: a TOML document of key = value lines")
     raw = {k: v for k, v in raw.items()}
@@ -340,19 +344,59 @@ def build_sweep(raw: dict, default_name: str = "sweep", base_dir: str | None = N
         if _has_none(value):  # TOML has no null; only a spec built in Python can hold one
             raise UserError(f"{key} = {value!r} holds an empty value (None); allowed: a value TOML can write")
     raw_grid = raw.pop("grid", None)
-    grid_tables = _grid_tables(raw_grid)
     search = design.check_search(raw.pop("search", None))
     sampled = search is not None and search["kind"] != "halving"  # points drawn from ranges, not a grid's crossing
     asks = search is not None and search["kind"] == "optuna"  # points asked as the sweep goes
-    protocol = design.check_protocol(raw.pop("protocol", None), SELECT_COLUMNS,
-                                     tuple(k for k in AXIS_KEYS if k != "seed"))
+    protocol = design.check_protocol(raw.pop("protocol", None), SELECT_COLUMNS, CONFIG_KEYS)
     expect = _check_expect(raw.pop("expect", {}) or {})
     raw_extensions = raw.pop("extensions", None)
     lesson = _check_lesson(raw.pop("lesson", {}) or {})
+    run = _run_settings(raw, default_name)
+    if "seeds" in raw:  # seeds: a list at top level or in a grid table is the seed axis
+        raw["seed"] = raw.pop("seeds")
+        if not isinstance(raw["seed"], list | dict):
+            raw["seed"] = [raw["seed"]]
+    notes: list[str] = []
+    top_axes, top_ranges, fixed = _top_level(raw, notes)
+    array = isinstance(raw_grid, list)  # [[grid]] tables may also fix a key (optimizer = "adam")
+    grids = [_sub_grid(table, f"grid[{i + 1}]" if array else "grid", raw, sampled, array, notes, extra)
+             for i, table in enumerate(_grid_tables(raw_grid))]
+    top_order = [k for k in (*AXIS_KEYS, *sorted(extra)) if k in top_axes]
+    combos_per_grid = (_probe_points(grids) if asks else _search_points(grids, search, notes) if sampled
+                       else _combinations(grids, extra))
+    n = sum(len(c) for c in combos_per_grid) * math.prod(len(top_axes[k]) for k in top_order)
+    if n > MAX_TRIALS:
+        raise UserError(f"the grid has {n} combinations; allowed: at most {MAX_TRIALS}")
+    trials, origins = _trials(combos_per_grid, top_axes, top_order, fixed, sampled, extra, grids)
+    if search is not None and search["kind"] == "halving":
+        extends = any("extend" in r for r in top_ranges.values()) or any(
+            "extend" in r for g in grids for r in g.ranges.values())
+        trials = halving.with_halving(trials, search, protocol, extends, origins, CONFIG_KEYS)
+    if asks:  # the probes were checks: the trials are the points Optuna asks (dlbench.optuna_search)
+        trials, origins = [], {}
+    axes = dict(top_axes)
+    if len(grids) == 1 and not sampled:
+        axes.update(grids[0].values)
+    axes = {k: axes[k] for k in (*AXIS_KEYS, *sorted(extra)) if k in axes}
+    if run["focus"] is not None:
+        check_focus(run["focus"], sorted({t["optimizer"] for t in trials}))
+    optim.run_constructions()
+    session.pool = None  # the pool is the runner's from here on (it may even be replaced)
+    notes += catalogue.notes()
+    sweep = Sweep(**run, trials=trials, axes=axes, fixed=fixed, expect=expect, lesson=lesson, grids=grids,
+                  top_axes={k: top_axes[k] for k in top_order}, search=search, protocol=protocol, notes=notes,
+                  optimizers=named, base_dir=base_dir or ".", top_ranges=top_ranges, origins=origins,
+                  expansion={"combos": combos_per_grid, "top_order": top_order, "base": {**DEFAULTS, **fixed},
+                             "declared": len(trials)})
+    if raw_extensions is not None:
+        sweep.with_extensions(extension.check_points(raw_extensions, sweep))
+    return sweep
 
+
+def _run_settings(raw: dict, default_name: str) -> dict[str, Any]:
+    """How and where a sweep runs, and what is said of it (not what it computes), taken out of `raw`."""
     name = raw.pop("name", default_name)
     check_name(name)
-    focus = raw.pop("focus", None)
     description = raw.pop("description", "")
     if not isinstance(description, str):
         raise UserError(f"description = {description!r} is not allowed; allowed: a string")
@@ -371,15 +415,13 @@ def build_sweep(raw: dict, default_name: str = "sweep", base_dir: str | None = N
     data_dir = raw.pop("data_dir", None)
     if data_dir is not None and not isinstance(data_dir, str):
         raise UserError(f"data_dir = {data_dir!r} is not allowed; allowed: a folder path")
+    return {"name": name, "description": description, "engine": engine, "executor": executor, "address": address,
+            "workers": workers, "data_dir": data_dir, "focus": raw.pop("focus", None)}
 
-    # seeds: a list at top level or in a grid table is the seed axis
-    if "seeds" in raw:
-        raw["seed"] = raw.pop("seeds")
-        if not isinstance(raw["seed"], list | dict):
-            raw["seed"] = [raw["seed"]]
-    notes: list[str] = []
 
-    # top level: lists and ranges are axes crossed with every sub-grid; the rest is fixed
+def _top_level(raw: dict, notes: list[str]) -> tuple[dict[str, list], dict[str, dict], dict[str, Any]]:
+    """(axes, ranges, fixed values) of the top level: lists and ranges are axes crossed with every
+    sub-grid; the rest is fixed."""
     top_axes: dict[str, list] = {}
     top_ranges: dict[str, dict] = {}
     fixed: dict[str, Any] = {}
@@ -392,36 +434,34 @@ def build_sweep(raw: dict, default_name: str = "sweep", base_dir: str | None = N
             top_axes[key] = value
         else:
             fixed[key] = value
+    return top_axes, top_ranges, fixed
 
-    grids: list[SubGrid] = []
-    array = isinstance(raw_grid, list)  # [[grid]] tables may also fix a key (optimizer = "adam")
-    for i, table in enumerate(grid_tables):
-        where = f"grid[{i + 1}]" if array else "grid"
-        grids.append(_sub_grid(table, where, raw, sampled, array, notes, extra))
 
-    # each sub-grid's combinations (or sampled points), crossed with the top-level axes
-    top_order = [k for k in (*AXIS_KEYS, *sorted(extra)) if k in top_axes]
-    if asks:  # nothing asked yet: a probe point per sub-grid checks that its trials can be made
-        for i, g in enumerate(grids):
-            if not any(design.is_range(v) or (isinstance(v, list) and len(v) > 1) for v in g.values.values()):
-                raise UserError(f"[search] over {'[grid]' if len(grids) == 1 else f'[[grid]] {i + 1}'} has no axis to "
-                                "sample (every value there is fixed); allowed: a range like "
-                                "lr = { log = [1e-4, 1e-1] } "
-                                "or a list of several values")
-        combos_per_grid = [[design.probe({k: (v if isinstance(v, dict) else (v if len(v) > 1 else v[0]))
-                                   for k, v in g.values.items()})] for g in grids]
-    elif sampled:
-        combos_per_grid = _search_points(grids, search, notes)
-    else:
-        combos_per_grid = []
-        for g in grids:
-            order = [k for k in (*AXIS_KEYS, *sorted(extra)) if k in g.values]
-            combos_per_grid.append([dict(zip(order, c, strict=True))
-                                    for c in itertools.product(*(g.values[k] for k in order))])
-    n = sum(len(c) for c in combos_per_grid) * math.prod(len(top_axes[k]) for k in top_order)
-    if n > MAX_TRIALS:
-        raise UserError(f"the grid has {n} combinations; allowed: at most {MAX_TRIALS}")
+def _probe_points(grids: list[SubGrid]) -> list[list[dict]]:
+    """An Optuna search has asked nothing yet: a probe point per sub-grid checks that its trials can be made."""
+    for i, g in enumerate(grids):
+        if not any(design.is_range(v) or (isinstance(v, list) and len(v) > 1) for v in g.values.values()):
+            raise UserError(f"[search] over {'[grid]' if len(grids) == 1 else f'[[grid]] {i + 1}'} has no axis to "
+                            "sample (every value there is fixed); allowed: a range like lr = { log = [1e-4, 1e-1] } "
+                            "or a list of several values")
+    return [[design.probe({k: (v if isinstance(v, dict) else (v if len(v) > 1 else v[0]))
+                           for k, v in g.values.items()})] for g in grids]
 
+
+def _combinations(grids: list[SubGrid], extra: set[str]) -> list[list[dict]]:
+    """Each sub-grid's crossing of its values."""
+    out = []
+    for g in grids:
+        order = [k for k in (*AXIS_KEYS, *sorted(extra)) if k in g.values]
+        out.append([dict(zip(order, c, strict=True)) for c in itertools.product(*(g.values[k] for k in order))])
+    return out
+
+
+def _trials(combos_per_grid: list[list[dict]], top_axes: dict, top_order: list[str], fixed: dict, sampled: bool,
+            extra: set[str], grids: list[SubGrid]) -> tuple[list[dict], dict[str, int]]:
+    """The canonical trials: each sub-grid's combinations crossed with the top-level axes (a trial
+    in several sub-grids is one trial), with the sub-grid each came from; a knob given but taken by
+    no optimizer of the sweep is refused."""
     trials: list[dict] = []
     seen: set[str] = set()
     used_knobs: set[str] = set()
@@ -432,7 +472,7 @@ def build_sweep(raw: dict, default_name: str = "sweep", base_dir: str | None = N
                 values = {**DEFAULTS, **fixed, **dict(zip(top_order, top, strict=True)), **combo}
                 trial = canonical_trial(values)
                 used_knobs |= optim.spec_keys(trial) & {*KNOB_KEYS, *extra}
-                if trial["id"] not in seen:  # a trial in several sub-grids is one trial
+                if trial["id"] not in seen:
                     seen.add(trial["id"])
                     trials.append(trial)
                     origins[trial["id"]] = g if not sampled else 1
@@ -448,112 +488,7 @@ def build_sweep(raw: dict, default_name: str = "sweep", base_dir: str | None = N
                             + "; ".join(f"{o} ({', '.join(ws) or 'none'})" for o, ws in takes.items()))
         raise UserError(f"{k} does not apply to optimizer {', '.join(opts)}; allowed: {k} with "
                         f"{', '.join(optim.who_takes(k, opts))}")
-    if search is not None and search["kind"] == "halving":
-        trials = halving_trials(trials, search, protocol, grids, top_ranges, origins)
-    if asks:  # the probes were checks: the trials are the points Optuna asks (dlbench.optuna_search)
-        trials, origins = [], {}
-    axes = dict(top_axes)
-    if len(grids) == 1 and not sampled:
-        axes.update(grids[0].values)
-    axes = {k: axes[k] for k in (*AXIS_KEYS, *sorted(extra)) if k in axes}
-    if focus is not None:
-        check_focus(focus, sorted({t["optimizer"] for t in trials}))
-    optim.run_constructions()
-    session.pool = None  # the pool is the runner's from here on (it may even be replaced)
-    notes += catalogue.notes()
-    sweep = Sweep(name=name, trials=trials, axes=axes, fixed=fixed, engine=engine, workers=workers,
-                  data_dir=data_dir, executor=executor, address=address, expect=expect, description=description,
-                  lesson=lesson, grids=grids, top_axes={k: top_axes[k] for k in top_order}, search=search,
-                  protocol=protocol, notes=notes, optimizers=named, base_dir=base_dir or ".", focus=focus,
-                  top_ranges=top_ranges, origins=origins,
-                  expansion={"combos": combos_per_grid, "top_order": top_order, "base": {**DEFAULTS, **fixed},
-                             "declared": len(trials)})
-    if raw_extensions is not None:
-        sweep.with_extensions(check_extensions(raw_extensions, sweep))
-    return sweep
-
-
-def extension_trials(sweep: Sweep, point: dict) -> list[dict]:
-    """The trials an extension point adds: its sub-grid's combinations (every sub-grid's for a
-    top-level range) with the point's value for its key, crossed with the top-level axes, those of
-    the point's dataset and optimizer (canonical; a value a trial cannot take raises UserError)."""
-    exp = sweep.expansion
-    grids = range(1, len(exp["combos"]) + 1) if point["grid"] == 0 else [point["grid"]]
-    top_axes = dict(sweep.top_axes)
-    if point["grid"] == 0:
-        top_axes[point["key"]] = [point["value"]]
-    out, seen = [], set()
-    for g in grids:
-        for combo in exp["combos"][g - 1]:
-            combo = {**combo, point["key"]: point["value"]} if point["grid"] else combo
-            for top in itertools.product(*(top_axes[k] for k in exp["top_order"])):
-                values = {**exp["base"], **dict(zip(exp["top_order"], top, strict=True)), **combo}
-                t = canonical_trial(values)
-                if t["dataset"] == point["dataset"] and t["optimizer"] == point["optimizer"] and t["id"] not in seen:
-                    seen.add(t["id"])
-                    out.append(t)
-    return out
-
-
-EXTENSION_KEYS = ("grid", "key", "dataset", "optimizer", "value")
-
-
-def halving_trials(trials: list[dict], search: dict, protocol: dict | None, grids: list[SubGrid],
-                   top_ranges: dict, origins: dict[str, int]) -> list[dict]:
-    """The trials of a halving search: the grid's, each with its `halving` field (eta, min_epochs,
-    the competition's groups, and the protocol's selection metric when there is one), which is
-    part of its id. Its groups default to the protocol's (else each optimizer); min_epochs must be
-    below every trial's epochs; ranges do not `extend` (both would choose among configurations
-    while the other still changes them)."""
-    from dlbench.trials import trial_id
-
-    per = search.get("per") or (list(protocol["per"]) if protocol else ["optimizer"])
-    keys = tuple(k for k in AXIS_KEYS if k != "seed")
-    for p in per:
-        if p not in keys:
-            raise UserError(f"search.per has {p!r}, which is not a config key{did_you_mean(p, keys)}; "
-                            f"allowed: {', '.join(keys)}")
-    search["per"] = per
-    if any("extend" in r for r in top_ranges.values()) or any("extend" in r for g in grids for r in g.ranges.values()):
-        raise UserError("search.kind = 'halving' with a range that has extend: both would choose among "
-                        "configurations while the other still changes them; allowed: one of the two")
-    how = {"eta": search["eta"], "min_epochs": search["min_epochs"], "per": per}
-    if protocol:
-        how.update(select=protocol["select"], direction=protocol["direction"])
-    out = []
-    for t in trials:
-        if search["min_epochs"] >= t["epochs"]:
-            raise UserError(f"search.min_epochs = {search['min_epochs']} is not below epochs = {t['epochs']}: no rung "
-                            "to stop a configuration at; allowed: min_epochs < epochs")
-        h = {k: v for k, v in t.items() if k != "id"}
-        h["halving"] = how
-        h["id"] = trial_id(h)
-        origins[h["id"]] = origins.pop(t["id"])
-        out.append(h)
-    return out
-
-
-def check_extensions(table: Any, sweep: Sweep) -> list[dict]:
-    """[extensions] as dlbench writes it into spec.toml: points, each beyond an edge of a range
-    with `extend` of this sweep, no more per side than its extend allows."""
-    points = table.get("points") if isinstance(table, dict) else None
-    if not isinstance(points, list) or not all(isinstance(p, dict) and set(p) == set(EXTENSION_KEYS)
-                                                for p in points):
-        raise UserError("extensions is not allowed as given; allowed: the [extensions] points dlbench writes into "
-                        "spec.toml (tables with " + ", ".join(EXTENSION_KEYS) + "), or none")
-    ranges = {(g, k): r for g, k, r in sweep.extendable()}
-    count: dict[tuple, int] = {}
-    for p in points:
-        r = ranges.get((p["grid"], p["key"]))
-        if r is None:
-            raise UserError(f"extensions.points has {p['key']} in sub-grid {p['grid']}, which has no range with "
-                            "extend; allowed: points of this sweep's extendable ranges")
-        side = (p["grid"], p["key"], p["dataset"], p["optimizer"], p["value"] > 0)
-        count[side] = count.get(side, 0) + 1
-        if count[side] > 2 * r["extend"]:
-            raise UserError(f"extensions.points holds more points for {p['key']} ({p['dataset']}, {p['optimizer']}) "
-                            f"than extend = {r['extend']} allows; allowed: the points dlbench wrote")
-    return [dict(p) for p in points]
+    return trials, origins
 
 
 def _grid_tables(grid: Any) -> list[dict]:

@@ -239,4 +239,5 @@ def test_a_small_sweep_in_a_log_says_every_trial(cli, tmp_path):
     assert r.code == 0, r.err
     lines = [ln for ln in r.out.splitlines() if ln.startswith("[")]
     assert [ln.split("]")[0] + "]" for ln in lines] == ["[1/4]", "[2/4]", "[3/4]", "[4/4]"]
-    assert "diverged: sgd lr=1e+06" in r.out
+    assert sum(": diverged" in ln and "sgd lr=1e+06" in ln for ln in lines) == 2
+    assert sum(": ok best_val_acc=" in ln and "sgd lr=0.01" in ln for ln in lines) == 2
