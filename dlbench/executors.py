@@ -73,6 +73,15 @@ class LocalExecutor:
             self._warming.start()
         return self
 
+    @property
+    def started(self) -> bool:
+        """Whether its worker processes exist (or are starting)."""
+        return self.pool is not None
+
+    def call(self, fn, *args):
+        """fn(*args) in one of its workers, waited for (the session inspects users' code there)."""
+        return self.pool.submit(fn, *args).result()
+
     def shutdown(self) -> None:
         if self.pool is not None:
             self._warmed()

@@ -17,6 +17,7 @@ Optuna is an optional extra: `pip install 'dlbench[optuna]'` (with `cmaes` for t
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import math
@@ -67,6 +68,21 @@ def point_of(space: dict[str, Any], params: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+@contextlib.contextmanager
+def quiet():
+    """Optuna's own log lines (a study created, a trial finished) held below ERROR while dlbench
+    calls it, and its verbosity given back after: dlbench says what happens, once, and a user's
+    own Optuna in the same process logs as it did."""
+    import optuna
+
+    before = optuna.logging.get_verbosity()
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    try:
+        yield
+    finally:
+        optuna.logging.set_verbosity(before)
+
+
 def make_sampler(kind: str, seed: int):
     """Optuna's sampler of that kind, seeded (TPE with the constant liar: the points of one batch are
     asked before any is told)."""
@@ -112,8 +128,6 @@ class Search:
 
     def __init__(self, sweep, folder: Path, default_batch: int = 1):
         import optuna
-
-        optuna.logging.set_verbosity(optuna.logging.ERROR)  # dlbench says what happens, once
         from optuna.storages import JournalStorage
         from optuna.storages.journal import JournalFileBackend
 
@@ -124,9 +138,10 @@ class Search:
         self.studies = studies_of(sweep)
         self._rules: dict[str, Any] = {}
         self.spaces = {g: sweep.space(g) for g in range(1, len(sweep.grids) + 1)}
-        self.loaded = {s.name: optuna.create_study(study_name=s.name, storage=self.storage, load_if_exists=True,
-                                                   direction=self._direction(s))
-                       for s in self.studies}
+        with quiet():
+            self.loaded = {s.name: optuna.create_study(study_name=s.name, storage=self.storage, load_if_exists=True,
+                                                       direction=self._direction(s))
+                           for s in self.studies}
 
     def _direction(self, s: Study) -> str:
         return "maximize" if self.selection(s).select_higher else "minimize"
@@ -165,10 +180,11 @@ class Search:
             values = [trial_summary(records[t["id"]]["result"])[sel.select] for t in trials]
             values = [float(v) for v in values if isinstance(v, int | float) and math.isfinite(v)]
             study = self.loaded[s.name]
-            if values:
-                study.tell(tr.number, sum(values) / len(values))
-            else:
-                study.tell(tr.number, state=optuna.trial.TrialState.FAIL)
+            with quiet():
+                if values:
+                    study.tell(tr.number, sum(values) / len(values))
+                else:
+                    study.tell(tr.number, state=optuna.trial.TrialState.FAIL)
             told += 1
         return told
 
@@ -191,7 +207,8 @@ class Search:
             study.sampler = make_sampler(self.spec["sampler"], self.spec["seed"] * 1_000_003 + batch)
             dists = distributions(self.spaces[s.grid])
             for _ in range(size):
-                tr = study.ask(dists)
+                with quiet():
+                    tr = study.ask(dists)
                 tr.set_user_attr(BATCH_ATTR, batch)
                 out.append((s, point_of(self.spaces[s.grid], tr.params)))
         return out
@@ -213,7 +230,8 @@ class Search:
             want = min(self.batch_size(), self.spec["budget"] - before)
             if len(mine) < want and all(tr.state == optuna.trial.TrialState.RUNNING for tr in mine):
                 for tr in mine:
-                    study.tell(tr.number, state=optuna.trial.TrialState.FAIL)
+                    with quiet():
+                        study.tell(tr.number, state=optuna.trial.TrialState.FAIL)
                 failed += len(mine)
         return failed
 
@@ -231,12 +249,12 @@ def stored_points(sweep, folder: Path) -> list[tuple[Study, dict]]:
     from optuna.storages import JournalStorage
     from optuna.storages.journal import JournalFileBackend
 
-    optuna.logging.set_verbosity(optuna.logging.ERROR)
     storage = JournalStorage(JournalFileBackend(str(path)))
     names = {s.study_name for s in storage.get_all_studies()}
     studies = [s for s in studies_of(sweep) if s.name in names]
-    return [(s, point) for s, _, point in _asked(sweep, studies,
-                                                lambda name: optuna.load_study(study_name=name, storage=storage))]
+    with quiet():
+        return [(s, point) for s, _, point in _asked(sweep, studies,
+                                                    lambda name: optuna.load_study(study_name=name, storage=storage))]
 
 
 def _asked(sweep, studies: list[Study], study_of) -> list[tuple[Study, Any, dict]]:

@@ -7,7 +7,9 @@ from __future__ import annotations
 import math
 import time
 from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from rich.console import Console
 from rich.markup import escape
@@ -18,6 +20,20 @@ from dlbench.store import ResultsDir, trial_label
 from dlbench.timeline import mark
 
 CONSOLIDATE_EVERY_S = 2.0
+
+
+@dataclass
+class Run:
+    """One run of a sweep, as its stages share it: what runs, where, what is stored so far, where
+    it is said, how many workers, and the signal guard."""
+
+    sweep: Sweep
+    executor: Any
+    records: dict[str, dict]  # trial id -> its stored record
+    results: ResultsDir
+    console: Console
+    workers: int
+    stop: Any  # dlbench.interrupt.StopOnSignal
 
 
 def progress_metric(trial: dict) -> tuple[str, bool]:
@@ -174,11 +190,12 @@ def _run(sweep: Sweep, results: ResultsDir, workers: int, wanted_devices: list[s
         for name in damaged:
             err.print("[yellow]warning:[/] " + escape(f"damaged record {name} in {path / 'trials'}: moved aside as "
                                                       f"{Path(name).with_suffix('.damaged')}, its trial runs again"))
+        run = Run(sweep, executor, records, results, console, workers, stop)
         if asks(sweep):
-            _ask_and_tell(sweep, executor, records, results, console, workers, stop)
+            _ask_and_tell(run)
         else:
-            _run_stage(sweep.trials, "tune", sweep, executor, records, results, console, workers, stop)
-        _extend(sweep, executor, records, results, console, workers, stop)
+            _run_stage(run, sweep.trials, "tune")
+        _extend(run)
         all_trials = list(sweep.trials)  # with what extending the ranges added
         if sweep.protocol:
             from dlbench import protocol
@@ -192,7 +209,7 @@ def _run(sweep: Sweep, results: ResultsDir, workers: int, wanted_devices: list[s
                 how = chosen_by(sweep, finalists)
                 for note in dict.fromkeys(n.split("; ", 1)[1] for n in how.values() if "; " in n):
                     console.print(f"[yellow]note:[/] stage 1 broke a tie: {escape(note)}")
-                _run_stage(confirm, "confirm", sweep, executor, records, results, console, workers, stop, how)
+                _run_stage(run, confirm, "confirm", how)
     except Interrupted as e:
         executor.kill()
         if records:
@@ -244,13 +261,14 @@ def asks(sweep: Sweep) -> bool:
     return sweep.search is not None and sweep.search["kind"] == "optuna"
 
 
-def _ask_and_tell(sweep: Sweep, executor, records, results, console, workers, stop) -> None:
+def _ask_and_tell(run: Run) -> None:
     """The tuning stage of an Optuna search (dlbench.optuna_search): the points asked before (a
     resumed sweep) trained batch by batch as they were asked, then ask a batch, train it fused, tell
     the sampler, until every study has its budget."""
     from dlbench import optuna_search
     from dlbench.plan import max_unit_size
 
+    sweep, records, results, console, workers = run.sweep, run.records, run.results, run.console, run.workers
     s = sweep.search
     probe = sweep.point_trials(1, optuna_search.probe(sweep.space(1)), {})
     seeds = len({t["seed"] for t in probe})
@@ -275,9 +293,9 @@ def _ask_and_tell(sweep: Sweep, executor, records, results, console, workers, st
         prefix = "stage 1 (tune): " if sweep.protocol else ""
         console.print(f"{prefix}{done} done, {len(asked) - done} to run of the points asked; results in {results.path}")
     for b in sorted(batches):  # as they were asked: the same units, the same numbers
-        _run_stage(batches[b], "tune", sweep, executor, records, results, console, workers, stop, say=False)
+        _run_stage(run, batches[b], "tune", say=False)
     while True:
-        with stop.critical():
+        with run.stop.critical():
             search.tell(records)
             asked = search.ask()
         if not asked:
@@ -285,15 +303,16 @@ def _ask_and_tell(sweep: Sweep, executor, records, results, console, workers, st
         new = sweep.with_points(asked)
         console.print(f"optuna {s['sampler']}: asked {len(asked)} point(s), {len(search.asked())} of "
                       f"{s['budget'] * n_studies}", markup=False, highlight=False)
-        _run_stage(new, "tune", sweep, executor, records, results, console, workers, stop)
+        _run_stage(run, new, "tune")
 
 
-def _run_stage(trials: list[dict], stage: str, sweep: Sweep, executor, records, results, console, workers,
-               stop, chosen: dict[str, str] | None = None, say: bool = True, plan: bool = True) -> None:
+def _run_stage(run: Run, trials: list[dict], stage: str, chosen: dict[str, str] | None = None, say: bool = True,
+               plan: bool = True) -> None:
     """Train what is left of one stage's trials, storing each as it finishes (`say`: print how many
     are done and left; `plan`: print the plan of units and its engine notes)."""
     from dlbench.plan import make_units
 
+    sweep, records = run.sweep, run.records
     wanted = {t["id"] for t in trials}
     done = {i for i, r in records.items() if i in wanted and r["result"]["status"] in ("ok", "diverged", "stopped")}
     retry = {i for i, r in records.items() if i in wanted and r["result"]["status"] == "failed"}
@@ -303,16 +322,15 @@ def _run_stage(trials: list[dict], stage: str, sweep: Sweep, executor, records, 
         msg += f" ({len(retry)} failed earlier, retried)"
     prefix = "" if not sweep.protocol else ("stage 1 (tune): " if stage == "tune" else "stage 2 (confirm): ")
     if say:
-        console.print(f"{prefix}{msg}; results in {results.path}")
+        run.console.print(f"{prefix}{msg}; results in {run.results.path}")
     # Units are cut from the whole stage, not from what is left: a trial is always trained in
     # the same group, so a resumed sweep reproduces an uninterrupted one bit for bit. A unit
     # with any trial left runs whole; only its missing trials are stored.
-    units = [u for u in make_units(trials, sweep.engine, workers, ship_all=sweep.executor == "dask")
+    units = [u for u in make_units(trials, sweep.engine, run.workers, ship_all=sweep.executor == "dask")
              if any(i not in done for i in u.ids)]
     if units and plan:
-        announce.print_plan(units, console, workers)
-    by_id = {t["id"]: t for t in trials}
-    _execute(executor, units, by_id, records, results, console, done, len(trials), stage, stop, chosen)
+        announce.print_plan(units, run.console, run.workers)
+    _execute(run, units, {t["id"]: t for t in trials}, done, len(trials), stage, chosen)
 
 
 def _stored_extensions(sweep: Sweep, path: Path) -> None:
@@ -332,16 +350,17 @@ def _stored_extensions(sweep: Sweep, path: Path) -> None:
     sweep.with_extensions([p for p in points if p not in sweep.extensions])
 
 
-def _extend(sweep: Sweep, executor, records, results, console, workers, stop) -> None:
+def _extend(run: Run) -> None:
     """While the tuning stage chooses a value at the edge of a range with `extend`, add the next
     value beyond it (stored in spec.toml first), train it, and choose again (dlbench.extension)."""
+    sweep, console = run.sweep, run.console
     if not sweep.extendable():
         return
     from dlbench import extension, words
 
     rounds = 0
     while True:
-        steps = extension.steps(sweep, records)
+        steps = extension.steps(sweep, run.records)
         grow = [s for s in steps if s.point is not None]
         blocked = [s for s in steps if s.point is None and s.why_not and s.edge]
         if not grow:
@@ -351,9 +370,9 @@ def _extend(sweep: Sweep, executor, records, results, console, workers, stop) ->
         rounds += 1
         console.print(words.extension_round(rounds, grow, blocked), markup=False, highlight=False)
         new = sweep.with_extensions([s.point for s in grow])
-        with stop.critical():
-            results.write_spec(sweep.to_toml())
-        _run_stage(new, "tune", sweep, executor, records, results, console, workers, stop, say=False, plan=False)
+        with run.stop.critical():
+            run.results.write_spec(sweep.to_toml())
+        _run_stage(run, new, "tune", say=False, plan=False)
 
 
 def chosen_by(sweep: Sweep, finalists: list) -> dict[str, str]:
@@ -444,11 +463,12 @@ class PlainProgress:
         self.last = time.monotonic()
 
 
-def _execute(executor, units, by_id, records, results, console, done: set[str], n_total: int, stage: str,
-             stop, chosen: dict[str, str] | None = None) -> None:
+def _execute(run: Run, units, by_id: dict[str, dict], done: set[str], n_total: int, stage: str,
+             chosen: dict[str, str] | None = None) -> None:
     from dlbench import store
     from dlbench.schema import config_key
 
+    executor, records, results, console, stop = run.executor, run.records, run.results, run.console, run.stop
     mark(f"{stage}: {len(units)} units to run")
     one_dataset = len({t["dataset"] for t in by_id.values()}) == 1  # "best so far" compares like with like
     best: tuple[float, str] | None = None

@@ -336,7 +336,7 @@ class Session:
 
     @property
     def inspects_remotely(self) -> bool:
-        return self.pool is not None and getattr(self.pool, "pool", None) is not None
+        return self.pool is not None and self.pool.started
 
     def remote(self, fn, *args):
         """fn(*args) in a worker of the early pool (which then knows this session's files and
@@ -346,7 +346,7 @@ class Session:
         from dlbench.timeline import mark
 
         mark(f"remote {fn.__name__}")
-        return self.pool.pool.submit(_in_worker, fn, args, self.files, self.context).result()
+        return self.pool.call(_in_worker, fn, args, self.files, self.context)
 
 
 SESSION = Session()

@@ -50,6 +50,7 @@ def test_cli_absent_device_and_bad_flags(cli, tmp_path):
     assert not any(tmp_path.iterdir())
 
 
+@pytest.mark.slow
 def test_cpu_only_report(cli, tmp_path):
     r = cli("compare-devices", "--quick", "--batch-sizes", "1,32", "--dataset", "iris", "--out", tmp_path,
             "--name", "cpu-only")

@@ -14,6 +14,7 @@ EXAMPLES = ROOT / "experiments" / "examples"
 SMALL = ["--set", "epochs=2", "--seeds", "0,1"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("spec,datasets", [("own-optimizer", {"digits"}), ("own-model", {"mnist1d"}),
                                            ("own-data", {"breast_cancer.csv"})])
 def test_each_example_runs_from_the_checkout(tmp_path, spec, datasets):

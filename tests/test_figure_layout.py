@@ -89,7 +89,7 @@ def every_kind(folder):
         yield kind, stem, draw, info
 
 
-@pytest.mark.parametrize("which", ["one_problem", "six_problems"])
+@pytest.mark.parametrize("which", ["one_problem", pytest.param("six_problems", marks=pytest.mark.slow)])
 def test_every_figure_keeps_its_text_inside_and_apart(which, request):
     import matplotlib.pyplot as plt
 

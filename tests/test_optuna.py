@@ -147,3 +147,16 @@ def test_a_killed_optuna_sweep_resumes_to_what_an_uninterrupted_one_gives(tmp_pa
     t_res, h_res = result_tables(tmp_path / "killed" / "o")
     pd.testing.assert_frame_equal(t_clean, t_res)
     pd.testing.assert_frame_equal(h_clean, h_res)
+
+
+def test_a_search_gives_back_optunas_verbosity(tmp_path, cli):
+    """dlbench quiets Optuna's own log lines while it calls it, and a user's Optuna in the same
+    process (a notebook) logs as before afterwards (388528c set ERROR for good)."""
+    optuna.logging.set_verbosity(optuna.logging.INFO)
+    try:
+        spec = write(tmp_path / "o.toml", SPEC.replace("budget = 24", "budget = 2").replace("batch = 6", "batch = 2")
+                     .replace('optimizer = ["sgd", "adam"]', 'optimizer = ["adam"]'))
+        assert cli("sweep", spec, "--out", tmp_path, "--workers", "1").code == 0
+        assert optuna.logging.get_verbosity() == optuna.logging.INFO
+    finally:
+        optuna.logging.set_verbosity(optuna.logging.WARNING)

@@ -159,6 +159,7 @@ def test_markdown_has_one_table_per_section(folder, tmp_path, cli):
     assert "| sgd |" in text or "| adam |" in text
 
 
+@pytest.mark.slow
 def test_two_folders_side_by_side(folder, two_problems, tmp_path, cli):
     r = cli("report", folder, two_problems, "--out", tmp_path / "both.html")
     assert r.code == 0, r.err

@@ -65,7 +65,8 @@ def kill_when(out, args, records_at_least, cwd, timeout=120):
     return count_records(out / "k")
 
 
-@pytest.mark.parametrize("engine,workers", [pytest.param("reference", 1, marks=pytest.mark.slow), ("auto", 2)])
+@pytest.mark.parametrize("engine,workers", [pytest.param("reference", 1, marks=pytest.mark.slow),
+                                                  pytest.param("auto", 2, marks=pytest.mark.slow)])
 def test_resume_after_kill_equals_uninterrupted(tmp_path, engine, workers):
     """The kill lands mid-sweep by construction, not by timing: the held optimizer's trials cannot
     finish while the file `hold` exists, so when the first trial of the others is stored, the held

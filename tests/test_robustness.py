@@ -80,6 +80,7 @@ def test_full_disk_mid_sweep_is_a_clear_error_and_leaves_no_half_file(cli, tmp_p
     assert r.code == 0 and "1 done, 2 to run" in r.out
 
 
+@pytest.mark.slow
 def test_two_sweeps_at_once_on_one_folder(tmp_path):
     """A real second process is refused while the first holds the lock; nothing is corrupted. The first
     is paused (SIGSTOP) once it holds the lock, so it cannot finish before the second has tried."""

@@ -59,6 +59,7 @@ def test_ranks_share_ties_and_put_missing_last():
     assert ranks_of({"a": 0.1 + 0.2, "b": 0.3}, True) == {"a": 1.5, "b": 1.5}  # equal up to round-off
 
 
+@pytest.mark.slow
 def test_the_mean_rank_interval_covers_the_expected_rank_by_simulation():
     """Problems drawn at random (each optimizer a true advantage plus a problem-specific deviation,
     three noisy seeds): the t interval over 6 problems holds each optimizer's expected rank (known
