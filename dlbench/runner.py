@@ -34,6 +34,7 @@ class Run:
     console: Console
     workers: int
     stop: Any  # dlbench.interrupt.StopOnSignal
+    scale: int = 0  # the trials the sweep declared: a log's progress lines are spaced by it in every stage
 
 
 def progress_metric(trial: dict) -> tuple[str, bool]:
@@ -190,7 +191,7 @@ def _run(sweep: Sweep, results: ResultsDir, workers: int, wanted_devices: list[s
         for name in damaged:
             err.print("[yellow]warning:[/] " + escape(f"damaged record {name} in {path / 'trials'}: moved aside as "
                                                       f"{Path(name).with_suffix('.damaged')}, its trial runs again"))
-        run = Run(sweep, executor, records, results, console, workers, stop)
+        run = Run(sweep, executor, records, results, console, workers, stop, len(sweep.trials))
         if asks(sweep):
             _ask_and_tell(run)
         else:
@@ -413,15 +414,17 @@ class PlainProgress:
     STEP = 0.05  # a line each 5% of the trials
     EVERY_S = 60.0  # and one after a minute without a line, at most 1/STEP times
 
-    def __init__(self, console: Console, total: int, done: int):
-        self.console, self.total, self.start_done = console, total, done
+    def __init__(self, console: Console, total: int, done: int, scale: int = 0):
+        """`scale`: the size of the whole sweep, when this stage is a part of it (an extension round,
+        a confirm stage): lines come every STEP of that, so the whole sweep stays near 40 lines."""
+        self.console, self.total, self.start_done, self.scale = console, total, done, max(total, scale)
         self.next = self._step_after(done)
         self.last = time.monotonic()
         self.timed = 0  # lines printed for time, not for a step
         self.diverged: list[str] = []
 
     def _step(self) -> int:
-        return max(1, math.ceil(self.total * self.STEP))
+        return max(1, math.ceil(self.scale * self.STEP))
 
     def _step_after(self, finished: int) -> int:
         return (finished // self._step() + 1) * self._step()
@@ -483,7 +486,7 @@ def _execute(run: Run, units, by_id: dict[str, dict], done: set[str], n_total: i
                             console=console, transient=False)
         bar = progress.add_task(stage, total=n_total, completed=len(done), best="")
         progress.start()
-    plain = PlainProgress(console, n_total, len(done))
+    plain = PlainProgress(console, n_total, len(done), run.scale)
     finished = len(done)
     try:
         for unit_results in executor.run(units):

@@ -231,6 +231,12 @@ def test_a_log_gets_a_progress_line_every_few_percent_and_every_failed_or_diverg
     assert 20 <= len(progress) <= 40 and progress[-1].startswith("[800/800] 100%")
     named = {n for ln in progress if "; diverged: " in ln for n in ln.split("; diverged: ")[1].split(", ")}
     assert named == {f"t{i}" for i in range(1, 801) if i % 50 == 3}
+    # a later stage of that sweep (an extension round of 30 trials) is spaced by the sweep's size: one line
+    out = io.StringIO()
+    p = runner.PlainProgress(Console(file=out, width=10_000), 30, 0, scale=800)
+    for i in range(1, 31):
+        p.add(f"t{i}", "ok", None, i, "")
+    assert out.getvalue().splitlines() == ["[30/30] 100%"]
 
 
 def test_a_small_sweep_in_a_log_says_every_trial(cli, tmp_path):
