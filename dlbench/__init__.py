@@ -15,4 +15,8 @@ __version__ = "0.1.0"
 #   5: status `stopped` (successive halving stopped the trial at its rung) and the `rung` column;
 #      a halving trial's `halving` field (part of its id; spec.toml's [search] kind = "halving");
 #      [search] kind = "optuna" keeps Optuna's journal in optuna-journal.log beside the tables.
-SCHEMA_VERSION = 5
+#   6: sequence datasets: the task language_model, the knob columns context, p and train_fraction,
+#      bits per character (val_bpc, test_bpc history columns; best_val_bpc, test_bpc_at_best_val,
+#      final_test_bpc, test_ppl_at_best_val trial columns); the model column reads every key of a
+#      model table (cnn[16-32] hidden=64 relu, was cnn[16-32]).
+SCHEMA_VERSION = 6

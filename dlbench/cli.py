@@ -325,9 +325,12 @@ def datasets_list(ctx: typer.Context) -> None:
     from dlbench.losses import LOSSES
     from dlbench.output import print_table
 
-    print_table("datasets", ["name", "task", "train", "test", "input", "classes", "losses", "source"], [
-        [d.name, d.task, str(d.n_train), str(d.n_test), "×".join(map(str, d.input_shape)), str(d.n_classes or "-"),
-         ", ".join(LOSSES[d.task]), d.source + (" [needs files]" if d.needs_files else "")] for d in listing()])
+    print_table("datasets", ["name", "task", "train", "test", "input", "classes", "knobs (default)", "losses",
+                             "source"], [
+        [d.name, d.task, str(d.n_train), str(d.n_test),
+         "×".join(map(str, d.input_shape)) + (f" tokens of {d.vocab}" if d.vocab else ""), str(d.n_classes or "-"),
+         ", ".join(f"{k} = {v}" for k, v in d.knobs) or "-", ", ".join(LOSSES[d.task]),
+         d.source + (" [needs files]" if d.needs_files else "")] for d in listing()])
 
 
 @datasets_app.command("download", epilog=(

@@ -15,9 +15,12 @@ import re
 # Keys that make a trial what it is (part of its id), in display order.
 TRIAL_KEYS = ("dataset", "validation", "model", "loss", "optimizer", "lr", "batch_size", "epochs", "seed",
               "schedule", "device", "dtype")
+# Knobs of the sequence datasets, each a trial key of the datasets that take it (a text's context
+# length; modular addition's modulus and training fraction): a grid axis like any other.
+DATA_KNOBS = ("context", "p", "train_fraction")
 # Keys of a canonical trial that say more about one of TRIAL_KEYS: a user dataset's canonical spec
-# beside its name, an aliased optimizer's import path beside its name.
-QUALIFIERS = {"dataset": ("data",), "optimizer": ("optimizer_class",)}
+# and a sequence dataset's knobs beside its name, an aliased optimizer's import path beside its name.
+QUALIFIERS = {"dataset": ("data", *DATA_KNOBS), "optimizer": ("optimizer_class",)}
 # Keys of a canonical trial that say how a search trains it: successive halving's eta, min_epochs
 # and groups (dlbench.halving), in the id so that a stopped trial is never a full one of another
 # sweep; not a configuration column of trials.parquet (spec.toml's [search] holds it).
@@ -49,7 +52,7 @@ def config_key(trial: dict) -> str:
 
 HISTORY_CONFIG = ("dataset", "optimizer", "lr", "batch_size", "epochs", "seed")  # trial keys copied into each row
 HISTORY_METRICS = ("train_loss", "train_eval_loss", "train_acc", "val_loss", "val_acc", "val_r2", "val_rmse",
-                   "test_loss", "test_acc", "test_r2", "test_rmse")
+                   "val_bpc", "test_loss", "test_acc", "test_r2", "test_rmse", "test_bpc")
 HISTORY_COUNTERS = ("epoch", "lr", "steps", "samples", "train_time", "eval_time")
 
 # --------------------------------------------------------------------------------------------
@@ -63,6 +66,8 @@ SUMMARY_METRICS = (
     "final_train_loss", "final_train_eval_loss", "final_train_acc", "final_val_loss", "final_val_acc",
     "final_test_loss", "final_test_acc", "final_test_r2",
     "best_train_loss", "best_test_loss", "best_test_acc", "best_test_r2",
+    # a language model's loss in bits per character (loss / ln 2) and perplexity (e^loss): schema 6
+    "best_val_bpc", "test_bpc_at_best_val", "final_test_bpc", "test_ppl_at_best_val",
     "train_time", "eval_time", "wall_time",
 )
 DATA_COLUMNS = ("n_train", "n_val", "n_test")  # the size of each split a trial was measured on (schema 3)
@@ -84,7 +89,7 @@ def higher_is_better(column: str) -> bool | None:
     words = set(column.split("_"))
     if words & {"acc", "r2"}:
         return True
-    if words & {"loss", "rmse", "time", "steps", "epoch", "epochs", "run"}:
+    if words & {"loss", "rmse", "time", "steps", "epoch", "epochs", "run", "bpc", "ppl"}:
         return False
     return None
 
@@ -98,6 +103,8 @@ EXPECT_METRICS = {
     "best_val_acc": ("best_val_acc", "chosen"),
     "best_val_loss": ("best_val_loss", "chosen"),
     "best_val_r2": ("best_val_r2", "chosen"),
+    "test_bpc_at_best_val": ("test_bpc_at_best_val", "chosen"),
+    "best_val_bpc": ("best_val_bpc", "chosen"),
     "best_test_acc": ("best_test_acc", "max"),
     "best_test_loss": ("best_test_loss", "min"),
     "best_test_r2": ("best_test_r2", "max"),

@@ -27,13 +27,22 @@ from typing import Any
 
 from dlbench import catalogue, data, design, extension, halving, optim, usercode
 from dlbench.errors import UserError, check_keys, did_you_mean
-from dlbench.schema import EXPECT_METRICS, NAME_RE, READING_KEYS, RUN_KEYS, SELECT_COLUMNS, TABLE_KEYS, TRIAL_KEYS
+from dlbench.schema import (
+    DATA_KNOBS,
+    EXPECT_METRICS,
+    NAME_RE,
+    READING_KEYS,
+    RUN_KEYS,
+    SELECT_COLUMNS,
+    TABLE_KEYS,
+    TRIAL_KEYS,
+)
 from dlbench.trials import canonical_trial, choice
 
 KNOB_KEYS = optim.KNOB_KEYS
-AXIS_KEYS = (*TRIAL_KEYS, *KNOB_KEYS)  # what a trial is made of, in display order
+AXIS_KEYS = (*TRIAL_KEYS, *KNOB_KEYS, *DATA_KNOBS)  # what a trial is made of, in display order
 CONFIG_KEYS = tuple(k for k in AXIS_KEYS if k != "seed")  # what a configuration is made of
-ALL_KEYS = (*TRIAL_KEYS, "seeds", *KNOB_KEYS, *RUN_KEYS, *READING_KEYS, *TABLE_KEYS)
+ALL_KEYS = (*TRIAL_KEYS, "seeds", *KNOB_KEYS, *DATA_KNOBS, *RUN_KEYS, *READING_KEYS, *TABLE_KEYS)
 
 DEFAULTS: dict[str, Any] = {
     "dataset": "digits",
@@ -506,7 +515,8 @@ def _sub_grid(table: dict, where: str, top: dict, search: bool, array: bool, not
               extra: set[str] = frozenset()) -> SubGrid:
 
     table = dict(table)
-    _check_keys({k: v for k, v in table.items() if k not in extra}, (*TRIAL_KEYS, "seeds", *KNOB_KEYS), f"{where}.")
+    _check_keys({k: v for k, v in table.items() if k not in extra}, (*TRIAL_KEYS, "seeds", *KNOB_KEYS, *DATA_KNOBS),
+                f"{where}.")
     if "seeds" in table:
         table["seed"] = table.pop("seeds")
     if search and "seed" in table:
@@ -579,7 +589,7 @@ def _extra_keys(raw: dict, named: dict) -> set[str]:
     """Keys at top level or in a grid table that dlbench does not know. They are kept, as keywords
     of the optimizers, only when the spec names one whose code does not ship with dlbench; each
     must then be taken by one of them (checked once the trials are expanded)."""
-    known = {*ALL_KEYS, *TRIAL_KEYS, *KNOB_KEYS}
+    known = {*ALL_KEYS, *TRIAL_KEYS, *KNOB_KEYS, *DATA_KNOBS}
     keys = {k for t in tables_of(raw) if isinstance(t, dict) for k in t if k not in known}
     brought = any(optim.imports_code(n) for n in optimizer_names(raw)) or bool(named)
     return keys if brought else set()

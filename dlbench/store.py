@@ -307,6 +307,10 @@ def trial_summary(result: dict) -> dict[str, Any]:
         "best_test_loss": _best(col("test_loss"), min) if h else nan,
         "best_test_acc": _best(col("test_acc"), max) if h else nan,
         "best_test_r2": _best(col("test_r2"), max) if h else nan,
+        "best_val_bpc": _best(col("val_bpc"), min) if h else nan,
+        "test_bpc_at_best_val": chosen.get("test_bpc", nan),
+        "final_test_bpc": last.get("test_bpc", nan),
+        "test_ppl_at_best_val": _exp(chosen.get("test_bpc", nan) * math.log(2)),
         "train_time": sum(r["train_time"] for r in h),
         "eval_time": sum(r["eval_time"] for r in h),
         "wall_time": result.get("wall_time", nan),
@@ -316,6 +320,14 @@ def trial_summary(result: dict) -> dict[str, Any]:
         "n_val": data.get("n_val", nan),
         "n_test": data.get("n_test", nan),
     }
+
+
+def _exp(v: float) -> float:
+    """e^v, inf past what a float holds, NaN for NaN (a perplexity from a loss)."""
+    try:
+        return math.exp(v)
+    except OverflowError:
+        return math.inf
 
 
 def tables(records) -> tuple[Any, Any]:

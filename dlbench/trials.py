@@ -17,20 +17,20 @@ from dlbench import data, models, optim
 from dlbench.errors import UserError, did_you_mean
 from dlbench.losses import check_loss
 from dlbench.schedules import check_schedule
-from dlbench.schema import RUN_KEYS, TABLE_KEYS, TRIAL_KEYS
+from dlbench.schema import DATA_KNOBS, RUN_KEYS, TABLE_KEYS, TRIAL_KEYS
 
 DTYPES = ("float32", "float64")
 DEVICE_RE = re.compile(r"^(cpu|cuda|cuda:\d+|mps)$")
 # keys of a trial's values that are never an optimizer's keyword
-NOT_KEYWORDS = {*TRIAL_KEYS, "seeds", *RUN_KEYS, *TABLE_KEYS, "id"}
+NOT_KEYWORDS = {*TRIAL_KEYS, *DATA_KNOBS, "seeds", *RUN_KEYS, *TABLE_KEYS, "id"}
 
 
 def canonical_trial(values: dict) -> dict:
     """One trial's canonical config (every default filled in, validated) plus its id."""
     if not isinstance(values["dataset"], str | dict):
         raise UserError(f"dataset = {values['dataset']!r} is not allowed; allowed: a dataset name, a path, or a table")
-    info = data.check(values["dataset"])
-    t: dict[str, Any] = data.trial_fields(info)
+    info, knobs = data.with_knobs(data.check(values["dataset"]), values)
+    t: dict[str, Any] = {**data.trial_fields(info), **knobs}
     validation = data.check_validation(values.get("validation", data.DEFAULT_VALIDATION), info)
     if validation:  # absent when 0: a trial without a split keeps the id it had before splits existed
         t["validation"] = validation

@@ -110,7 +110,8 @@ def test_what_may_choose_is_every_summary_number_not_measured_on_test():
     from dlbench.spec import build_sweep
 
     test_metrics = {"test_loss_at_best_val", "test_acc_at_best_val", "test_r2_at_best_val", "final_test_loss",
-                    "final_test_acc", "final_test_r2", "best_test_loss", "best_test_acc", "best_test_r2"}
+                    "final_test_acc", "final_test_r2", "best_test_loss", "best_test_acc", "best_test_r2",
+                    "test_bpc_at_best_val", "final_test_bpc", "test_ppl_at_best_val"}
     assert {m for m in schema.SUMMARY_METRICS if schema.is_test_metric(m)} == test_metrics
     assert set(schema.SELECT_COLUMNS) == set(schema.SUMMARY_METRICS) - test_metrics
     raw = {"dataset": "iris", "optimizer": "sgd", "lr": [0.1], "epochs": 1}

@@ -140,7 +140,7 @@ SCHEMA4 = Path(__file__).parent / "data" / "schema4"  # by dlbench d80ba8e (sche
 
 def test_a_schema_4_folder_loads_with_what_schema_5_added_and_resumes(cli, tmp_path):
     trials, _, env = folders.read(SCHEMA4)
-    assert env["schema_version"] == 4 and SCHEMA_VERSION == 5
+    assert env["schema_version"] == 4 and SCHEMA_VERSION >= 5
     assert "rung" not in __import__("pandas").read_parquet(SCHEMA4 / "trials.parquet")
     assert trials["rung"].isna().all() and "stopped" not in set(trials.status)
     folder = tmp_path / "schema4"
@@ -151,3 +151,25 @@ def test_a_schema_4_folder_loads_with_what_schema_5_added_and_resumes(cli, tmp_p
     out = " ".join(r.out.split())
     assert "0 to run" in out and "extend:" not in out  # its extension point is read back, not made again
     assert len(folders.read(folder)[0]) == len(trials)
+
+
+SCHEMA5 = Path(__file__).parent / "data" / "schema5"  # by dlbench 388528c (schema 5): a halving search on wine
+
+
+def test_a_schema_5_folder_loads_with_what_schema_6_added_and_resumes(cli, tmp_path):
+    """Schema 6 added the sequence datasets' columns (knobs, bits per character, perplexity): a
+    folder of schema 5 reads with them empty, shows, reports, and resumes with nothing to run."""
+    trials, history, env = folders.read(SCHEMA5)
+    assert env["schema_version"] == 5 and SCHEMA_VERSION == 6
+    assert "best_val_bpc" not in __import__("pandas").read_parquet(SCHEMA5 / "trials.parquet")
+    assert trials["test_bpc_at_best_val"].isna().all() and history["val_bpc"].isna().all()
+    assert (trials.status == "stopped").sum() == 8
+    assert cli("show", SCHEMA5).code == 0
+    folder = tmp_path / "schema5"
+    shutil.copytree(SCHEMA5, folder)
+    assert cli("report", folder, "--format", "md").code == 0
+    r = cli("sweep", folder / "spec.toml", "--out", tmp_path, "--workers", "1")
+    assert r.code == 0, r.err
+    assert "12 done, 0 to run" in " ".join(r.out.split())
+    again, _, _ = folders.read(folder)
+    assert sorted(again.trial_id) == sorted(trials.trial_id)

@@ -42,10 +42,13 @@ from dlbench.data.common import (  # noqa: F401 - the package's public names
     validation_size,
 )
 from dlbench.errors import UserError, did_you_mean
+from dlbench.schema import DATA_KNOBS
 
 KINDS = {builtin.KIND: builtin, user.KIND: user}
 DATASETS = builtin.DATASETS
 generate = builtin.generate
+# the knobs of sequence datasets: trial keys of the datasets that take them (schema.DATA_KNOBS)
+KNOBS = DATA_KNOBS
 
 
 def dataset_info(name: str) -> DatasetInfo:
@@ -83,8 +86,33 @@ def check(value: Any, where: str = "dataset") -> DatasetInfo:
 
 
 def info_of(trial: dict) -> DatasetInfo:
-    """A trial's dataset record, from the trial alone (a worker knows nothing else)."""
-    return _from(trial["dataset"], trial.get("data"))
+    """A trial's dataset record, from the trial alone (a worker knows nothing else): for a dataset
+    with knobs, the record for the trial's values (a text's windows for its context)."""
+    info = _from(trial["dataset"], trial.get("data"))
+    return specialize(info, {k: trial[k] for k in KNOBS if k in trial}) if info.knobs else info
+
+
+def with_knobs(info: DatasetInfo, values: dict) -> tuple[DatasetInfo, dict]:
+    """(the record for these values, the knob fields a canonical trial holds): every knob of the
+    dataset with its value, the default where `values` sets none. A knob given to a dataset that
+    does not take it is refused, naming the datasets that do."""
+    given = {k: values[k] for k in KNOBS if k in values}
+    mine = dict(info.knobs)
+    for k in given:
+        if k not in mine:
+            takes = [d.name for d in DATASETS.values() if k in dict(d.knobs)] + (["a text file"] if k == "context"
+                                                                                 else [])
+            raise UserError(f"{k} does not apply to dataset {info.name!r}; allowed: {k} with {', '.join(takes)}")
+    if not mine:
+        return info, {}
+    out = specialize(info, {**mine, **given})
+    return out, dict(out.knobs)
+
+
+def specialize(info: DatasetInfo, values: dict) -> DatasetInfo:
+    from dlbench.data import text
+
+    return text.specialize(info, {**dict(info.knobs), **values})
 
 
 def _from(name: str, spec: dict | None) -> DatasetInfo:
@@ -120,12 +148,14 @@ _BASE: dict[str, Dataset] = {}
 _CACHE: dict[tuple, Dataset] = {}
 
 
-def load(name: str, data_dir: str | None = None, validation: float = 0.0, source: dict | None = None) -> Dataset:
+def load(name: str, data_dir: str | None = None, validation: float = 0.0, source: dict | None = None,
+         knobs: dict | None = None) -> Dataset:
     """Arrays for a dataset with its validation split, memoized per process. `source`: a user
-    dataset's canonical spec (the trial's `data`)."""
-    key = (name, data_dir, float(validation), json.dumps(source, sort_keys=True) if source else None)
+    dataset's canonical spec (the trial's `data`); `knobs`: a sequence dataset's values (context...)."""
+    key = (name, data_dir, float(validation), json.dumps(source, sort_keys=True) if source else None,
+           json.dumps(knobs, sort_keys=True) if knobs else None)
     if key not in _CACHE:
-        base = _load_base(name, data_dir, source)
+        base = _load_base(name, data_dir, source, knobs)
         info = base.info
         if not validation:
             ds = Dataset(info, base.x_train, base.y_train, base.x_test, base.y_test)
@@ -144,15 +174,18 @@ def load(name: str, data_dir: str | None = None, validation: float = 0.0, source
 
 def load_for(trial: dict, data_dir: str | None = None) -> Dataset:
     """A trial's data with its validation split."""
-    return load(trial["dataset"], data_dir, validation_of(trial), trial.get("data"))
+    knobs = {k: trial[k] for k in KNOBS if k in trial}
+    return load(trial["dataset"], data_dir, validation_of(trial), trial.get("data"), knobs or None)
 
 
-def _load_base(name: str, data_dir: str | None, source: dict | None = None) -> Dataset:
+def _load_base(name: str, data_dir: str | None, source: dict | None = None, knobs: dict | None = None) -> Dataset:
     """The train and test splits as the source defines them (and its own validation set, if it
     has one), before any validation carve."""
-    key = json.dumps([name, data_dir, source], sort_keys=True)
+    key = json.dumps([name, data_dir, source, knobs], sort_keys=True)
     if key not in _BASE:
         info = _from(name, source)
+        if info.knobs:
+            info = specialize(info, knobs or {})
         a = KINDS[info.kind].arrays(info, data_dir)
         ds = Dataset(info, a["x_train"], a["y_train"], a["x_test"], a["y_test"], a.get("x_val"), a.get("y_val"))
         check_shapes(ds)

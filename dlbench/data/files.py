@@ -48,6 +48,11 @@ SOURCES = {
         "url": "https://www.cs.toronto.edu/~kriz/",
         "files": {"cifar-10-python.tar.gz": "6d958be074577803d12ecdefd02955f39262c83c16fe9348329d7fe0b5c001ce"},
     },
+    # char-rnn's input.txt, as nanoGPT and TensorFlow Datasets fetch it (1,115,394 bytes)
+    "tinyshakespeare": {
+        "url": "https://raw.githubusercontent.com/karpathy/char-rnn/master/data/tinyshakespeare/",
+        "files": {"input.txt": "86c4e6aa9db7c042ec79f339dcb96d42b0075e16b8fc2e86bf0ca57e2dc565ed"},
+    },
 }
 CIFAR_DIR = "cifar-10-batches-py"
 CIFAR_BATCHES = [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]
@@ -58,7 +63,9 @@ def folder(name: str, data_dir: str | None) -> Path:
 
 
 def needed(name: str) -> list[str]:
-    return [f"{CIFAR_DIR}/{b}" for b in CIFAR_BATCHES] if name == "cifar10" else list(IDX_FILES)
+    if name == "cifar10":
+        return [f"{CIFAR_DIR}/{b}" for b in CIFAR_BATCHES]
+    return list(SOURCES[name]["files"]) if name == "tinyshakespeare" else list(IDX_FILES)
 
 
 def check_present(name: str, data_dir: str | None = None) -> Path:

@@ -4,6 +4,7 @@
     dataset = { path = "./table.csv", target = "label", task = "multiclass" }    (.csv, .parquet, .npz)
     dataset = { loader = "mypkg.data:load", <keywords> }         (returns arrays)
     --dataset ./table.csv --target label [--task binary]
+    dataset = "./book.txt"                                       (UTF-8 text: a character-level language model)
 
 A table's features are every column but the target; an .npz holds x_train, y_train, x_test and
 y_test (and optionally x_val, y_val), or x and y; a loader returns a dict with those keys, or the
@@ -17,6 +18,11 @@ Every check runs in the driver before anything trains, each refusal one line: a 
 column, a non-numeric feature (named), NaN or inf (the column and the count), fewer than two
 classes, a class too small for the split, an empty file, a loader that raises or returns the
 wrong shapes. The file's (or the arrays') SHA-256 goes into env.json.
+
+A .txt file is text for a language model (dlbench/data/text.py): contiguous train, validation and
+test blocks, the vocabulary of its training block, windows of `context` characters; an empty,
+binary or non-UTF-8 file, or one with more distinct characters than a character-level model
+takes, is refused in one line.
 """
 
 from __future__ import annotations
@@ -42,8 +48,8 @@ from dlbench.data.common import (
 from dlbench.errors import UserError
 
 KIND = "user"
-SUFFIXES = (".csv", ".parquet", ".npz")
-TASKS = ("multiclass", "binary", "regression")
+SUFFIXES = (".csv", ".parquet", ".npz", ".txt")
+TASKS = ("multiclass", "binary", "regression", "language_model")
 MAX_CLASSES = 50  # a target with more distinct whole values than this is taken as continuous
 
 
@@ -78,12 +84,23 @@ def canonical(value: Any, where: str = "dataset") -> dict:
         if extra:
             raise UserError(f"{where}.{extra[0]} is not a key of a file dataset; allowed: path, target, task, name")
         if not isinstance(value["path"], str) or not value["path"].endswith(SUFFIXES):
-            raise UserError(f"{where}.path = {value['path']!r} is not allowed; allowed: a .csv, .parquet or .npz file")
+            raise UserError(f"{where}.path = {value['path']!r} is not allowed; allowed: a .csv, .parquet, .npz or "
+                            ".txt file")
+        if is_text(value):
+            if value.get("task", "language_model") != "language_model" or "target" in value:
+                raise UserError(f"{where}: {value['path']} is text, for a language model; allowed: path and name "
+                                "(task = \"language_model\")")
+            value["task"] = "language_model"
     if "task" in value and value["task"] not in TASKS:
         raise UserError(f"{where}.task = {value['task']!r} is unknown; allowed: {', '.join(TASKS)}")
     if "target" in value and not isinstance(value["target"], str):
         raise UserError(f"{where}.target = {value['target']!r} is not allowed; allowed: a column name")
     return value
+
+
+def is_text(spec: dict) -> bool:
+    """A text file: characters for a language model (its path ends in .txt)."""
+    return isinstance(spec.get("path"), str) and spec["path"].endswith(".txt")
 
 
 def label_of(spec: dict) -> str:
@@ -334,6 +351,8 @@ def check(value: Any, where: str = "dataset") -> DatasetInfo:
 def _check(value: Any, where: str) -> DatasetInfo:
     files = usercode.SESSION.files
     spec = canonical(value, where)
+    if is_text(spec):
+        return _check_text(spec, files, where)
     full, arrays = arrays_for(spec, files, where)
     label = label_of(full)
     known = registered().get(label)
@@ -362,6 +381,31 @@ def _check(value: Any, where: str) -> DatasetInfo:
     return info
 
 
+def _check_text(spec: dict, files, where: str) -> DatasetInfo:
+    """A text file read and checked (text.decode), its blocks and vocabulary measured, registered."""
+    from dlbench.data import text
+
+    label = label_of(spec)
+    known = registered().get(label)
+    if known is not None and known.spec != spec:
+        raise UserError(f"{where}: two datasets are named {label!r} ({known.spec} and {spec}); allowed: tell "
+                        "them apart with name = \"...\"")
+    files.add(spec["path"], where, ship=False)
+    chars = text.decode(files.read(spec["path"]), spec["path"], where)
+    ids, vocab = text.encode(chars)
+    tokens = tuple(len(ids[k]) for k in ("train", "val", "test"))
+    n = text.vocab_size(ids, vocab)
+    info = DatasetInfo(label, "language_model", 0, 0, (text.DEFAULT_CONTEXT,), n,
+                       f"text file {spec['path']} ({len(chars):,} characters, {len(vocab)} distinct in its training "
+                       "block)", f"{__name__}:arrays", own_validation=True, spec=spec, kind=KIND, vocab=n,
+                       tokens=tokens, knobs=(("context", min(text.DEFAULT_CONTEXT, min(tokens) - 1)),))
+    registered()[label] = info
+    f = files.files[spec["path"]]
+    provenances()[label] = {"spec": spec, "path": f.path, "sha256": f.sha256, "characters": len(chars),
+                            "vocabulary": vocab}
+    return info
+
+
 def from_spec(spec: dict) -> DatasetInfo:
     """The record of a trial's user dataset (`data`): the one checked here, else checked again
     (a worker: read from the cache, or prepared from the file that travelled with the work)."""
@@ -370,5 +414,10 @@ def from_spec(spec: dict) -> DatasetInfo:
 
 
 def arrays(info: DatasetInfo, data_dir: str | None = None) -> dict[str, np.ndarray]:
-    """The prepared arrays of a checked user dataset."""
+    """The prepared arrays of a checked user dataset (a text's windows for its record's context)."""
+    if is_text(info.spec):
+        from dlbench.data import text
+
+        ids, _ = text.encode(text.decode(usercode.SESSION.files.read(info.spec["path"]), info.spec["path"]))
+        return text.arrays_of(ids, info.knob("context"))
     return arrays_for(info.spec, usercode.SESSION.files)[1]

@@ -15,6 +15,17 @@ from dlbench.data import Dataset
 
 DIVERGENCE_FACTOR = 1e6  # a loss above 1e6 × its epoch-0 value counts as diverged
 EVAL_CHUNK = 8192
+SEQUENCE_EVAL_CELLS = 1 << 21  # a sequence model's evaluation chunk: about this many attention cells (windows × T²)
+
+
+def eval_chunk(x: torch.Tensor, size: int = EVAL_CHUNK, models: int = 1) -> int:
+    """Samples per evaluation chunk: `size`, or for windows of tokens (a sequence model's inputs,
+    whose attention and logits grow with the window's length squared) as many as hold about
+    SEQUENCE_EVAL_CELLS cells for `models` models at once."""
+    if x.is_floating_point() or x.dim() != 2:
+        return size
+    T = x.shape[1]
+    return min(size, max(SMALLEST_CHUNK, SEQUENCE_EVAL_CELLS // (T * max(T, 64) * models)))
 
 
 @dataclass
@@ -139,19 +150,23 @@ def evaluate(forward, loss_fn, x, y, task: str) -> dict:
     total, n = 0.0, len(x)
     correct = 0.0
     sq_err = 0.0
-    for i, j in chunks(n, EVAL_CHUNK):
+    for i, j in chunks(n, eval_chunk(x)):
         xb, yb = x[i:j], y[i:j]
         out = forward(xb)
         total += float(loss_fn(out, yb)) * len(xb)
         if task == "multiclass":
             correct += float((out.argmax(dim=-1) == yb).sum())
+        elif task == "language_model":  # next-token accuracy: each window's share of right guesses
+            correct += float((out.argmax(dim=-1) == yb).double().mean(dim=1).sum())
         elif task == "binary":
             correct += float(((out.squeeze(-1) > 0).to(yb.dtype) == yb).sum())
         elif task == "regression":
             sq_err += float(((out - yb) ** 2).sum())
     row = {"loss": total / n}
-    if task in ("multiclass", "binary"):
+    if task in ("multiclass", "binary", "language_model"):
         row["acc"] = correct / n
+    if task == "language_model":
+        row["bpc"] = row["loss"] / math.log(2)
     elif task == "regression":
         ss_tot = float(((y - y.mean(dim=0)) ** 2).sum())
         row["r2"] = 1.0 - sq_err / ss_tot if ss_tot > 0 else float("nan")
@@ -174,10 +189,12 @@ def history_row(epoch: int, train_loss: float, evals: dict[str, dict], lr: float
         "val_acc": val.get("acc", nan),
         "val_r2": val.get("r2", nan),
         "val_rmse": val.get("rmse", nan),
+        "val_bpc": val.get("bpc", nan),
         "test_loss": test["loss"],
         "test_acc": test.get("acc", nan),
         "test_r2": test.get("r2", nan),
         "test_rmse": test.get("rmse", nan),
+        "test_bpc": test.get("bpc", nan),
         "lr": lr,
         "steps": steps,
         "samples": samples,

@@ -18,6 +18,7 @@ that epoch and frozen (its rows zeroed, its lr set to 0); the others continue un
 
 from __future__ import annotations
 
+import math
 import warnings
 
 import torch
@@ -32,6 +33,7 @@ from dlbench.engine.common import (
     chunks,
     data_order,
     dtype_of,
+    eval_chunk,
     history_row,
     is_diverged,
     tensors,
@@ -59,16 +61,19 @@ def evaluate_all(net, loss: str, x, y, task: str) -> dict[str, torch.Tensor]:
     not depend on how many trials share its group (the chunking follows K, the sums do not):
     a resumed sweep that regroups the remaining trials reproduces them bit for bit."""
     K, n = net.K, len(x)
-    per_sample = torch.empty(K, n, dtype=x.dtype, device=x.device)
-    right = torch.empty(K, n, dtype=torch.bool, device=x.device) if task in ("multiclass", "binary") else None
-    sq = torch.empty(K, n, dtype=x.dtype, device=x.device) if task == "regression" else None
-    for i, j in chunks(n, net.eval_chunk):
+    per_sample = torch.empty(K, n, dtype=net.theta.dtype, device=x.device)  # x may hold token ids
+    right = torch.empty(K, n, dtype=torch.bool, device=x.device) if task in ("multiclass", "binary") else (
+        torch.empty(K, n, dtype=torch.float64, device=x.device) if task == "language_model" else None)
+    sq = torch.empty(K, n, dtype=net.theta.dtype, device=x.device) if task == "regression" else None
+    for i, j in chunks(n, eval_chunk(x, net.eval_chunk, K)):
         xb, yb = x[i:j], y[i:j]
         out = net.forward(xb, per_trial=False)
         yk = yb.unsqueeze(0).expand(K, *yb.shape)
         per_sample[:, i:j] = losses.per_sample_loss(loss, out, yk)
         if task == "multiclass":
             right[:, i:j] = out.argmax(dim=-1) == yk
+        elif task == "language_model":  # next-token accuracy: each window's share of right guesses
+            right[:, i:j] = (out.argmax(dim=-1) == yk).double().mean(dim=2)
         elif task == "binary":
             right[:, i:j] = (out.squeeze(-1) > 0).to(yb.dtype) == yk
         elif task == "regression":
@@ -76,6 +81,8 @@ def evaluate_all(net, loss: str, x, y, task: str) -> dict[str, torch.Tensor]:
     row = {"loss": per_sample.double().sum(dim=1) / n}
     if right is not None:
         row["acc"] = right.double().sum(dim=1) / n
+    if task == "language_model":
+        row["bpc"] = row["loss"] / math.log(2)
     elif sq is not None:
         total = sq.double().sum(dim=1)
         ss_tot = float(((y - y.mean(dim=0)) ** 2).sum())

@@ -180,9 +180,14 @@ class StackedModule:
 def stacked_model(trials: list[dict], info, dtype, device):
     """The stacked form of the unit's model: the hand-written StackedMLP for a model that is an MLP
     (its record says: linear, mlp, or a user's module that is one in all but name; on the CPU it
-    measures faster, benchmarks/fused_vs_loops.py --generic-models), torch.func (StackedModule) for
-    every other model."""
-    shape = models.entry(trials[0]["model"], info).mlp
-    if shape is not None:
-        return StackedMLP(trials, info, dtype, device, shape)
+    measures faster, benchmarks/fused_vs_loops.py --generic-models), the hand-written sequence
+    models where the record names one (engine/sequence.py: gpt, lstm), torch.func (StackedModule)
+    for every other model."""
+    entry = models.entry(trials[0]["model"], info)
+    if entry.mlp is not None:
+        return StackedMLP(trials, info, dtype, device, entry.mlp)
+    if entry.stacked:
+        from dlbench.engine.sequence import StackedGPT, StackedLSTM
+
+        return {"gpt": StackedGPT, "lstm": StackedLSTM}[entry.stacked](trials, info, dtype, device)
     return StackedModule(trials, info, dtype, device)

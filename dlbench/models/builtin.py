@@ -30,7 +30,9 @@ class Builtin(ModelKind):
     order = 10
     allowed = "linear, mlp, cnn, problem"
 
-    def default(self, info) -> dict:
+    def default(self, info) -> dict | None:
+        if info.vocab:
+            return None  # token inputs: a sequence model's (models/sequence.py)
         if info.task == "objective":
             return {"kind": "problem"}
         return {"kind": "mlp", "hidden": [128], "activation": "relu"}
@@ -48,6 +50,9 @@ class Builtin(ModelKind):
 def check(value: dict, info, where: str = "model") -> dict:
     """Canonical table of a built-in kind for dataset `info`, or a UserError naming what is wrong."""
     kind = value["kind"]
+    if info.vocab:
+        raise UserError(f"{where}.kind = {kind!r} needs numeric features, and dataset {info.name!r} has token "
+                        "inputs; allowed: gpt, lstm")
     if (kind == "problem") != (info.task == "objective"):
         allowed = "problem" if info.task == "objective" else "linear, mlp, cnn"
         raise UserError(f"{where}.kind = {kind!r} does not fit dataset {info.name!r}; allowed: {allowed}")

@@ -20,11 +20,13 @@ class ModelEntry:
     # (layer widths, activation) when it is an MLP: the hand-written stacked MLP trains it
     mlp: tuple[tuple[int, ...], str] | None = None
     reference: str | None = None  # the import path of a user's factory
+    stacked: str = ""  # its hand-written stacked form for the fused engine ("gpt", "lstm"), if any
 
 
 def output_size(info) -> int:
-    """What a model outputs per sample for a dataset's loss: a logit per class, else one number."""
-    return info.n_classes if info.task == "multiclass" else 1
+    """What a model outputs per sample (per position for a language model) for a dataset's loss: a
+    logit per class or per token, else one number."""
+    return info.n_classes if info.task in ("multiclass", "language_model") else 1
 
 
 def activation(name: str):

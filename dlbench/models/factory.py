@@ -133,16 +133,19 @@ def _try(model: dict, info, where: str) -> ModelEntry:
     if not any(p.requires_grad for p in module.parameters()):
         raise UserError(f"{where}: the model {model['factory']} builds has no trainable parameter; allowed: a module "
                         "with parameters")
-    want = (2, output_size(info))
+    # a language model outputs the next token's logits at every position
+    want = (2, *info.input_shape, output_size(info)) if info.task == "language_model" else (2, output_size(info))
     shape = [2, *info.input_shape]
+    kind = f"token ids below {info.vocab}" if info.vocab else "inputs"
     with usercode.calling(f"{where}: {model['factory']}'s forward on a batch of shape {shape}",
-                          f"a module that takes inputs of shape [batch, {', '.join(map(str, info.input_shape))}]"):
+                          f"a module that takes {kind} of shape [batch, {', '.join(map(str, info.input_shape))}]"):
         with torch.no_grad():
-            out = module.eval()(torch.zeros(*shape))
+            out = module.eval()(sample_inputs(info, 2))
     if not isinstance(out, torch.Tensor) or tuple(out.shape) != want:
         got = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+        per = "position" if info.task == "language_model" else "sample"
         raise UserError(f"{where}: {model['factory']} outputs {got} for a batch of 2, not {want}; allowed: one "
-                        f"output per sample of size n_outputs = {want[1]} ({info.task})")
+                        f"output per {per} of size n_outputs = {want[-1]} ({info.task})")
     import math
 
     mlp = as_mlp(module)
@@ -170,7 +173,7 @@ def _fused_reason(model: dict, info) -> str | None:
     torch.manual_seed(0)
     copies = [build(model, info) for _ in range(2)]
     before = {n: b.clone() for n, b in copies[0].named_buffers()}
-    copies[0].train()(torch.randn(3, *info.input_shape))
+    copies[0].train()(sample_inputs(info, 3, random=True))
     if any(not torch.equal(before[n], b) for n, b in copies[0].named_buffers()):
         return "it updates buffers in place while training (BatchNorm's running statistics, say)"
     base = copy.deepcopy(copies[1]).to("meta").train()
@@ -178,8 +181,8 @@ def _fused_reason(model: dict, info) -> str | None:
               for n, _ in copies[1].named_parameters()}
     buffers = {n: torch.stack([dict(c.named_buffers())[n] for c in copies]) for n, _ in copies[1].named_buffers()}
     try:
-        out = vmap(lambda p, b, x: functional_call(base, (p, b), (x,)))(params, buffers,
-                                                                        torch.randn(2, 3, *info.input_shape))
+        out = vmap(lambda p, b, x: functional_call(base, (p, b), (x,)))(
+            params, buffers, sample_inputs(info, 6, random=True).view(2, 3, *info.input_shape))
         out.sum().backward()
     except Exception as e:  # noqa: BLE001 - whatever vmap cannot batch
         text = usercode.line(e)
@@ -187,6 +190,18 @@ def _fused_reason(model: dict, info) -> str | None:
             return "it draws random numbers while training (dropout, say), which the reference engine draws per model"
         return f"torch.func cannot batch it ({type(e).__name__}: {text[:120]})"
     return None
+
+
+def sample_inputs(info, n: int, random: bool = False):
+    """A batch of n inputs of the dataset's shape: token ids (zeros, or drawn) for token inputs,
+    numbers (zeros, or standard normal) otherwise."""
+    import torch
+
+    if info.vocab:
+        g = torch.Generator().manual_seed(0)
+        shape = (n, *info.input_shape)
+        return torch.randint(0, info.vocab, shape, generator=g) if random else torch.zeros(shape, dtype=torch.long)
+    return torch.randn(n, *info.input_shape) if random else torch.zeros(n, *info.input_shape)
 
 
 def references() -> list[str]:

@@ -100,11 +100,12 @@ def intervals(groups: list[np.ndarray], method: str = DEFAULT_CI) -> tuple[np.nd
 
 
 def bounds(metric: str | None, loss: str | None = None) -> tuple[float, float]:
-    """The range a metric's mean really lives in: accuracy [0, 1], R² at most 1, RMSE, times and
-    counts at least 0, a loss at least the smallest value that loss takes (0 for cross-entropy or
-    MSE; none for a DeepOBS objective, whose noise term makes it negative; none for a loss it
-    does not know). An interval is clipped to it: the true mean lies inside, so clipping never
-    changes whether the interval covers it, and it prints no accuracy above 1."""
+    """The range a metric's mean really lives in: accuracy [0, 1], R² at most 1, RMSE, bits per
+    character, times and counts at least 0, a perplexity at least 1, a loss at least the
+    smallest value that loss takes (0 for cross-entropy or MSE; none for a DeepOBS objective,
+    whose noise term makes it negative; none for a loss it does not know). An interval is
+    clipped to it: the true mean lies inside, so clipping never changes whether the interval
+    covers it, and it prints no accuracy above 1."""
     words = set((metric or "").split("_"))
     if "acc" in words:
         return 0.0, 1.0
@@ -112,8 +113,10 @@ def bounds(metric: str | None, loss: str | None = None) -> tuple[float, float]:
         return -math.inf, 1.0
     if "loss" in words:
         return loss_lowest(loss), math.inf
-    if words & {"rmse", "time", "steps", "epoch", "epochs", "run"}:
+    if words & {"rmse", "time", "steps", "epoch", "epochs", "run", "bpc"}:
         return 0.0, math.inf
+    if "ppl" in words:
+        return 1.0, math.inf
     return -math.inf, math.inf
 
 

@@ -45,6 +45,8 @@ def _chain(task: str, validation: bool) -> list[tuple[str, bool]]:
             return [("best_val_acc", True), ("best_val_loss", False)]
         if task == "regression":
             return [("best_val_loss", False), ("best_val_r2", True)]
+        if task == "language_model":  # the loss chooses (nanoGPT's val loss); next-token accuracy breaks ties
+            return [("best_val_loss", False), ("best_val_acc", True)]
         return [("best_val_loss", False)]
     if classification:
         return [("final_train_acc", True), ("final_train_eval_loss", False)]
@@ -58,19 +60,25 @@ def selection_for(task: str, has_validation: bool, select: str | None = None,
     (ties: best_val_r2) and reports test_r2_at_best_val; DeepOBS objectives choose on
     best_val_loss and report test_loss_at_best_val. Without: the training set's final accuracy
     (or loss) chooses and the final test value is reported. `select` (a [protocol]'s) replaces
-    the selection metric; the task's other choosing columns break its ties."""
+    the selection metric; the task's other choosing columns break its ties. A language model chooses
+    on best_val_loss (ties: best_val_acc, next-token accuracy) and reports test_bpc_at_best_val (bits
+    per character: the loss / ln 2)."""
     chain = _chain(task, has_validation)
     if select is not None:
         check_chooser(select)
         direction = higher_is_better(select) if higher is None else higher
         chain = [(select, bool(direction))] + [c for c in chain if c[0] != select]
     classification = task in ("binary", "multiclass")
-    if has_validation:
-        report = ("test_acc_at_best_val", True) if classification else (
-            ("test_r2_at_best_val", True) if task == "regression" else ("test_loss_at_best_val", False))
+    at = "_at_best_val" if has_validation else ""
+    final = "" if has_validation else "final_"
+    if classification:
+        report = (f"{final}test_acc{at}", True)
+    elif task == "regression":
+        report = (f"{final}test_r2{at}", True)
+    elif task == "language_model":  # bits per character: the loss in the unit language models are compared in
+        report = (f"{final}test_bpc{at}", False)
     else:
-        report = ("final_test_acc", True) if classification else (
-            ("final_test_r2", True) if task == "regression" else ("final_test_loss", False))
+        report = (f"{final}test_loss{at}", False)
     return Selection(chain[0][0], chain[0][1], report[0], report[1], has_validation, tuple(chain[1:]))
 
 
