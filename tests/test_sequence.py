@@ -233,3 +233,21 @@ def test_next_token_accuracy_and_the_loss_per_position_by_hand():
     assert row["loss"] == pytest.approx(float(ce.mean()))
     assert row["acc"] == pytest.approx((1.0 + 0.0) / 2)  # window 1: 2 of 2 right, window 2: 0 of 2
     assert row["bpc"] == pytest.approx(row["loss"] / math.log(2))
+
+
+def test_auto_takes_the_engine_that_measures_faster_for_the_model_on_the_cpu():
+    """benchmarks/sequence_models.py: gpt at the lesson size fused 1.68× one at a time; at nanoGPT's
+    d_model 128 0.92×; lstm 0.36-0.62×. --engine auto follows the measurement; --engine fused obeys."""
+    from dlbench.plan import make_units
+
+    def engine(model, how="auto"):
+        s = build_sweep({"dataset": "shakespeare", "model": model, "epochs": 1, "context": 32})
+        (unit,) = make_units(s.trials, how, 1)
+        return unit.engine, unit.reason
+
+    assert engine(TINY_GPT) == ("fused", None)
+    big, why = engine({"kind": "gpt", "n_layer": 4, "n_head": 4, "d_model": 128})
+    assert big == "reference" and "d_model 128" in why
+    lstm, why = engine(TINY_LSTM)
+    assert lstm == "reference" and "torch.nn.LSTM's kernel" in why
+    assert engine(TINY_LSTM, "fused") == ("fused", None)

@@ -34,8 +34,14 @@ SLOWER_FUSED = ("on the CPU, max pooling under vmap (torch.func) measures slower
 
 def fused_slower(trial: dict) -> str | None:
     """Why --engine auto leaves a trial the fused engine could train to the reference engine: it
-    measures faster there (a reason), or None. Only max-pooling models on the CPU, where vmap's
-    batching rule for max pooling costs 17 times a plain call (measured on this project's CPU)."""
-    if trial["device"] == "cpu" and catalogue.model_of(trial).max_pools:
+    measures faster there (a reason), or None. On the CPU only: models that max-pool (vmap's
+    batching rule for max pooling costs 17 times a plain call), and what a model's record says
+    (an LSTM, a gpt past the lesson size: benchmarks/sequence_models.py)."""
+    if trial["device"] != "cpu":
+        return None
+    model = catalogue.model_of(trial)
+    if model.max_pools:
         return SLOWER_FUSED
+    if model.slower_fused_on_cpu:
+        return model.slower_fused_on_cpu + "; --engine fused trains it fused anyway"
     return None

@@ -21,6 +21,9 @@ class ModelEntry:
     mlp: tuple[tuple[int, ...], str] | None = None
     reference: str | None = None  # the import path of a user's factory
     stacked: str = ""  # its hand-written stacked form for the fused engine ("gpt", "lstm"), if any
+    # why the fused engine measures slower than one trial at a time on a CPU, where it does (then
+    # --engine auto trains it on the reference engine there; benchmarks/sequence_models.py)
+    slower_fused_on_cpu: str | None = None
 
 
 def output_size(info) -> int:

@@ -84,7 +84,8 @@ class Sequence(ModelKind):
         if model["dropout"]:
             reason = (f"model {model['kind']} with dropout {model['dropout']:g}: dropout draws random numbers, which "
                       "the reference engine draws per model in its own order; it trains there")
-        return ModelEntry(model["kind"], params, fused_reason=reason, stacked=model["kind"])
+        return ModelEntry(model["kind"], params, fused_reason=reason, stacked=model["kind"],
+                          slower_fused_on_cpu=_slower_on_cpu(model))
 
     def build(self, model: dict, info):
         n_out, last_only = output_size(info), info.task != "language_model"
@@ -92,6 +93,23 @@ class Sequence(ModelKind):
             return _gpt_class()(info.vocab, info.input_shape[0], n_out, model["n_layer"], model["n_head"],
                                 model["d_model"], model["mlp_ratio"], model["tied"], model["dropout"], last_only)
         return _lstm_class()(info.vocab, n_out, model["layers"], model["hidden"], model["dropout"], last_only)
+
+
+# measured on this project's 2-core CPU, 8 trials, one thread (benchmarks/sequence_models.py,
+# docs/performance.md): gpt at d_model 32 fused 1.68× one at a time, at nanoGPT's d_model 128 0.92×;
+# lstm 0.62× (hidden 64) and 0.36× (128): torch.nn.LSTM's kernel steps a sequence in C++, the stacked
+# form in a Python loop of batched matrix products
+GPT_FUSED_UP_TO = 64  # d_model
+
+
+def _slower_on_cpu(model: dict) -> str | None:
+    if model["kind"] == "lstm":
+        return ("on the CPU, torch.nn.LSTM's kernel measures faster than the stacked LSTM's step loop (0.36-0.62×, "
+                "benchmarks/sequence_models.py)")
+    if model["d_model"] > GPT_FUSED_UP_TO:
+        return (f"on the CPU, a gpt of d_model {model['d_model']} measures slower stacked than one at a time (0.92× at "
+                f"128; 1.68× at 32: benchmarks/sequence_models.py)")
+    return None
 
 
 def _gpt_class():
