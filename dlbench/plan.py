@@ -42,8 +42,9 @@ class Unit:
 def group_key(trial: dict) -> str:
     """Trials with the same key share data shapes, step counts and schedule form."""
     keys = ("dataset", "model", "loss", "batch_size", "epochs", "device", "dtype")
-    return json.dumps([trial[k] for k in keys] + [trial["schedule"]["kind"], validation_of(trial), trial.get("data")],
-                      sort_keys=True)
+    extra = [trial.get(k) for k in ("max_steps", "eval_every", "context", "p", "train_fraction")]
+    return json.dumps([trial[k] for k in keys] + [trial["schedule"]["kind"], validation_of(trial), trial.get("data"),
+                                                 *extra], sort_keys=True)
 
 
 def choose_engine(trial: dict, engine: str) -> tuple[str, str | None]:

@@ -1,6 +1,7 @@
-"""Learning-rate schedules: stepped once per epoch; `warmup` (epochs) is a linear ramp that
-combines with any. Pure data, checks and the closed form the fused engine uses; the reference
-engine builds the same schedule from torch.optim.lr_scheduler."""
+"""Learning-rate schedules: stepped once per epoch, or once per optimizer step for a trial whose
+length is `max_steps` (nanoGPT's warmup and cosine decay count steps); `warmup` (in the same unit) is
+a linear ramp that combines with any. Pure data, checks and the closed form the fused engine
+uses; the reference engine builds the same schedule from torch.optim.lr_scheduler."""
 
 from __future__ import annotations
 
@@ -31,8 +32,15 @@ SCHEDULES: dict[str, Schedule] = {
 SCHEDULE_COMMON = {"warmup": 0}
 
 
-def check_schedule(value: Any, epochs: int, where: str = "schedule") -> dict[str, Any]:
-    """Canonical schedule table {kind, ...params, warmup} from a string or a table."""
+def units(trial: dict) -> int:
+    """How many times a trial's schedule steps: once per optimizer step with a step budget, else
+    once per epoch."""
+    return trial.get("max_steps") or trial["epochs"]
+
+
+def check_schedule(value: Any, epochs: int, where: str = "schedule", unit: str = "epochs") -> dict[str, Any]:
+    """Canonical schedule table {kind, ...params, warmup} from a string or a table. `epochs`: how
+    many times it steps (`unit`: epochs, or steps for a step budget)."""
     if isinstance(value, str):
         value = {"kind": value}
     if not isinstance(value, dict):
@@ -67,20 +75,21 @@ def check_schedule(value: Any, epochs: int, where: str = "schedule") -> dict[str
         out[k] = v
     if out["warmup"] >= epochs:
         raise UserError(
-            f"{where}.warmup = {out['warmup']} is not allowed with epochs = {epochs}; allowed: fewer warmup "
-            "epochs than epochs"
+            f"{where}.warmup = {out['warmup']} is not allowed with {unit} = {epochs}; allowed: fewer warmup "
+            f"{unit} than {unit}"
         )
     return out
 
 
 def lr_schedule(trial: dict) -> list[float]:
-    """The lr in effect during each training epoch 1..E, in closed form (pure Python).
+    """The lr in effect during each training epoch 1..E (each step 1..S with a step budget), in
+    closed form (pure Python).
 
     The same schedule torch.optim.lr_scheduler gives the reference engine (LinearLR warmup from
     lr/(warmup+1), then StepLR / ExponentialLR / CosineAnnealingLR over the remaining epochs,
     joined by SequentialLR); tests/test_catalogue.py holds it to torch's own schedulers. Closed
     form keeps torch.optim (and the second it takes to import) out of the fused engine."""
-    s, base, epochs = trial["schedule"], trial["lr"], trial["epochs"]
+    s, base, epochs = trial["schedule"], trial["lr"], units(trial)
     warm = s["warmup"]
     out = []
     for e in range(epochs):

@@ -13,8 +13,12 @@ import re
 # A trial
 
 # Keys that make a trial what it is (part of its id), in display order.
+# TRAINING: keys added with schema 6, each absent from a trial at its default (so older ids stand):
+# a budget of max_steps optimizer steps with an evaluation every eval_every steps (instead of epochs),
+# gradient clipping by global norm, and weight decay on every parameter or on matrices only.
+TRAINING = ("max_steps", "eval_every", "clip_grad_norm", "weight_decay_on")
 TRIAL_KEYS = ("dataset", "validation", "model", "loss", "optimizer", "lr", "batch_size", "epochs", "seed",
-              "schedule", "device", "dtype")
+              "schedule", "device", "dtype", *TRAINING)
 # Knobs of the sequence datasets, each a trial key of the datasets that take it (a text's context
 # length; modular addition's modulus and training fraction): a grid axis like any other.
 DATA_KNOBS = ("context", "p", "train_fraction")

@@ -16,10 +16,11 @@ from typing import Any
 from dlbench import data, models, optim
 from dlbench.errors import UserError, did_you_mean
 from dlbench.losses import check_loss
-from dlbench.schedules import check_schedule
+from dlbench.schedules import check_schedule, units
 from dlbench.schema import DATA_KNOBS, RUN_KEYS, TABLE_KEYS, TRIAL_KEYS
 
 DTYPES = ("float32", "float64")
+DECAY_ON = ("all", "matrices")  # weight decay on every parameter, or on those of two or more dimensions only
 DEVICE_RE = re.compile(r"^(cpu|cuda|cuda:\d+|mps)$")
 # keys of a trial's values that are never an optimizer's keyword
 NOT_KEYWORDS = {*TRIAL_KEYS, *DATA_KNOBS, "seeds", *RUN_KEYS, *TABLE_KEYS, "id"}
@@ -43,19 +44,53 @@ def canonical_trial(values: dict) -> dict:
     t["lr"] = check_lr(values["lr"])
     n_train = data.split_sizes(info, validation)[0]
     t["batch_size"] = check_batch_size(values["batch_size"], n_train, info.name)
-    t["epochs"] = whole(values["epochs"], "epochs", 1)
+    t.update(budget(values))
     t["seed"] = whole(values["seed"], "seed", 0)
-    t["schedule"] = check_schedule(values["schedule"], t["epochs"])
+    t["schedule"] = check_schedule(values["schedule"], units(t), unit="max_steps" if "max_steps" in t else "epochs")
     t["device"] = check_device_name(values["device"])
     t["dtype"] = choice(values["dtype"], DTYPES, "dtype")
+    if values.get("clip_grad_norm") is not None:
+        t["clip_grad_norm"] = check_clip(values["clip_grad_norm"])
+    decay_on = values.get("weight_decay_on")
+    if decay_on is not None and choice(decay_on, DECAY_ON, "weight_decay_on") != "all":
+        t["weight_decay_on"] = decay_on  # absent at "all": the trials of before keep their ids
     where = f"optimizer {opt}"
     keywords = {k: v for k, v in values.items() if k not in NOT_KEYWORDS}
     t.update(optim.fields(opt, keywords, t["lr"], where))
+    if t.get("weight_decay_on") == "matrices" and not optim.takes_anywhere(opt, "weight_decay"):
+        raise UserError(f"weight_decay_on = 'matrices': {where} takes no weight_decay; allowed: an optimizer with a "
+                        "weight_decay keyword (adam, adamw, sgd, ..., torch.optim:AdamW), or weight_decay_on = \"all\"")
     if optim.entry(opt).needs_closure and t["batch_size"] != n_train:
         raise UserError(f"{where}: {optim.entry(opt).reference} needs a closure (its step re-evaluates the loss), "
                         "which dlbench runs on the whole training set; allowed: batch_size = \"full\" for it")
     t["id"] = trial_id(t)
     return t
+
+
+def budget(values: dict) -> dict:
+    """How long a trial trains: `epochs`, or `max_steps` optimizer steps with an evaluation every
+    `eval_every` (default: a tenth of the steps), whose periods then count as its epochs (one
+    history row each, plus the one before training)."""
+    steps = values.get("max_steps")
+    if steps is None:
+        if values.get("eval_every") is not None:
+            raise UserError(f"eval_every = {values['eval_every']!r} needs a step budget; allowed: max_steps = N "
+                            "with it, or epochs alone")
+        return {"epochs": whole(values["epochs"], "epochs", 1)}
+    steps = whole(steps, "max_steps", 1)
+    every = values.get("eval_every")
+    every = max(1, steps // 10) if every is None else whole(every, "eval_every", 1)
+    if every > steps:
+        raise UserError(f"eval_every = {every} is more than max_steps = {steps}; allowed: a whole number from 1 to "
+                        f"{steps}")
+    return {"max_steps": steps, "eval_every": every, "epochs": math.ceil(steps / every)}
+
+
+def check_clip(v: Any) -> float:
+    if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v) or v <= 0:
+        raise UserError(f"clip_grad_norm = {v!r} is not allowed; allowed: a number > 0 (the largest global "
+                        "gradient norm, e.g. 1.0)")
+    return float(v)
 
 
 def trial_id(trial: dict) -> str:

@@ -153,7 +153,7 @@ def test_a_new_composite_kind_is_one_class_and_the_registry_the_trial_and_the_li
             return self.describe_class(name, table, where, resolve, "a class taking an optimizer", ("optimizer",),
                                        lambda part: f"scaled {part.name}")
 
-        def build(self, entry, params, trial, build_part):
+        def build(self, entry, params, trial, build_part, roles=None):
             inner = build_part({**trial["scales"], "lr": trial["lr"]}, params)
             return by_path.load(entry.reference)(inner, **self.own(trial))
 

@@ -12,6 +12,7 @@ import torch
 
 from dlbench import catalogue, optim
 from dlbench.data import Dataset
+from dlbench.schedules import units as schedule_units
 
 DIVERGENCE_FACTOR = 1e6  # a loss above 1e6 × its epoch-0 value counts as diverged
 EVAL_CHUNK = 8192
@@ -66,15 +67,41 @@ def data_order(seed: int, n: int, epochs: int) -> list[torch.Tensor]:
     return [torch.randperm(n, generator=g) for _ in range(epochs)]
 
 
+def period_orders(trial: dict, n: int) -> list[torch.Tensor]:
+    """The samples a trial trains on in each period between evaluations, in order: an epoch's
+    permutation (data_order) for an epoch budget; for a step budget, `eval_every` batches of the
+    stream of those permutations one after another (a batch may span two epochs, as nanoGPT's
+    batches ignore epochs), the last period what is left of `steps`."""
+    if "max_steps" not in trial:
+        return data_order(trial["seed"], n, trial["epochs"])
+    bs, steps, every = trial["batch_size"], trial["max_steps"], trial["eval_every"]
+    stream = torch.cat(data_order(trial["seed"], n, math.ceil(steps * bs / n)))[:steps * bs]
+    return list(stream.split(every * bs))
+
+
+def schedule_index(trial: dict, period: int, step: int) -> int:
+    """Where a trial's lr schedule stands (0-based): its period's (an epoch budget steps the
+    schedule once per epoch) or the optimizer step's about to be taken (a step budget)."""
+    return step if "max_steps" in trial else period - 1
+
+
+def clip_rows(grad: torch.Tensor, max_norm: torch.Tensor) -> None:
+    """torch.nn.utils.clip_grad_norm_ for each row of a stacked gradient [k, P] at once: a row whose
+    norm exceeds its max_norm [k, 1] (inf: no clipping) is scaled by max_norm / (norm + 1e-6)."""
+    norm = torch.linalg.vector_norm(grad, dim=1, keepdim=True)
+    grad.mul_(torch.clamp(max_norm / (norm + 1e-6), max=1.0))
+
+
 def init_seed(seed: int) -> None:
     """Model initialization draws from torch's global CPU RNG under the trial seed."""
     torch.manual_seed(seed)
 
 
-def make_optimizer(trial: dict, params) -> torch.optim.Optimizer:
+def make_optimizer(trial: dict, params, roles: list[str] | None = None) -> torch.optim.Optimizer:
     """The trial's optimizer over `params`, as its catalogue record builds it (a built-in's
-    torch.optim class with its knobs; anyone else's exactly as its constructor builds it)."""
-    return optim.build(trial, params)
+    torch.optim class with its knobs; anyone else's exactly as its constructor builds it).
+    `roles`: each parameter's role in the model (models.common.roles_of)."""
+    return optim.build(trial, params, roles)
 
 
 def needs_closure(trial: dict) -> bool:
@@ -97,7 +124,7 @@ def make_scheduler(trial: dict, optimizer: torch.optim.Optimizer):
 
     s = trial["schedule"]
     warm = s["warmup"]
-    main_epochs = trial["epochs"] - warm
+    main_epochs = schedule_units(trial) - warm  # epochs, or steps for a step budget
     kind = s["kind"]
     main = None
     if kind == "step":
@@ -115,13 +142,14 @@ def make_scheduler(trial: dict, optimizer: torch.optim.Optimizer):
 
 
 def lr_per_epoch(trial: dict) -> list[float]:
-    """The lr in effect during each training epoch 1..E, read off the real torch scheduler: the
-    oracle that optim.lr_schedule (the fused engine's closed form) is tested against."""
+    """The lr in effect during each training epoch 1..E (each step with a step budget), read off
+    the real torch scheduler: the oracle that optim.lr_schedule (the fused engine's closed form) is
+    tested against."""
     p = torch.nn.Parameter(torch.zeros(1))
     opt = torch.optim.SGD([p], lr=trial["lr"])
     sched = make_scheduler(trial, opt)
     out = []
-    for _ in range(trial["epochs"]):
+    for _ in range(schedule_units(trial)):
         out.append(opt.param_groups[0]["lr"])
         if sched is not None:
             opt.step()  # keeps torch from warning that the scheduler stepped first

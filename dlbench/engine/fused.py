@@ -31,11 +31,13 @@ from dlbench.engine.common import (
     Timer,
     TrialResult,
     chunks,
-    data_order,
+    clip_rows,
     dtype_of,
     eval_chunk,
     history_row,
     is_diverged,
+    period_orders,
+    schedule_index,
     tensors,
 )
 from dlbench.engine.generic import GenericUpdate
@@ -145,14 +147,19 @@ def _train(trials: list[dict], data: Dataset, at_epoch=None) -> list[TrialResult
             # the trials as the built-in's rule reads them: its name (the variant) and its knobs
             as_builtin = [{**t, "optimizer": builtin, **s[1]} for t, s in zip(trials[start:end], same[start:end],
                                                                                 strict=True)]
-            updates.append(UPDATES[catalogue.optimizer_rule(builtin)](as_builtin, (end - start, P), dtype, device))
+            matrices = net.matrix_mask() if any(t.get("weight_decay_on") == "matrices" for t in as_builtin) else None
+            updates.append(UPDATES[catalogue.optimizer_rule(builtin)](as_builtin, (end - start, P), dtype, device,
+                                                                      matrices))
         else:
             generic.append(GenericUpdate(trials[start:end], net, start))
     lrs = torch.tensor([lr_schedule(t) for t in trials], dtype=torch.float64, device=device).T  # [E, K]
     # rows per optimizer-update call: a cache-sized block per state tensor keeps a CPU update fast
     # (measured: Adam on 64 × 26k parameters, 4.2 ms whole, 2.7 ms in blocks of 8)
     block = K if device != "cpu" else max(1, CPU_CACHE_PARAMETERS // P)
-    orders = [data_order(t["seed"], n, epochs) for t in trials]
+    orders = [period_orders(t, n) for t in trials]  # each epoch's samples (with a step budget: each period's)
+    per_step = "max_steps" in first  # a step budget: the lr follows the schedule step by step
+    clip = torch.tensor([[t.get("clip_grad_norm", math.inf)] for t in trials], dtype=dtype, device=device)
+    clipped = bool(torch.isfinite(clip).any())
 
     histories: list[list[dict]] = [[] for _ in trials]
     status = ["ok"] * K
@@ -178,17 +185,21 @@ def _train(trials: list[dict], data: Dataset, at_epoch=None) -> list[TrialResult
     loss0 = evals["train"]["loss"]
     for k in range(K):
         histories[k].append(history_row(0, loss0[k], _at(evals, k), float(lrs[0, k]), 0, 0, 0.0, eval_time / K))
-    steps = 0
+    steps = samples = 0
     for epoch in range(1, epochs + 1):
-        perm = torch.stack([orders[k][epoch - 1] for k in rows]).to(device)  # [rows, n]
-        lr_epoch = (lrs[epoch - 1, rows].view(-1, 1) * alive).contiguous()
-        lr_slices = [lr_epoch[a:b] for a, b in slices]
+        perm = torch.stack([orders[k][epoch - 1] for k in rows]).to(device)  # [rows, samples of the period]
+        at = schedule_index(first, epoch, steps)  # the lr during this period's first step
+        lr_slices = _lr_slices(lrs, at, rows, alive, slices)
         for g in generic:
-            g.set_lr(epoch, alive)
+            g.set_lr(at + 1, alive)
         loss_sum = torch.zeros(len(rows), dtype=torch.float64, device=device)
         n_batches = 0
         with Timer(device) as timer:
-            for i in range(0, n, bs):
+            for i in range(0, perm.shape[1], bs):
+                if per_step and i:  # the schedule moves step by step
+                    lr_slices = _lr_slices(lrs, steps, rows, alive, slices)
+                    for g in generic:
+                        g.set_lr(steps + 1, alive)
                 idx = perm[:, i:i + bs]  # [rows, B]
                 xb = x_train[idx]  # [rows, B, *input]
                 yb = y_train[idx]
@@ -196,7 +207,10 @@ def _train(trials: list[dict], data: Dataset, at_epoch=None) -> list[TrialResult
                 net.grad.zero_()
                 batch_loss.sum().backward()  # trials are independent: row k of grad is trial k's
                 steps += 1
+                samples += idx.shape[1]
                 with torch.no_grad():
+                    if clipped:  # each trial's gradient by its own global norm, as clip_grad_norm_ does
+                        clip_rows(net.grad, clip[rows] if len(rows) < K else clip)
                     for (a, b), upd, lr in zip(slices, updates, lr_slices, strict=True):
                         # in blocks of rows that stay in cache: the update is memory-bound
                         for r0 in range(0, b - a, block):
@@ -211,11 +225,10 @@ def _train(trials: list[dict], data: Dataset, at_epoch=None) -> list[TrialResult
                 n_batches += 1
             train_loss = (loss_sum / n_batches).tolist()
         evals, eval_time = evaluate_epoch()
-        samples = epoch * n
         for r, k in enumerate(rows):
             if status[k] != "ok":
                 continue
-            histories[k].append(history_row(epoch, train_loss[r], _at(evals, r), float(lrs[epoch - 1, k]),
+            histories[k].append(history_row(epoch, train_loss[r], _at(evals, r), float(lrs[at, k]),
                                             steps, samples, timer.seconds / len(rows), eval_time / len(rows)))
             if is_diverged(train_loss[r], loss0[k]) or is_diverged(evals["train"]["loss"][r], loss0[k]):
                 status[k], diverged_at[k] = "diverged", epoch
@@ -243,6 +256,13 @@ def _train(trials: list[dict], data: Dataset, at_epoch=None) -> list[TrialResult
     for pos, i in enumerate(order_idx):
         out[i] = results[pos]
     return out
+
+
+def _lr_slices(lrs: torch.Tensor, at: int, rows: list[int], alive: torch.Tensor,
+               slices: list[tuple[int, int]]) -> list[torch.Tensor]:
+    """Each hand-written update's lrs [rows, 1] at schedule index `at` (0 for a frozen row)."""
+    lr_now = (lrs[at, rows].view(-1, 1) * alive).contiguous()
+    return [lr_now[a:b] for a, b in slices]
 
 
 def _kept(slices: list[tuple[int, int]], updates: list, keep: list[int]) -> tuple[list, list]:

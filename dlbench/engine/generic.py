@@ -48,7 +48,7 @@ class GenericUpdate:
                     p = v.detach().clone(memory_format=torch.contiguous_format).requires_grad_(True)
                     p.grad = torch.zeros_like(p)
                     pairs.append((v, p))
-            opt = optim.build(trials[i], views if pairs is None else [p for _, p in pairs])
+            opt = optim.build(trials[i], views if pairs is None else [p for _, p in pairs], net.roles)
             schedules = [lr_schedule({**trials[i], "lr": float(g["lr"])}) for g in opt.param_groups]
             self.slots.append(_Slot(start + i, opt, views, grads, pairs, schedules))
             i = j

@@ -13,7 +13,6 @@ from dlbench.data import Dataset
 from dlbench.engine.common import (
     Timer,
     TrialResult,
-    data_order,
     dtype_of,
     evaluate,
     history_row,
@@ -22,9 +21,11 @@ from dlbench.engine.common import (
     make_optimizer,
     make_scheduler,
     needs_closure,
+    period_orders,
     set_mode,
     tensors,
 )
+from dlbench.models.common import roles_of
 
 
 def train(trial: dict, data: Dataset) -> TrialResult:
@@ -42,10 +43,12 @@ def epochs(trial: dict, data: Dataset):
 
     init_seed(trial["seed"])
     model = models.build(trial["model"], data.info).to(dtype).to(device)
-    optimizer = make_optimizer(trial, model.parameters())
+    optimizer = make_optimizer(trial, list(model.parameters()), roles_of(model))
     scheduler = make_scheduler(trial, optimizer)
     loss_fn = losses.loss_fn(trial["loss"])
-    orders = data_order(trial["seed"], n, trial["epochs"])
+    orders = period_orders(trial, n)  # each epoch's samples (with a step budget: each period's)
+    per_step = "max_steps" in trial  # the schedule steps after every optimizer step, not every epoch
+    clip = trial.get("clip_grad_norm")
 
     closure_step = needs_closure(trial)  # LBFGS: step(closure), on the whole training set (checked in the spec)
     # Hessian-based optimizers differentiate the gradient again: it must keep its graph
@@ -77,12 +80,16 @@ def epochs(trial: dict, data: Dataset):
                     loss = loss_fn(model(x_train[idx]), y_train[idx])
                     optimizer.zero_grad()
                     backward(loss, create_graph)
+                    if clip is not None:
+                        torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
                     optimizer.step()
                 batch_losses.append(loss.detach())
                 steps += 1
                 samples += len(idx)
+                if per_step and scheduler is not None:
+                    scheduler.step()
             train_loss = float(torch.stack(batch_losses).mean())
-        if scheduler is not None:
+        if scheduler is not None and not per_step:
             scheduler.step()
         evals, eval_time = eval_all()
         history.append(history_row(epoch, train_loss, evals, lr, steps, samples, t.seconds, eval_time))

@@ -21,6 +21,7 @@ import torch.nn.functional as F  # noqa: N812
 
 from dlbench import models
 from dlbench.engine.common import init_seed
+from dlbench.models.common import roles_of
 
 
 class StackedParams:
@@ -33,7 +34,7 @@ class StackedParams:
         for t in trials:
             init_seed(t["seed"])  # the reference builder under the same seed: identical init
             built.append(models.build(t["model"], info).to(dtype).to(device))
-        self.reference = built[0]
+        self.roles = roles_of(built[0])
         named = list(built[0].named_parameters())
         self.shapes = [(n, p.shape) for n, p in named]
         P = sum(p.numel() for _, p in named)
@@ -63,6 +64,11 @@ class StackedParams:
 
     def train(self, mode: bool = True) -> None:
         pass  # dropout 0 (a nonzero dropout trains on the reference engine): no mode changes anything
+
+    def matrix_mask(self) -> torch.Tensor:
+        """[P] True where a column of theta belongs to a parameter of two or more dimensions."""
+        return torch.cat([torch.full((shape.numel(),), len(shape) >= 2, device=self.theta.device)
+                          for _, shape in self.shapes])
 
     def leaves(self, a: int, b: int) -> list[torch.Tensor]:
         """Leaf tensors over rows a..b of theta in the reference module's parameter order and shapes

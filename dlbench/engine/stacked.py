@@ -11,6 +11,7 @@ import torch.nn.functional as F  # noqa: N812
 
 from dlbench import models
 from dlbench.engine.common import init_seed
+from dlbench.models.common import roles_of
 
 EVAL_CELLS_CPU = 1 << 19  # floats in evaluation's widest activation of a chunk, on the CPU
 ACT = {"relu": torch.relu, "tanh": torch.tanh, "sigmoid": torch.sigmoid, "gelu": F.gelu, "none": None}
@@ -37,6 +38,9 @@ class StackedMLP:
             rows.append(torch.cat([torch.cat([lin.weight.detach().T.reshape(-1), lin.bias.detach()])
                                    for lin in linears]))
         self._hold(torch.stack(rows).to(device))
+        # each parameter's role (models.common.roles_of): the last layer's weight is the head
+        n = len(self.sizes) - 1
+        self.roles = [role for i in range(n) for role in ("head" if i == n - 1 else "hidden", "vector")]
 
     def _hold(self, theta: torch.Tensor) -> None:
         """Make `theta` [K, P] the parameters: a zero gradient beside it, and each layer's weight and
@@ -78,6 +82,13 @@ class StackedMLP:
 
     def train(self, mode: bool = True) -> None:
         pass  # no layer of an MLP behaves differently in training
+
+    def matrix_mask(self) -> torch.Tensor:
+        """[P] True where a column of theta belongs to a parameter of two or more dimensions (the
+        weights; not the biases): where weight decay on matrices only applies."""
+        return torch.cat([torch.full((a * b + b,), True, device=self.theta.device).index_fill_(
+            0, torch.arange(a * b, a * b + b, device=self.theta.device), False)
+            for a, b in zip(self.sizes[:-1], self.sizes[1:], strict=True)])
 
     def leaves(self, a: int, b: int) -> list[torch.Tensor]:
         """Leaf tensors over rows a..b of theta, with their gradients as views of `grad`, in the
@@ -133,6 +144,7 @@ class StackedModule:
         self.buffers = {name: torch.stack([dict(m.named_buffers())[name] for m in built])
                         for name, _ in built[0].named_buffers()}
         self.base = copy.deepcopy(built[0]).to("meta")
+        self.roles = roles_of(built[0])
 
         def call(p, b, x):
             return functional_call(self.base, (p, b), (x,))
@@ -159,6 +171,9 @@ class StackedModule:
     def train(self, mode: bool = True) -> None:
         self.base.train(mode)
 
+    def matrix_mask(self) -> torch.Tensor:
+        return shapes_mask(self.shapes, self.theta.device)
+
     def forward(self, x, per_trial: bool):
         """x: [K, B, *input] (one batch per trial) or [B, *input] (the same inputs for all)."""
         return (self.per_trial if per_trial else self.shared)(self.stacked, self.buffers, x)
@@ -175,6 +190,12 @@ class StackedModule:
             out.append(leaf)
             off += n
         return out
+
+
+def shapes_mask(shapes: list[tuple[str, torch.Size]], device) -> torch.Tensor:
+    """[P] True where a column of theta belongs to a parameter of two or more dimensions, for the
+    parameters' (name, shape) in theta's order."""
+    return torch.cat([torch.full((shape.numel(),), len(shape) >= 2, device=device) for _, shape in shapes])
 
 
 def stacked_model(trials: list[dict], info, dtype, device):

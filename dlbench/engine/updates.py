@@ -10,19 +10,33 @@ import torch
 
 
 class _Hyper:
-    """Per-trial hyperparameters of one optimizer slice, as [k, 1] float64 tensors."""
+    """Per-trial hyperparameters of one optimizer slice, as [k, 1] float64 tensors. `matrices`: [P]
+    True where a column of the stacked parameters belongs to a matrix (where weight decay applies
+    for a trial with weight_decay_on = "matrices")."""
 
-    def __init__(self, trials: list[dict], device):
+    def __init__(self, trials: list[dict], device, matrices: torch.Tensor | None = None):
         self.device = device
         self.trials = trials
+        self.matrices = matrices
 
     def col(self, key, index=None) -> torch.Tensor:
         vals = [t[key] if index is None else t[key][index] for t in self.trials]
         return torch.tensor([float(v) for v in vals], dtype=torch.float64, device=self.device).view(-1, 1)
 
-    def decay(self, dtype) -> torch.Tensor | None:
-        """Weight decay as a [k, 1] tensor, or None when no trial has any (torch skips it then)."""
+    def decay64(self) -> torch.Tensor:
+        """Weight decay per trial [k, 1] in float64; [k, P] where a trial decays its matrices only
+        (0 on the other columns: torch's param group of them has weight_decay 0)."""
         wd = self.col("weight_decay")
+        only = [t.get("weight_decay_on") == "matrices" for t in self.trials]
+        if not any(only):
+            return wd
+        mask = torch.ones(len(self.trials), len(self.matrices), dtype=torch.float64, device=self.device)
+        mask[torch.tensor(only, device=self.device)] = self.matrices.to(torch.float64)
+        return wd * mask
+
+    def decay(self, dtype) -> torch.Tensor | None:
+        """Weight decay as a [k, 1] (or [k, P]) tensor, or None when no trial has any (torch skips it then)."""
+        wd = self.decay64()
         return wd.to(dtype) if bool((wd != 0).any()) else None
 
 
@@ -52,9 +66,9 @@ class SGDUpdate(_Rows):
         θ_t = θ_{t-1} - γ d_t
     """
 
-    def __init__(self, trials, shape, dtype, device):
+    def __init__(self, trials, shape, dtype, device, matrices=None):
         self.k = len(trials)
-        h = _Hyper(trials, device)
+        h = _Hyper(trials, device, matrices)
         self.dtype = dtype
         self.wd = h.decay(dtype)
         self.has_momentum = trials[0]["optimizer"] in ("momentum", "nesterov")
@@ -87,9 +101,9 @@ class AdagradUpdate(_Rows):
         θ_t = θ_{t-1} - γ̃_t d_t / (√s_t + ε)
     """
 
-    def __init__(self, trials, shape, dtype, device):
+    def __init__(self, trials, shape, dtype, device, matrices=None):
         self.k = len(trials)
-        h = _Hyper(trials, device)
+        h = _Hyper(trials, device, matrices)
         self.dtype = dtype
         self.wd = h.decay(dtype)
         self.lr_decay = h.col("lr_decay")
@@ -115,9 +129,9 @@ class RMSpropUpdate(_Rows):
         θ_t = θ_{t-1} - γ b_t
     """
 
-    def __init__(self, trials, shape, dtype, device):
+    def __init__(self, trials, shape, dtype, device, matrices=None):
         self.k = len(trials)
-        h = _Hyper(trials, device)
+        h = _Hyper(trials, device, matrices)
         self.dtype = dtype
         self.wd = h.decay(dtype)
         self.alpha = h.col("alpha").to(dtype)
@@ -157,12 +171,12 @@ class AdamUpdate(_Rows):
         θ_t = θ - (γ / (1 - β₁ᵗ)) m_t / (√v̂_t / √(1 - β₂ᵗ) + ε)
     """
 
-    def __init__(self, trials, shape, dtype, device):
+    def __init__(self, trials, shape, dtype, device, matrices=None):
         self.k = len(trials)
-        h = _Hyper(trials, device)
+        h = _Hyper(trials, device, matrices)
         self.dtype = dtype
         self.decoupled = trials[0]["optimizer"] == "adamw"
-        self.wd64 = h.col("weight_decay")
+        self.wd64 = h.decay64()
         self.wd = h.decay(dtype)
         self.beta1 = h.col("betas", 0)
         self.beta2 = h.col("betas", 1)

@@ -68,3 +68,29 @@ def as_mlp(module) -> tuple[tuple[int, ...], str] | None:
     if any(a.out_features != b.in_features for a, b in zip(linears[:-1], linears[1:], strict=True)):
         return None
     return (linears[0].in_features, *(m.out_features for m in linears)), (names.pop() if names else "none")
+
+
+def roles_of(module) -> list[str]:
+    """Each parameter's role in a module, in named_parameters order: "embedding" (an nn.Embedding's
+    table), "head" (the weight of its last nn.Linear: the output layer), "hidden" (any other of two
+    or more dimensions), "vector" (biases, norms). What a split gives its class with on = "hidden"
+    (modded-nanogpt's Muon: the hidden matrices only), the same on both engines."""
+    import torch
+
+    owner = {}
+    last_linear = None
+    for name, m in module.named_modules():
+        if isinstance(m, torch.nn.Linear):
+            last_linear = name
+        for pname, p in m.named_parameters(recurse=False):
+            owner.setdefault(id(p), (name, pname, m))
+    out = []
+    for _, p in module.named_parameters():
+        mname, pname, m = owner[id(p)]
+        if isinstance(m, torch.nn.Embedding):
+            out.append("embedding")
+        elif mname == last_linear and pname == "weight":
+            out.append("head")
+        else:
+            out.append("hidden" if p.dim() >= 2 else "vector")
+    return out

@@ -213,6 +213,14 @@ def who_takes(key: str, names: list[str]) -> list[str]:
         n for n in names if n not in OPTIMIZERS and key in _all_keywords(entry(n))]
 
 
+def takes_anywhere(name: str, key: str) -> bool:
+    """Whether an optimizer, or a part of it, takes a keyword (an open signature takes any)."""
+    def walk(e: OptimizerEntry) -> bool:
+        return e.takes(key) or any(walk(p) for p in e.parts.values())
+
+    return walk(entry(name))
+
+
 def _all_keywords(e: OptimizerEntry) -> set[str]:
     return set(e.keywords).union(*(_all_keywords(p) for p in e.parts.values()))
 
@@ -222,10 +230,24 @@ def keywords_of(names: list[str]) -> dict[str, list[str]]:
     return {n: sorted(_all_keywords(entry(n))) for n in names if n not in OPTIMIZERS}
 
 
-def build(trial: dict, params):
-    """The trial's torch optimizer over `params`, as its entry builds it."""
+def build(trial: dict, params, roles: list[str] | None = None):
+    """The trial's torch optimizer over `params`, as its entry builds it. With weight_decay_on =
+    "matrices" each optimizer it builds gets two param groups: the parameters of two or more
+    dimensions (weight decay as given), and the others with weight_decay 0 (nanoGPT's
+    configure_optimizers); a composite's parts are built the same way."""
     e = entry_of(trial)
-    return kind(e.kind).build(e, params, trial, lambda part, ps: build(part, ps))
+    k = kind(e.kind)
+    only = trial.get("weight_decay_on") == "matrices"
+    if only and k.part_key is None:  # a composite hands its parameters on to the parts it builds
+        params = list(params)
+        # a matrix by its role in the model (a trial's rows stacked for a shared instance have a
+        # dimension more than the parameter); by its own dimensions where no role is known
+        matrix = [r != "vector" for r in roles] if roles is not None else [p.dim() >= 2 for p in params]
+        params = [g for g in ({"params": [p for p, m in zip(params, matrix, strict=True) if m]},
+                              {"params": [p for p, m in zip(params, matrix, strict=True) if not m],
+                               "weight_decay": 0.0}) if g["params"]]
+    inherit = {"weight_decay_on": "matrices"} if only else {}
+    return k.build(e, params, trial, lambda part, ps, rs=None: build({**part, **inherit}, ps, rs), roles)
 
 
 # --------------------------------------------------------------------------------------------
@@ -267,7 +289,9 @@ def construct_error(name: str, fields_: dict, lr: float, where: str) -> str | No
     kw = "".join(f", {k}={v!r}" for k, v in fields_.items() if k != "optimizer_class")
     try:
         with usercode.calling(f"{where}: constructing {e.reference}(lr={lr:g}{kw})", "arguments it accepts"):
-            opt = build(trial, [torch.nn.Parameter(torch.zeros(*shape)) for shape in kind(e.kind).check_shapes])
+            shapes = kind(e.kind).check_shapes
+            opt = build(trial, [torch.nn.Parameter(torch.zeros(*shape)) for shape in shapes],
+                        ["hidden" if len(shape) >= 2 else "vector" for shape in shapes])
     except UserError as err:
         return str(err)
     if not isinstance(opt, torch.optim.Optimizer):

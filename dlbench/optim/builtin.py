@@ -229,7 +229,7 @@ class Builtin(OptimizerKind):
     def same_builtin(self, entry: OptimizerEntry, trial: dict) -> tuple[str, dict[str, Any]] | None:
         return entry.name, {k: trial[k] for k in OPTIMIZERS[entry.name].defaults}
 
-    def build(self, entry: OptimizerEntry, params, trial: dict, build_part=None):
+    def build(self, entry: OptimizerEntry, params, trial: dict, build_part=None, roles=None):
         import torch
 
         o = OPTIMIZERS[entry.name]

@@ -202,7 +202,7 @@ class ByPath(OptimizerKind):
             return None
         return as_builtin(ref.attr, keywords_of(trial))
 
-    def build(self, entry: OptimizerEntry, params, trial: dict, build_part=None):
+    def build(self, entry: OptimizerEntry, params, trial: dict, build_part=None, roles=None):
         """The optimizer exactly as its constructor builds it, with the trial's lr and keywords."""
         return load(entry.reference)(params, lr=trial["lr"], **usercode.as_call_keywords(keywords_of(trial)))
 

@@ -88,9 +88,11 @@ class OptimizerKind(ABC):
     # ------------------------------------------------------------------ building it
 
     @abstractmethod
-    def build(self, entry: OptimizerEntry, params, trial: dict, build_part) -> Any:
+    def build(self, entry: OptimizerEntry, params, trial: dict, build_part, roles: list[str] | None = None) -> Any:
         """The torch optimizer over `params` with the trial's lr and keywords; `build_part(fields,
-        params)` builds a nested part."""
+        params, roles)` builds a nested part. `roles`: each parameter's role in its model where the
+        engine knows it (models.common.roles_of: embedding, hidden, head, vector), for a kind that
+        gives parameters to optimizers by role (the split's on = "hidden")."""
 
     # ------------------------------------------------------------------ what `dlbench optimizers` shows
 

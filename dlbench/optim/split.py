@@ -5,6 +5,9 @@ on everything else, as modded-nanogpt trains):
     class = "torch.optim:Muon"   # takes the parameters with two or more dimensions
     rest = "adamw"               # any optimizer name: built-in, MODULE:ATTR, [optimizers.X]; the others
     rest_lr = 3e-4               # the rest's own lr (or sweep it: [grid] rest_lr = [...]); default: lr
+    on = "hidden"                # which go to the class: "matrices" (default: every parameter of two or
+                                 # more dimensions) or "hidden" (those, but not the embeddings nor the
+                                 # output head: modded-nanogpt's and nanochat's split for a transformer)
     momentum = 0.95              # the class's own keywords beside it
 
 Both are stepped every step, each with its own lr (the schedule scales both). A spec key the class
@@ -27,12 +30,19 @@ class Split(composite.CompositeKind):
     name = "split"
     order = 20
     part_key = "rest"
-    own_keys = ("rest_lr",)
+    own_keys = ("rest_lr", "on")
     check_shapes = ((2, 2), (2,))
     examples = (('class = "torch.optim:Muon", rest = "adamw", rest_lr = 3e-4', "the class on parameters with two "
-                 "or more dimensions, the rest optimizer on the others, each with its own lr"),)
+                 "or more dimensions, the rest optimizer on the others, each with its own lr"),
+                ('class = "torch.optim:Muon", rest = "adamw", on = "hidden"', "the class on the hidden matrices "
+                 "only: a transformer's embeddings and output head go to the rest optimizer"))
+    ON = ("matrices", "hidden")
 
-    def check_own(self, key: str, value: Any, where: str) -> float:
+    def check_own(self, key: str, value: Any, where: str) -> Any:
+        if key == "on":
+            if value not in self.ON:
+                raise UserError(f"{where} = {value!r} is not allowed; allowed: {', '.join(map(repr, self.ON))}")
+            return value
         return check_float(value, UserError(f"{where} = {value!r} is not allowed; allowed: a finite number > 0, "
                                             "e.g. 3e-4"), lo=0.0, lo_open=True)
 
@@ -40,14 +50,20 @@ class Split(composite.CompositeKind):
         return self.describe_class(name, table, where, resolve, by_path.ALLOWED, (),
                                    lambda rest: f"{table['class'].split(':')[-1]} on matrices, {rest.name} on the rest")
 
-    def build(self, entry: OptimizerEntry, params, trial: dict, build_part) -> Any:
-        """The class over the parameters with two or more dimensions, the rest optimizer over the
-        others (with rest_lr, else the trial's lr), stepped together as one optimizer."""
+    def build(self, entry: OptimizerEntry, params, trial: dict, build_part, roles=None) -> Any:
+        """The class over the parameters with two or more dimensions (with on = "hidden", those of
+        role hidden: not an embedding, not the output head), the rest optimizer over the others
+        (with rest_lr, else the trial's lr), stepped together as one optimizer."""
         params = list(params)
-        matrices = [p for p in params if p.dim() >= 2]
-        others = [p for p in params if p.dim() < 2]
+        roles = roles or ["hidden" if p.dim() >= 2 else "vector" for p in params]
+        hidden_only = trial.get("on") == "hidden"
+        mine = [r != "vector" and (not hidden_only or r == "hidden") for r in roles]
+        matrices = [p for p, m in zip(params, mine, strict=True) if m]
+        others = [p for p, m in zip(params, mine, strict=True) if not m]
+        rest_roles = [r for r, m in zip(roles, mine, strict=True) if not m]
         main = by_path.load(entry.reference)(matrices, lr=trial["lr"], **self.own(trial)) if matrices else None
-        rest = build_part({**trial["rest"], "lr": trial.get("rest_lr", trial["lr"])}, others) if others else None
+        rest = build_part({**trial["rest"], "lr": trial.get("rest_lr", trial["lr"])}, others,
+                          rest_roles) if others else None
         if main is None or rest is None:
             return main or rest
         return _split_class()(main, rest)

@@ -35,7 +35,7 @@ class Wrapper(composite.CompositeKind):
                                    lambda inner: f"{table['class'].split(':')[-1]} over {inner.name}",
                                    lambda obj, inner: composite.has_modes(obj))
 
-    def build(self, entry: OptimizerEntry, params, trial: dict, build_part) -> Any:
+    def build(self, entry: OptimizerEntry, params, trial: dict, build_part, roles=None) -> Any:
         """The inner optimizer over the parameters (with the trial's lr), wrapped."""
-        inner = build_part({**trial["wraps"], "lr": trial["lr"]}, params)
+        inner = build_part({**trial["wraps"], "lr": trial["lr"]}, params, roles)
         return by_path.load(entry.reference)(inner, **self.own(trial))
