@@ -95,6 +95,8 @@ def render_summary(trials: pd.DataFrame, console: Console, env: dict | None = No
     if several and not (short and focus is not None):  # at a sweep's end the focus table answers; show keeps both
         render_problems(sb, best, console)
     render_budget(stats.budgets(trials), console, search)
+    if not short and history is not None and len(history):
+        render_to_target(stats.to_target(trials, history), console)
     if several and short:
         edges = {s.optimizer: s.at_edge for s in sb.standings if s.at_edge}
         note = words.edge_words(edges)
@@ -152,6 +154,21 @@ def render_problems(sb: stats.Scoreboard, best: list[stats.Best], console: Conso
             mark = "" if not np.isfinite(v) else ("*" if o == lead else ("=" if o in sb.leaders[p] else ""))
             cells.append(f"{fmt(v)} {mark}".rstrip() if np.isfinite(v) else "")
         table.add_row(*map(escape, cells))
+    console.print(table)
+
+
+def render_to_target(rows: list[stats.ToTarget], console: Console) -> None:
+    """Per problem and optimizer: the fewest steps and the fewest training seconds to the problem's
+    validation target (modded-nanogpt counts steps, AlgoPerf scores time)."""
+    if not rows:
+        return
+    table = Table(title=words.TO_TARGET_TITLE, caption=words.TO_TARGET_CAPTION, header_style="bold",
+                  caption_justify="left")
+    for c in ("problem", "target", "optimizer", "steps", "seconds"):
+        table.add_column(c, justify="right" if c in ("steps", "seconds") else "left")
+    for r in rows:
+        table.add_row(*map(escape, [r.problem, words.target_text(r), r.optimizer, words.steps_text(r.steps),
+                                    words.seconds_text(r.seconds)]))
     console.print(table)
 
 

@@ -397,6 +397,27 @@ def focus_diff(row: stats.FocusRow) -> str:
     return f"{num(row.diff)}{unit}{band}"
 
 
+TO_TARGET_TITLE = "to the validation target: the fewest steps and seconds over each optimizer's configurations"
+TO_TARGET_CAPTION = ("target: 95% of the way from the untrained model to the best value any configuration reaches "
+                     "(medians over seeds); steps and training seconds to the first evaluation at the target, the "
+                     "median over a configuration's seeds; fused trials are timed with their own optimizer's updates "
+                     "apart from the work they share")
+
+
+def target_text(r: stats.ToTarget) -> str:
+    """'val loss <= 1.912'."""
+    higher = stats.higher_is_better(r.metric)
+    return f"{column_label(r.metric)} {'>=' if higher else '<='} {r.target:.4g}"
+
+
+def steps_text(steps: float) -> str:
+    return "never" if not math.isfinite(steps) else f"{steps:,.0f}"
+
+
+def seconds_text(seconds: float) -> str:
+    return "-" if not math.isfinite(seconds) else f"{seconds:.3g}"
+
+
 def budget_sentence(problem: str, leaders: list[tuple[int, str]]) -> str:
     """'digits: with 1 configuration momentum is best; from 2, rmsprop' (who has the best expected
     validation number as the tuning budget grows)."""

@@ -150,7 +150,8 @@ def test_markdown_has_one_table_per_section(folder, tmp_path, cli):
     assert r.code == 0, r.err
     text = (tmp_path / "r.md").read_text()
     sections = re.split(r"^## ", text, flags=re.M)[1:]
-    assert [s.splitlines()[0] for s in sections] == ["Scoreboard", "Tuning budget", "What ran",
+    assert [s.splitlines()[0] for s in sections] == ["Scoreboard", "Tuning budget", "Steps and seconds to the target",
+                                                     "What ran",
                                                      "Best configuration per optimizer", "Pairwise comparisons",
                                                      "All configurations", "Diverged and failed trials"]
     for s in sections:

@@ -122,6 +122,11 @@ def test_a_users_text_file_trains_and_reports_bits_per_character(cli, book, tmp_
     assert 0 < ok.test_acc_at_best_val < 1  # next-token accuracy
     h = pd.read_parquet(tmp_path / "out" / "b" / "history.parquet")
     assert (h.val_bpc == h.val_loss / math.log(2)).all()
+    shown = " ".join(cli("show", tmp_path / "out" / "b").out.split())
+    assert "to the validation target" in shown and "val loss <=" in shown
+    assert cli("report", tmp_path / "out" / "b", "--format", "csv", "--out", tmp_path / "r.csv").code == 0
+    to = pd.read_csv(tmp_path / "r-to-target.csv")
+    assert sorted(to.optimizer) == ["adam", "sgd"] and (to.metric == "val_loss").all()
 
 
 def test_tinyshakespeare_downloads_with_its_checksum_from_a_local_server(tmp_path, monkeypatch):

@@ -103,3 +103,89 @@ def test_bad_training_keys_are_one_line(raw, message):
     with pytest.raises(UserError, match=message) as e:
         build_sweep({"dataset": "wine", "epochs": 1, **raw})
     assert "\n" not in str(e.value)
+
+
+SLOW_SGD = '''
+import time
+
+import torch
+
+
+class SlowSGD(torch.optim.SGD):
+    """SGD whose every step takes 5 ms more (a costlier update, as Muon's is beside AdamW's)."""
+
+    def step(self, closure=None):
+        time.sleep(0.005)
+        return super().step(closure)
+'''
+
+
+def test_in_a_fused_unit_each_trial_is_timed_with_its_own_optimizers_updates(tmp_path, monkeypatch):
+    """Two optimizers share one unit (and its forward and backward): the one whose step costs 5 ms
+    more per step is that much slower in its history's train_time, the shared work split evenly."""
+    from tests.conftest import write
+
+    monkeypatch.chdir(tmp_path)
+    write(tmp_path / "slow.py", SLOW_SGD)
+    s = build_sweep({"dataset": "wine", "batch_size": 16, "seeds": [0], "model": MLP, "epochs": 2,
+                     "optimizer": ["sgd", "./slow.py:SlowSGD"], "lr": 0.01})
+    res = {t["optimizer"]: r for t, r in zip(s.trials, fused.train(s.trials, load_for(s.trials[0])), strict=True)}
+    steps = res["sgd"].history[-1]["steps"]
+    fast = sum(h["train_time"] for h in res["sgd"].history)
+    slow = sum(h["train_time"] for h in res["./slow.py:SlowSGD"].history)
+    assert slow - fast >= 0.005 * steps * 0.9 and slow - fast < 0.005 * steps * 3
+
+
+def test_row_clock_shares_a_calls_time_among_its_rows_on_the_cpu_and_through_cuda_events(monkeypatch):
+    import time
+
+    from dlbench.engine.common import RowClock
+
+    clock = RowClock("cpu", 3)
+    clock.time(0, 2, lambda: time.sleep(0.02))
+    clock.time(2, 3, lambda: time.sleep(0.01))
+    a, b, c = clock.per_row()
+    assert a == b and 0.009 <= a <= 0.03 and 0.009 <= c <= 0.03
+
+    class Event:  # CUDA events where no GPU is: each pair measures 40 ms
+        def __init__(self, enable_timing):
+            self.at = None
+
+        def record(self):
+            self.at = Event.clock
+            Event.clock += 40.0
+
+        def elapsed_time(self, other):
+            return 40.0
+
+    Event.clock = 0.0
+    synced = []
+    monkeypatch.setattr(torch.cuda, "Event", Event)
+    monkeypatch.setattr(torch.cuda, "synchronize", lambda *a: synced.append(1))
+    gpu = RowClock("cuda:0", 4)
+    gpu.time(0, 4, lambda: None)
+    gpu.time(1, 2, lambda: None)
+    assert synced == [] and gpu.per_row() == pytest.approx([0.01, 0.05, 0.01, 0.01]) and synced == [1]
+
+
+def test_steps_and_seconds_to_the_target_per_optimizer_by_hand(cli, tmp_path):
+    """Two configurations of adam, one of sgd; the target is 95% of the way from the start (1.0) to
+    the best validation loss (0.0): 0.05. adam lr 0.1 reaches it in 20 steps and 2 s, lr 0.01 in 30
+    steps but 1.5 s; sgd never: fewest steps 20, fewest seconds 1.5 (each over the configurations)."""
+    import pandas as pd
+
+    from dlbench import stats
+
+    trials = pd.DataFrame([{"trial_id": f"t{i}", "dataset": "d", "optimizer": o, "lr": lr, "seed": 0, "status": "ok",
+                            "validation": 0.1, "task": "regression", "best_val_loss": 0.0}
+                           for i, (o, lr) in enumerate([("adam", 0.1), ("adam", 0.01), ("sgd", 0.1)])])
+    rows = []
+    for tid, losses, times in (("t0", [1.0, 0.5, 0.0], [0.0, 1.0, 1.0]), ("t1", [1.0, 0.5, 0.5, 0.04],
+                                                                         [0.0, 0.5, 0.5, 0.5]),
+                               ("t2", [1.0, 0.9, 0.8], [0.0, 1.0, 1.0])):
+        for e, (v, s) in enumerate(zip(losses, times, strict=True)):
+            rows.append({"trial_id": tid, "epoch": e, "steps": 10 * e, "val_loss": v, "train_time": s})
+    (adam, sgd) = stats.to_target(trials, pd.DataFrame(rows))
+    assert (adam.optimizer, adam.target, adam.steps, adam.seconds) == ("adam", pytest.approx(0.05), 20, 1.5)
+    assert adam.by_steps["lr"] == 0.1 and adam.by_seconds["lr"] == 0.01
+    assert sgd.steps == float("inf") and sgd.seconds != sgd.seconds

@@ -246,6 +246,42 @@ def sync(device: str) -> None:
         torch.mps.synchronize()
 
 
+class RowClock:
+    """Seconds spent in each row's optimizer update during a period of the fused engine: a call that
+    updates rows a..b at once is timed and shared equally among them. On the CPU the calls are timed
+    by the host clock; on a GPU by CUDA events read once at the period's end (no sync per call)."""
+
+    def __init__(self, device: str, rows: int):
+        self.cuda = device.startswith("cuda")
+        self.seconds = [0.0] * rows
+        self.events: list[tuple[int, int, object, object]] = []
+
+    def time(self, a: int, b: int, fn) -> None:
+        """Run fn() as the update of rows a..b (their share of its time each)."""
+        if self.cuda:
+            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+            start.record()
+            fn()
+            end.record()
+            self.events.append((a, b, start, end))
+            return
+        t0 = time.perf_counter()
+        fn()
+        share = (time.perf_counter() - t0) / (b - a)
+        for r in range(a, b):
+            self.seconds[r] += share
+
+    def per_row(self) -> list[float]:
+        if self.events:
+            torch.cuda.synchronize()
+            for a, b, start, end in self.events:
+                share = start.elapsed_time(end) / 1000 / (b - a)
+                for r in range(a, b):
+                    self.seconds[r] += share
+            self.events = []
+        return self.seconds
+
+
 class Timer:
     def __init__(self, device: str):
         self.device = device

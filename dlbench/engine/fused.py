@@ -18,6 +18,7 @@ that epoch and frozen (its rows zeroed, its lr set to 0); the others continue un
 
 from __future__ import annotations
 
+import functools
 import math
 import warnings
 
@@ -28,6 +29,7 @@ from dlbench.data import Dataset
 from dlbench.engine import CPU_CACHE_PARAMETERS
 from dlbench.engine import fused_supports as supports
 from dlbench.engine.common import (
+    RowClock,
     Timer,
     TrialResult,
     chunks,
@@ -194,6 +196,7 @@ def _train(trials: list[dict], data: Dataset, at_epoch=None) -> list[TrialResult
             g.set_lr(at + 1, alive)
         loss_sum = torch.zeros(len(rows), dtype=torch.float64, device=device)
         n_batches = 0
+        clock = RowClock(device, len(rows))  # each row's own optimizer updates, apart from the shared work
         with Timer(device) as timer:
             for i in range(0, perm.shape[1], bs):
                 if per_step and i:  # the schedule moves step by step
@@ -216,20 +219,25 @@ def _train(trials: list[dict], data: Dataset, at_epoch=None) -> list[TrialResult
                         for r0 in range(0, b - a, block):
                             r1 = min(r0 + block, b - a)
                             r = slice(r0, r1)
-                            upd.step(net.theta[a + r0:a + r1], net.grad[a + r0:a + r1], lr[r], steps, r)
+                            clock.time(a + r0, a + r1, functools.partial(
+                                upd.step, net.theta[a + r0:a + r1], net.grad[a + r0:a + r1], lr[r], steps, r))
                     for g in generic:
-                        g.step()
+                        g.step(clock)
                     if frozen:
                         net.theta.masked_fill_(~alive, 0.0)
                     loss_sum += batch_loss.detach().double()
                 n_batches += 1
             train_loss = (loss_sum / n_batches).tolist()
         evals, eval_time = evaluate_epoch()
+        # a row's training time: its share of the shared work (forward, backward, data), and its own
+        # optimizer's updates (optimizers of one unit cost differently: Muon's step is not AdamW's)
+        own = clock.per_row()
+        shared = max(0.0, timer.seconds - sum(own)) / len(rows)
         for r, k in enumerate(rows):
             if status[k] != "ok":
                 continue
             histories[k].append(history_row(epoch, train_loss[r], _at(evals, r), float(lrs[at, k]),
-                                            steps, samples, timer.seconds / len(rows), eval_time / len(rows)))
+                                            steps, samples, shared + own[r], eval_time / len(rows)))
             if is_diverged(train_loss[r], loss0[k]) or is_diverged(evals["train"]["loss"][r], loss0[k]):
                 status[k], diverged_at[k] = "diverged", epoch
                 alive[r] = False

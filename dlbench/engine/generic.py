@@ -50,7 +50,7 @@ class GenericUpdate:
                     pairs.append((v, p))
             opt = optim.build(trials[i], views if pairs is None else [p for _, p in pairs], net.roles)
             schedules = [lr_schedule({**trials[i], "lr": float(g["lr"])}) for g in opt.param_groups]
-            self.slots.append(_Slot(start + i, opt, views, grads, pairs, schedules))
+            self.slots.append(_Slot(start + i, opt, views, grads, pairs, schedules, j - i))
             i = j
 
     def set_lr(self, epoch: int, alive: torch.Tensor) -> None:
@@ -61,21 +61,30 @@ class GenericUpdate:
                 group["lr"] = schedule[epoch - 1] if live else 0.0
 
     @torch.no_grad()
-    def step(self) -> None:
+    def step(self, clock=None) -> None:
+        """Each slot's optimizer steps; `clock` (engine.common.RowClock) times each slot's step as
+        its rows' own update time."""
         for s in self.slots:
-            if s.pairs is None:
-                for v, g in zip(s.views, s.grads, strict=True):
-                    if v.grad is None:
-                        v.grad = g
-                s.opt.step()
-                continue
-            for (_, p), g in zip(s.pairs, s.grads, strict=True):
-                if p.grad is None:
-                    p.grad = torch.empty_like(p)
-                p.grad.copy_(g)
+            if clock is None:
+                self._step(s)
+            else:
+                clock.time(s.first, s.first + s.rows, lambda s=s: self._step(s))
+
+    @staticmethod
+    def _step(s) -> None:
+        if s.pairs is None:
+            for v, g in zip(s.views, s.grads, strict=True):
+                if v.grad is None:
+                    v.grad = g
             s.opt.step()
-            for v, p in s.pairs:
-                v.copy_(p)
+            return
+        for (_, p), g in zip(s.pairs, s.grads, strict=True):
+            if p.grad is None:
+                p.grad = torch.empty_like(p)
+            p.grad.copy_(g)
+        s.opt.step()
+        for v, p in s.pairs:
+            v.copy_(p)
 
     @torch.no_grad()
     def set_mode(self, training: bool) -> None:
@@ -93,3 +102,4 @@ class _Slot:
     grads: list[torch.Tensor]  # their gradients: views of the stacked gradient
     pairs: list | None  # (view, contiguous copy) when the optimizer works on copies
     schedules: list[list[float]]  # per param group: the lr of each epoch
+    rows: int = 1  # the rows it updates (trials sharing an elementwise instance)

@@ -73,7 +73,8 @@ def make_report(folders: list[str], fmt: str = "html", out: str | None = None, m
     else:
         files = {target: _text.csv_configs(data), target.with_name(f"{target.stem}-pairs.csv"): _text.csv_pairs(data),
                  target.with_name(f"{target.stem}-scoreboard.csv"): _text.csv_scoreboard(data),
-                 target.with_name(f"{target.stem}-budget.csv"): _text.csv_budget(data)}
+                 target.with_name(f"{target.stem}-budget.csv"): _text.csv_budget(data),
+                 target.with_name(f"{target.stem}-to-target.csv"): _text.csv_to_target(data)}
     for path, text in files.items():
         atomic_write(path, text.encode())
     return list(files)

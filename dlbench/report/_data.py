@@ -64,6 +64,7 @@ class ReportData:
     focus: str | None = None  # the optimizer put against each other one
     focus_rows: list = field(default_factory=list)
     search: str = "grid"  # how the configurations were made (what a tuning curve means)
+    to_target: list = field(default_factory=list)  # stats.ToTarget: steps and seconds to each problem's target
 
     @functools.cached_property
     def hypers(self) -> list[str]:
@@ -221,4 +222,5 @@ def summarize(folders: list[str], results, envs: dict, figs: list[Figure],
     board = stats.scoreboard(best, comparisons, areas, results_folders.extended(spec))
     return ReportData(title, infos, best, comparisons, words.seeds_note(best), configs, metrics, t, figs,
                       len(folders) > 1, method, board, stats.budgets(t), focus,
-                      stats.focus_rows(comparisons, focus) if focus else [], results_folders.search_kind(spec))
+                      stats.focus_rows(comparisons, focus) if focus else [], results_folders.search_kind(spec),
+                      stats.to_target(results.trials, results.history) if len(results.history) else [])

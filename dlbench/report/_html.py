@@ -95,7 +95,7 @@ def render(data: ReportData) -> str:
     trial_cols = [c for c in TRIAL_COLUMNS if c in data.trials and (
         data.trials[c].notna().any() and (c not in ("sweep", "stage") or data.trials[c].nunique() > 1))]
     numeric = {c for c in trial_cols if pd.api.types.is_numeric_dtype(data.trials[c])}
-    from dlbench.report._text import budget_rows, scoreboard_rows
+    from dlbench.report._text import budget_rows, scoreboard_rows, to_target_rows
 
     sb = data.scoreboard
     scoreboard_header, sb_rows = scoreboard_rows(data)
@@ -111,7 +111,9 @@ def render(data: ReportData) -> str:
     headline = [words.pair_summary(sb, sb.optimizers[0], o) for o in sb.optimizers[1:]] if data.focus is None else \
         [words.pair_summary(sb, data.focus, o) for o in sb.optimizers if o != data.focus]
     budget_header, b_rows = budget_rows(data)
+    target_header, target_rows = to_target_rows(data)
     return env.get_template("report.html.j2").render(
+        target_header=target_header, target_rows=target_rows,
         scoreboard_header=scoreboard_header, scoreboard_rows=sb_rows, problem_rows=problem_rows,
         headline=headline, budget_header=budget_header, budget_rows=b_rows,
         budget=[words.budget_sentence(p, lead) for p, lead in data.budgets.leaders.items()],

@@ -54,6 +54,14 @@ def budget_rows(data: ReportData) -> tuple[list[str], list[list]]:
     return header, rows
 
 
+def to_target_rows(data: ReportData) -> tuple[list[str], list[list]]:
+    """Per problem and optimizer: the target, the fewest steps and seconds to it."""
+    header = ["problem", "target", "optimizer", "steps", "seconds"]
+    rows = [[r.problem, words.target_text(r), r.optimizer, words.steps_text(r.steps), words.seconds_text(r.seconds)]
+            for r in data.to_target]
+    return header, rows
+
+
 def markdown(data: ReportData) -> str:
     out = [f"# dlbench report: {data.title}", ""]
     for f in data.folders:
@@ -73,6 +81,9 @@ def markdown(data: ReportData) -> str:
                 f"without replacement from those swept ({words.search_words(data.search)}).", ""]
         out += [f"- {words.budget_sentence(p, lead)}" for p, lead in data.budgets.leaders.items()]
         out += ["", md_table(*budget_rows(data))]
+    if data.to_target:
+        out += ["", "## Steps and seconds to the target", "", words.TO_TARGET_CAPTION[0].upper()
+                + words.TO_TARGET_CAPTION[1:] + ".", "", md_table(*to_target_rows(data))]
     statuses = ["ok", "diverged", *(["stopped"] if any(f.counts.get("stopped") for f in data.folders) else []),
                 "failed"]
     out += ["", "## What ran", "", md_table(
@@ -254,6 +265,16 @@ def csv_budget(data: ReportData) -> str:
             for k, e, lo, hi in zip(c.k, c.expected, c.low, c.high, strict=True)]
     buf = io.StringIO()
     pd.DataFrame(rows, columns=["dataset", "optimizer", "k", "expected", "low", "high"]).to_csv(buf, index=False)
+    return buf.getvalue()
+
+
+def csv_to_target(data: ReportData) -> str:
+    """One row per problem and optimizer: the validation target, the fewest steps and seconds to it."""
+    rows = [{"problem": r.problem, "optimizer": r.optimizer, "metric": r.metric, "target": r.target,
+             "steps": r.steps, "seconds": r.seconds} for r in data.to_target]
+    buf = io.StringIO()
+    columns = ["problem", "optimizer", "metric", "target", "steps", "seconds"]
+    pd.DataFrame(rows, columns=columns).to_csv(buf, index=False)
     return buf.getvalue()
 
 

@@ -68,12 +68,14 @@ from dlbench.stats.mean_intervals import (
 from dlbench.stats.profiles import (
     TARGET_FRACTION,
     ProfileCosts,
+    ToTarget,
     config_costs,
     performance_profile,
     problem_target,
     profile_costs,
     reach,
     target_metric,
+    to_target,
 )
 from dlbench.stats.scoreboard import (
     FocusRow,
@@ -120,13 +122,13 @@ from dlbench.stats.tables import (
 __all__ = [
     "ALPHA", "BANDS", "BOOTSTRAP_SEED", "Best", "BudgetCurve", "Budgets", "CI_METHODS", "CONFIDENCE", "Choice",
     "Comparison", "DEFAULT_CI", "Difference", "EQUAL", "FocusRow", "MIN_N", "NO_DIFFERENCE", "N_RESAMPLES", "POWER",
-    "ProfileCosts", "Record", "SEEDS_CAP", "Scoreboard", "Selection", "Standing", "TARGET_FRACTION", "band",
-    "best_configs", "best_first", "bootstrap_difference", "bootstrap_interval", "bounds", "budgets", "check_chooser",
-    "check_ci", "choose", "column_stats", "compare", "config_costs", "configurations", "describe", "difference",
-    "edge_keys", "expected_best", "focus_rows", "group_stats", "has_validation", "higher_is_better", "holm",
-    "intervals", "is_missing", "many_stats", "order", "performance_profile", "power", "prob_improvement",
+    "ProfileCosts", "Record", "SEEDS_CAP", "Scoreboard", "Selection", "Standing", "TARGET_FRACTION", "ToTarget",
+    "band", "best_configs", "best_first", "bootstrap_difference", "bootstrap_interval", "bounds", "budgets",
+    "check_chooser", "check_ci", "choose", "column_stats", "compare", "config_costs", "configurations", "describe",
+    "difference", "edge_keys", "expected_best", "focus_rows", "group_stats", "has_validation", "higher_is_better",
+    "holm", "intervals", "is_missing", "many_stats", "order", "performance_profile", "power", "prob_improvement",
     "problem_of", "problem_target", "profile_areas", "profile_costs", "range_edges", "ranked_configs", "reach",
     "rows_matching", "rows_of", "rule_of", "same", "scoreboard", "seed_span", "seeds_needed", "selection_for",
-    "selection_of", "settings_between", "t_interval", "target_metric", "task_of", "tie_classes", "usable", "varying",
-    "welch",
+    "selection_of", "settings_between", "t_interval", "target_metric", "task_of", "tie_classes", "to_target",
+    "usable", "varying", "welch",
 ]

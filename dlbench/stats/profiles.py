@@ -67,6 +67,56 @@ def config_costs(trials: pd.DataFrame, history: pd.DataFrame, metric: str, targe
 
 
 @dataclass
+class ToTarget:
+    """One optimizer on one problem: the fewest steps and the fewest training seconds to the
+    problem's validation target over its configurations (each the median over a configuration's
+    seeds), and the configurations that get there so."""
+
+    problem: str
+    optimizer: str
+    metric: str  # the history column the target is on
+    target: float
+    steps: float  # inf: no configuration's median seed reaches the target
+    seconds: float  # NaN where it never does
+    by_steps: dict  # the configuration with the fewest steps
+    by_seconds: dict  # the configuration with the fewest seconds
+
+
+def to_target(trials: pd.DataFrame, history: pd.DataFrame, solver: str = "optimizer",
+              problem: tuple[str, ...] = ("sweep", "dataset", "model"),
+              fraction: float = TARGET_FRACTION) -> list[ToTarget]:
+    """Steps and seconds to each problem's validation target (problem_target, AlgoPerf-style) per
+    optimizer: modded-nanogpt counts steps, AlgoPerf scores time. Seconds are each trial's
+    training time (history `train_time`, summed to the evaluation that reaches the target): the
+    reference engine times its own trial; the fused engine gives each trial its share of the
+    unit's shared work and the time of its own optimizer's updates, measured apart."""
+    # a problem is named by what tells problems apart: the dataset, and a sweep or model only where several
+    problem = tuple(c for c in problem if c in trials and (c == "dataset" or trials[c].nunique() > 1))
+    out: list[ToTarget] = []
+    for key, pt in usable(trials).groupby(list(problem), sort=True):
+        key = key if isinstance(key, tuple) else (key,)
+        name = " ".join(str(k) for k in key)
+        metric, higher = target_metric(task_of(pt), has_validation(pt))
+        cols = config_columns(pt)
+        ph = history.loc[history["trial_id"].isin(pt["trial_id"])]
+        ph = ph[["trial_id", "epoch", "steps", metric, *(["train_time"] if "train_time" in ph else [])]]
+        ph = ph.merge(pt[["trial_id", *cols]], on="trial_id")
+        target = problem_target(ph, metric, higher, fraction, cols)
+        per_config = config_costs(pt, ph, metric, target, higher, cols)
+        for s_name, g in per_config.groupby(solver, sort=True):
+            g = g.reset_index(drop=True)
+            fast_steps = g.loc[g["steps"].idxmin()] if np.isfinite(g["steps"]).any() else None
+            timed = g[np.isfinite(g["steps"]) & np.isfinite(g["time"])]
+            fast_time = timed.loc[timed["time"].idxmin()] if len(timed) else None
+            out.append(ToTarget(name, str(s_name), metric, target,
+                                float(fast_steps["steps"]) if fast_steps is not None else math.inf,
+                                float(fast_time["time"]) if fast_time is not None else math.nan,
+                                {c: fast_steps[c] for c in cols} if fast_steps is not None else {},
+                                {c: fast_time[c] for c in cols} if fast_time is not None else {}))
+    return out
+
+
+@dataclass
 class ProfileCosts:
     costs: pd.DataFrame  # problems × solvers: steps to the problem's target (inf: never)
     targets: dict[str, float]  # problem -> target value
