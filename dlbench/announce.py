@@ -13,7 +13,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from dlbench import design
-from dlbench.schema import model_label, schedule_label
+from dlbench.schema import DATA_KNOBS, model_label, schedule_label
 from dlbench.spec import Sweep
 
 
@@ -51,8 +51,12 @@ def print_grid(sweep: Sweep, console: Console, dry_run: bool = False) -> None:
     shown = {"model": model_label(first["model"]), "schedule": schedule_label(first["schedule"]),
              "validation": first.get("validation", 0.0)}
     varying = set(sweep.axes) | {k for g in sweep.grids for k in g.values}
-    for k in ("dataset", "validation", "model", "loss", "epochs", "batch_size", "schedule", "device", "dtype"):
-        if k not in varying:
+    # a step budget says its steps and evaluations (its epochs count evaluation periods); a sequence
+    # dataset its knobs; the training keys where a trial sets them
+    length = ("max_steps", "eval_every") if "max_steps" in first else ("epochs",)
+    for k in ("dataset", *DATA_KNOBS, "validation", "model", "loss", *length, "batch_size", "schedule",
+              "clip_grad_norm", "weight_decay_on", "device", "dtype"):
+        if k not in varying and (k in first or k in shown):
             table.add_row(k, str(shown.get(k, first.get(k))))
     if sweep.one_grid:
         ranges = {**sweep.top_ranges, **sweep.grids[0].ranges}

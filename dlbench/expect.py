@@ -1,6 +1,9 @@
 """[expect]: what a sweep must show, judged on its stored results (`dlbench sweep` exits 1 naming
-each line that does not hold): counts of trials by status, or a metric of the configuration chosen
-on validation (the mean over its seeds; under a [protocol] on its fresh seeds)."""
+each line that does not hold): counts of trials by status, a metric of the configuration chosen
+on validation (the mean over its seeds; under a [protocol] on its fresh seeds), or a verdict:
+`better = ["adam > momentum on shakespeare"]` holds when the pair's Holm-adjusted verdict (each at
+its chosen configuration, as `dlbench show` says it) is that A is better, on that dataset (on
+every dataset both ran on, without `on`)."""
 
 from __future__ import annotations
 
@@ -28,8 +31,10 @@ def check_expectations(expect: dict[str, str], trials) -> list[str]:
     if not expect:
         return []
     chosen = stats.best_configs(trials, per=()) if len(trials) else []
-    failures = []
+    failures = _verdicts(expect.get("better", []), trials)
     for key, cond in expect.items():
+        if key == "better":
+            continue
         column, agg = EXPECT_METRICS[key]
         op, target = cond.split()
         if agg.startswith("count_"):
@@ -59,3 +64,26 @@ def _chosen_mean(trials, best, column: str) -> float:
     v = v[np.isfinite(v)]
     return float(v.mean()) if len(v) else float("nan")
 
+
+
+def _verdicts(lines: list[str], trials) -> list[str]:
+    """The `better` lines whose verdict is not 'A is better' (on their dataset, or on each)."""
+    import re
+
+    if not lines:
+        return []
+    comparisons = stats.compare(stats.best_configs(trials)) if len(trials) else []
+    failures = []
+    for line in lines:
+        a, b, dataset = re.fullmatch(r"(\S+) > (\S+)(?: on (\S+))?", line).groups()
+        pairs = [c for c in comparisons if {c.a, c.b} == {a, b} and (dataset is None or c.dataset == dataset)]
+        if not pairs:
+            failures.append(f"better: {line}: no comparison of {a} and {b}" + (f" on {dataset}" if dataset else ""))
+        for c in pairs:
+            if c.verdict != ("a" if c.a == a else "b"):
+                got = {"none": "not distinguishable", "n/a": "too few seeds", "a": f"{c.a} better",
+                       "b": f"{c.b} better"}[c.verdict]
+                failures.append(f"better: {line}: wanted {a} better, got {got} on {c.dataset} (mean({c.a}) - "
+                                f"mean({c.b}) {c.diff:+.3g} [{c.ci_low:+.3g}, {c.ci_high:+.3g}], Holm p "
+                                f"{c.p_adjusted:.3g})")
+    return failures

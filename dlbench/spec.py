@@ -637,14 +637,23 @@ def _check_keys(d: dict, allowed, prefix: str) -> None:
     check_keys(d, allowed, prefix, [a for a in allowed if (a not in TABLE_KEYS or not prefix) and a != "lesson"])
 
 
-def _check_expect(expect: Any) -> dict[str, str]:
+BETTER_RE = re.compile(r"\s*(\S+)\s+>\s+(\S+)(?:\s+on\s+(\S+))?\s*")
+
+
+def _check_expect(expect: Any) -> dict[str, Any]:
     if not isinstance(expect, dict):
         raise UserError(f"expect = {expect!r} is not allowed; allowed: a table [expect]")
-    out = {}
+    out: dict[str, Any] = {}
     for k, v in expect.items():
+        if k == "better":  # verdicts: "adam > momentum" (on every dataset) or "adam > momentum on shakespeare"
+            if not isinstance(v, list) or not all(isinstance(x, str) and BETTER_RE.fullmatch(x) for x in v):
+                raise UserError(f"expect.better = {v!r} is not allowed; allowed: a list of \"A > B\" or "
+                                "\"A > B on DATASET\" (optimizer names)")
+            out[k] = [" ".join(x.split()) for x in v]
+            continue
         if k not in EXPECT_METRICS:
-            raise UserError(f"unknown key expect.{k!r}{did_you_mean(k, EXPECT_METRICS)}; allowed: "
-                            f"{', '.join(EXPECT_METRICS)}")
+            raise UserError(f"unknown key expect.{k!r}{did_you_mean(k, [*EXPECT_METRICS, 'better'])}; allowed: "
+                            f"{', '.join(EXPECT_METRICS)}, better")
         m = re.fullmatch(r"\s*(>=|<=|==|>|<)\s*(\S+)\s*", v) if isinstance(v, str) else None
         try:
             ok = m is not None and math.isfinite(float(m.group(2)))

@@ -18,10 +18,15 @@ from dlbench.store import config_columns
 
 
 def shown_hypers(trials: pd.DataFrame) -> list[str]:
-    """The hyperparameters that name a configuration here: lr, batch size and epochs always, and
-    any other that varies within an optimizer's tuning on one dataset (stats.varying)."""
-    return stats.varying(trials, within=("sweep", "dataset", "optimizer"), always=("lr", "batch_size", "epochs"),
-                         exclude=("seed", "stage", "dataset", "optimizer", "data", "optimizer_class"))
+    """The hyperparameters that name a configuration here: lr, batch size and the length (epochs,
+    or max_steps for step budgets) always, and any other that varies within an optimizer's tuning
+    on one dataset (stats.varying)."""
+    steps = "max_steps" in trials and trials["max_steps"].notna().any()
+    length = ("max_steps", "epochs") if steps and trials["max_steps"].isna().any() else (
+        ("max_steps",) if steps else ("epochs",))
+    return stats.varying(trials, within=("sweep", "dataset", "optimizer"), always=("lr", "batch_size", *length),
+                         exclude=("seed", "stage", "dataset", "optimizer", "data", "optimizer_class",
+                                  *(("epochs",) if length == ("max_steps",) else ())))
 
 
 def config_label(config: dict, columns: list[str]) -> str:

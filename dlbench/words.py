@@ -96,7 +96,7 @@ def short_band(kind: str, method: str = stats.DEFAULT_CI) -> str:
 
 def fmt_config(config: dict, columns: list[str]) -> str:
     """'lr=0.01 bs=32 epochs=10' from a configuration's columns."""
-    short = {"batch_size": "bs"}
+    short = {"batch_size": "bs", "max_steps": "steps"}
     parts = []
     for c in columns:
         v = config.get(c)

@@ -44,6 +44,22 @@ def dtype_of(trial: dict) -> torch.dtype:
     return torch.float64 if trial["dtype"] == "float64" else torch.float32
 
 
+def evaluated(splits: dict[str, tuple[torch.Tensor, torch.Tensor]], task: str) -> dict[str, tuple]:
+    """The splits every evaluation measures: each whole, but a language model's training split,
+    whose every window a full evaluation would run through ten times a validation's worth each
+    period: as many of its windows as the validation (else test) split holds, every k-th from
+    the start (the same windows on both engines and at every evaluation), as nanoGPT estimates its
+    training loss on a sample too."""
+    if task != "language_model":
+        return splits
+    x, y = splits["train"]
+    n = len((splits.get("val") or splits["test"])[0])
+    if n >= len(x):
+        return splits
+    idx = torch.arange(n, device=x.device) * (len(x) // n)
+    return {**splits, "train": (x[idx], y[idx])}
+
+
 def tensors(data: Dataset, device: str, dtype: torch.dtype) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
     """{"train", "val" (when there is a validation split), "test"} -> (inputs, targets) on
     `device`; targets are class indices or float values. Evaluation runs over them in this order."""

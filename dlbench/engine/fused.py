@@ -36,6 +36,7 @@ from dlbench.engine.common import (
     clip_rows,
     dtype_of,
     eval_chunk,
+    evaluated,
     history_row,
     is_diverged,
     period_orders,
@@ -177,7 +178,7 @@ def _train(trials: list[dict], data: Dataset, at_epoch=None) -> list[TrialResult
             g.set_mode(training=False)
         with Timer(device) as timer:
             evals = {name: {m: v.tolist() for m, v in evaluate_all(net, first["loss"], x, y, task).items()}
-                     for name, (x, y) in splits.items()}
+                     for name, (x, y) in evaluated(splits, task).items()}
         for g in generic:
             g.set_mode(training=True)
         net.train(True)

@@ -15,6 +15,7 @@ from dlbench.engine.common import (
     TrialResult,
     dtype_of,
     evaluate,
+    evaluated,
     history_row,
     init_seed,
     is_diverged,
@@ -58,7 +59,7 @@ def epochs(trial: dict, data: Dataset):
         model.eval()
         set_mode([optimizer], training=False)
         with Timer(device) as t:
-            evals = {name: evaluate(model, loss_fn, x, y, task) for name, (x, y) in splits.items()}
+            evals = {name: evaluate(model, loss_fn, x, y, task) for name, (x, y) in evaluated(splits, task).items()}
         set_mode([optimizer], training=True)
         return evals, t.seconds
 
