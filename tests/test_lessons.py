@@ -101,3 +101,54 @@ def test_a_lesson_stopped_by_a_signal_draws_nothing(tmp_path, monkeypatch):
     monkeypatch.setattr(dlbench.runner, "run_sweep", lambda *a, **k: 130)
     monkeypatch.setattr(dlbench.plots, "make_plots", lambda *a, **k: drawn.append(a) or [])
     assert run_lesson("gd-vs-sgd", str(tmp_path)) == (130, []) and drawn == []
+
+
+def _raw(name: str) -> dict:
+    import tomllib
+
+    from dlbench.lessons import all_lessons
+
+    return tomllib.loads(all_lessons()[name].read_text())
+
+
+def _sweep(raw: dict, tmp_path):
+    from rich.console import Console
+
+    from dlbench.spec import build_sweep
+
+    raw = {k: v for k, v in raw.items() if k not in ("expect", "lesson")}
+    s = build_sweep({**raw, "name": "ci"})
+    assert run_sweep(s, tmp_path, workers=1, console=Console(file=open("/dev/null", "w"))) == 0
+    return pd.read_parquet(tmp_path / "ci" / "trials.parquet")
+
+
+@pytest.mark.slow
+def test_grokking(tmp_path):
+    """CI size (p = 31, 800 steps, lr 3e-3, seed 0; seeds 1 and 2 measured too): both fit the
+    training pairs, only weight decay lifts the held-out accuracy; full size: docs/lessons.md."""
+    raw = {**_raw("grokking"), "p": 31, "max_steps": 800, "eval_every": 200, "seeds": [0], "lr": [3e-3]}
+    t = _sweep(raw, tmp_path).set_index("optimizer")
+    assert t.loc["nodecay", "final_train_acc"] == 1.0 and t.loc["nodecay", "best_val_acc"] < 0.6
+    assert t.loc["decay", "best_val_acc"] > t.loc["nodecay", "best_val_acc"] + 0.3
+
+
+@pytest.mark.slow
+def test_adam_vs_sgd_transformer(tmp_path):
+    """CI size: the text problem alone at each optimizer's best lr of the full run, 300 steps."""
+    grids = [g for g in _raw("adam-vs-sgd-transformer")["grid"] if g["dataset"] == "shakespeare"]
+    for g, lr in zip(grids, (3e-3, 0.3), strict=True):
+        g.update(lr=[lr], max_steps=300, eval_every=100)
+    t = _sweep({**_raw("adam-vs-sgd-transformer"), "grid": grids, "seeds": [0, 1]}, tmp_path)
+    loss = t.pivot_table(index="seed", columns="optimizer", values="best_val_loss")
+    assert (loss.adam < loss.momentum).all()
+
+
+@pytest.mark.slow
+def test_muon_vs_adamw(tmp_path):
+    """CI size: each at its best lr of the full run, 300 steps: Muon on the hidden matrices is ahead."""
+    raw = {k: v for k, v in _raw("muon-vs-adamw").items() if k != "optimizer"}
+    raw.update(grid=[{"optimizer": "adamw", "lr": [3e-3]}, {"optimizer": "muon", "lr": [9.487e-3]}], max_steps=300,
+               eval_every=100, seeds=[0, 1])
+    t = _sweep(raw, tmp_path)
+    best = t.groupby(["optimizer", "seed"]).best_val_loss.min().unstack("optimizer")
+    assert (best.muon < best.adamw).all()
