@@ -67,7 +67,8 @@ def sweep(
     dtype: Annotated[str | None, Opt(help="float32 or float64.")] = None,
     engine: Annotated[str | None, Opt(help="auto, fused or reference.")] = None,
     workers: Annotated[int | None, Opt(help="Worker processes (default: one per core).", min=1)] = None,
-    executor: Annotated[str | None, Opt(help="local (worker processes here) or dask.")] = None,
+    executor: Annotated[str | None, Opt(help="local (worker processes here), dask, or slurm (job arrays; "
+                                             "the [slurm] table, --set slurm.partition=gpu).")] = None,
     address: Annotated[str | None, Opt(help="Dask scheduler for --executor dask: tcp://host:8786 or local.")]
     = None,
     set_: Annotated[list[str] | None, Opt("--set", help="key=value in TOML syntax, e.g. --set epochs=3 "
@@ -166,6 +167,45 @@ def show(
                   f"{len(history)} history rows")
     render_summary(trials, console, env, method=ci, where=results, history=history, pairs=pairs, focus=focus,
                    search=folders.search_kind(spec), extended=folders.extended(spec))
+    return 0
+
+
+@app.command(epilog="Examples:\n\n  dlbench jobs results/quickstart\n\n  dlbench jobs results/quickstart --json")
+def jobs(
+    results: Annotated[str, typer.Argument(help="A results folder of a sweep run with --executor slurm.")],
+    json_: Annotated[bool, Opt("--json", help="One JSON object per unit, for scripts.")] = False,
+) -> int:
+    """Where each unit of a SLURM sweep is: queued, running, done (waiting to be stored), stored or failed, with
+    its SLURM job id, attempts and log."""
+    import json
+    from pathlib import Path
+
+    from dlbench import slurm, store
+    from dlbench.errors import UserError
+    from dlbench.output import console as make_console
+
+    path = Path(results)
+    if not slurm.jobs_file(path).exists():
+        raise UserError(f"{results} holds no SLURM jobs (no {slurm.jobs_file(path).relative_to(path)}); allowed: the "
+                        "results folder of a sweep run with --executor slurm")
+    rows = slurm.unit_states(path, set(store.stored_stages(path)))
+    if json_:
+        sys.stdout.write("".join(json.dumps(r) + "\n" for r in rows))
+        return 0
+    from rich.table import Table
+
+    console = make_console()
+    table = Table(box=None, pad_edge=False)
+    for col in ("unit", "state", "job", "squeue", "trials", "attempts", "log"):
+        table.add_column(col, overflow="fold")
+    for r in rows:
+        table.add_row(r["unit"], r["state"], r["job_id"], r["slurm_state"] or "-", str(r["trials"]),
+                      str(r["attempts"]), r["log"])
+    console.print(table)
+    counts = {}
+    for r in rows:
+        counts[r["state"]] = counts.get(r["state"], 0) + 1
+    console.print(f"{len(rows)} units: " + ", ".join(f"{n} {k}" for k, n in counts.items()), markup=False)
     return 0
 
 

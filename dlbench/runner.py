@@ -79,7 +79,9 @@ def run_sweep(sweep: Sweep, out: str | Path, *, fresh: bool = False, dry_run: bo
 
     console = console or make_console()
     err = make_console(stderr=True)
-    workers = workers or sweep.workers or default_workers()
+    # on SLURM the units are cut for as many jobs as run at once, whatever the login node has
+    workers = workers or sweep.workers or (sweep.slurm["array_parallelism"] if sweep.executor == "slurm"
+                                           else default_workers())
     path = Path(out) / sweep.name
     if not fresh:
         _stored_extensions(sweep, path)  # an earlier run grew its ranges: those trials are this sweep's too
@@ -99,6 +101,10 @@ def run_sweep(sweep: Sweep, out: str | Path, *, fresh: bool = False, dry_run: bo
     if not fresh:
         folders.check_user_files(path)
     extends = None if fresh else folders.check_same_sweep(path, sweep)
+    if sweep.executor == "slurm" and not dry_run:
+        from dlbench import slurm
+
+        sweep.slurm = slurm.check(sweep.slurm, path)  # may refuse (no SLURM, a partition, resources, the folder)
     if pool is not None and (dry_run or sweep.executor != "local" or pool.workers != workers
                              or pool.data_dir != sweep.data_dir):
         pool.kill()  # started early for nothing: the sweep runs elsewhere, or not at all
@@ -116,10 +122,14 @@ def run_sweep(sweep: Sweep, out: str | Path, *, fresh: bool = False, dry_run: bo
         from dlbench.executors import DaskExecutor
 
         executor = DaskExecutor(sweep.address, workers, sweep.data_dir)
+    elif sweep.executor == "slurm":
+        from dlbench.slurm_jobs import SlurmExecutor
+
+        executor = SlurmExecutor(path, sweep.slurm, sweep.name, sweep.data_dir)
     else:
         executor = pool or LocalExecutor(workers, sweep.data_dir)
     with StopOnSignal(on_second=executor.kill) as stop:
-        if isinstance(executor, LocalExecutor):
+        if sweep.executor != "dask":
             executor.stop = stop
         try:
             if sweep.executor == "dask":
@@ -223,6 +233,9 @@ def _run(sweep: Sweep, results: ResultsDir, workers: int, wanted_devices: list[s
                                    if sweep.protocol and len(all_trials) == len(sweep.trials) else 0)
         err.print(f"interrupted: {stored} of {total} trials stored in {path}; run the same command to resume",
                   markup=False, highlight=False)
+        if sweep.executor == "slurm":
+            err.print(f"the SLURM jobs go on: the same command collects what they finish (`dlbench jobs {path}` "
+                      "says where each is; scancel stops them)", markup=False, highlight=False)
         return e.exit_code
     mark("trained")
     with stop.critical():
@@ -327,11 +340,14 @@ def _run_stage(run: Run, trials: list[dict], stage: str, chosen: dict[str, str] 
     # Units are cut from the whole stage, not from what is left: a trial is always trained in
     # the same group, so a resumed sweep reproduces an uninterrupted one bit for bit. A unit
     # with any trial left runs whole; only its missing trials are stored.
-    units = [u for u in make_units(trials, sweep.engine, run.workers, ship_all=sweep.executor == "dask")
+    units = [u for u in make_units(trials, sweep.engine, run.workers, ship_all=sweep.executor != "local")
              if any(i not in done for i in u.ids)]
     if units and plan:
         announce.print_plan(units, run.console, run.workers)
     _execute(run, units, {t["id"]: t for t in trials}, done, len(trials), stage, chosen)
+    note = run.executor.note() if hasattr(run.executor, "note") else None
+    if note:
+        run.console.print(note, markup=False, highlight=False)
 
 
 def _stored_extensions(sweep: Sweep, path: Path) -> None:

@@ -36,7 +36,7 @@ TRIAL_ONLY = ("id", "seed")
 # A sweep's name, a named optimizer's: one plain folder name.
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 # Keys of a spec about how or where a sweep runs, not what it computes (not part of trial ids).
-RUN_KEYS = ("name", "description", "engine", "workers", "data_dir", "executor", "address")
+RUN_KEYS = ("name", "description", "engine", "workers", "data_dir", "executor", "address", "slurm")
 # Tables a spec may hold besides [grid].
 TABLE_KEYS = ("grid", "search", "protocol", "expect", "lesson", "optimizers", "extensions")
 # Keys about how results are read, not what is run.

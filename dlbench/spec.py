@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from dlbench import catalogue, data, design, extension, halving, optim, usercode
+from dlbench import catalogue, data, design, extension, halving, optim, slurm, usercode
 from dlbench.errors import UserError, check_keys, did_you_mean
 from dlbench.schema import (
     DATA_KNOBS,
@@ -59,7 +59,7 @@ DEFAULTS: dict[str, Any] = {
     "engine": "auto",
 }
 ENGINES = ("auto", "fused", "reference")
-EXECUTORS = ("local", "dask")
+EXECUTORS = ("local", "dask", "slurm")
 EXPECT_OPS = (">=", "<=", "==", ">", "<")
 MAX_TRIALS = 100_000
 
@@ -87,6 +87,7 @@ class Sweep:
     data_dir: str | None = None
     executor: str = "local"
     address: str | None = None
+    slurm: dict | None = None  # the [slurm] table, checked (dlbench.slurm.settings), where the spec has one
     expect: dict[str, str] = field(default_factory=dict)
     description: str = ""
     lesson: dict[str, Any] = field(default_factory=dict)
@@ -176,6 +177,8 @@ class Sweep:
             run["address"] = self.address
         if self.workers:
             run["workers"] = self.workers
+        if self.slurm is not None:
+            run["slurm"] = {k: v for k, v in self.slurm.items() if v is not None}
         for k, v in {**self.fixed, **run}.items():
             lines.append(f"{k} = {toml_value(v)}")
         top = {k: self.top_ranges.get(k, v) for k, v in self.top_axes.items()}  # a range with extend stays a range
@@ -418,6 +421,8 @@ def _run_settings(raw: dict, default_name: str) -> dict[str, Any]:
         executor = "dask"  # an address only means something to the dask executor
     if executor == "dask" and address is None:
         raise UserError("executor = 'dask' needs an address; allowed: address = \"tcp://host:8786\" or \"local\"")
+    table = raw.pop("slurm", None)
+    slurm_settings = slurm.settings(table) if table is not None or executor == "slurm" else None
     workers = raw.pop("workers", None)
     if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 1):
         raise UserError(f"workers = {workers!r} is not allowed; allowed: a whole number >= 1")
@@ -425,7 +430,7 @@ def _run_settings(raw: dict, default_name: str) -> dict[str, Any]:
     if data_dir is not None and not isinstance(data_dir, str):
         raise UserError(f"data_dir = {data_dir!r} is not allowed; allowed: a folder path")
     return {"name": name, "description": description, "engine": engine, "executor": executor, "address": address,
-            "workers": workers, "data_dir": data_dir, "focus": raw.pop("focus", None)}
+            "workers": workers, "data_dir": data_dir, "focus": raw.pop("focus", None), "slurm": slurm_settings}
 
 
 def _top_level(raw: dict, notes: list[str]) -> tuple[dict[str, list], dict[str, dict], dict[str, Any]]:
