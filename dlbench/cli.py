@@ -161,13 +161,32 @@ def show(
     console = make_console()
     if trials.empty:
         console.print(f"{results}: no finished trials yet")
+        _say_slurm_units(results, set(), console)
         return 0
     counts = trials["status"].value_counts().to_dict()
     console.print(f"{results}: {len(trials)} trials ({', '.join(f'{v} {k}' for k, v in counts.items())}), "
                   f"{len(history)} history rows")
+    _say_slurm_units(results, set(trials["trial_id"]), console)
     render_summary(trials, console, env, method=ci, where=results, history=history, pairs=pairs, focus=focus,
                    search=folders.search_kind(spec), extended=folders.extended(spec))
     return 0
+
+
+def _say_slurm_units(results: str, stored: set[str], console) -> None:
+    """One line for a SLURM sweep with units not stored yet: where they are, and what to run."""
+    from pathlib import Path
+
+    from dlbench import slurm
+
+    if not slurm.jobs_file(Path(results)).exists():
+        return
+    rows = [r for r in slurm.unit_states(Path(results), stored) if r["state"] != "stored"]
+    if rows:
+        counts: dict[str, int] = {}
+        for r in rows:
+            counts[r["state"]] = counts.get(r["state"], 0) + 1
+        console.print(f"slurm: {len(rows)} unit(s) not stored yet ({', '.join(f'{n} {k}' for k, n in counts.items())}"
+                      f"): `dlbench jobs {results}` says where; the sweep's command again stores them", markup=False)
 
 
 @app.command(epilog="Examples:\n\n  dlbench jobs results/quickstart\n\n  dlbench jobs results/quickstart --json")

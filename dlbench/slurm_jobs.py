@@ -108,14 +108,17 @@ class SlurmExecutor:
         ex.update_parameters(**params)
         return ex
 
-    def _submit(self, keys: list[str], units: dict[str, Unit], book: dict[str, dict]) -> None:
-        """Submit these units as arrays (each at most MaxArraySize tasks, each after the one before),
-        recording each job in the book as it is submitted."""
+    def _submit(self, keys: list[str], units: dict[str, Unit], book: dict[str, dict],
+                after: set[str] | None = None) -> None:
+        """Submit these units as arrays (each at most MaxArraySize tasks), each after the arrays of
+        this sweep still queued or running (`after`) and after the one before, so that at most
+        array_parallelism tasks of the sweep run at once; each job is recorded in the book as it is
+        submitted."""
         if not keys:
             return
         if self._array_size is None:
             self._array_size = slurm.max_array_size()
-        previous = None
+        previous = ":".join(sorted(after, key=lambda j: (len(j), j))) if after else None
         for part in chunks(keys, self._array_size):
             ex = self._executor(previous)
             with self.stop.critical() if self.stop is not None else nullcontext():
@@ -145,7 +148,7 @@ class SlurmExecutor:
                 self.adopted += 1  # queued or running: waited for, not submitted again
                 continue
             new.append(key)
-        self._submit(new, by_key, book)
+        self._submit(new, by_key, book, arrays_alive(book, states))
         gone_since: dict[str, float] = {}
         while waiting:
             for key in list(waiting):
@@ -181,7 +184,7 @@ class SlurmExecutor:
                                      f"results, {entry['attempts']} time(s){last_words(entry['stderr'])}; "
                                      f"log: {entry['stderr']}")
                 yield [failed(t, error, unit.engine) for t in unit.trials]
-            self._submit(again, by_key, book)
+            self._submit(again, by_key, book, arrays_alive(book, states))
             time.sleep(POLL_S)
 
     def note(self) -> str | None:
@@ -190,6 +193,11 @@ class SlurmExecutor:
             return None
         return (f"slurm: {self.submitted} unit(s) submitted, {self.adopted} found queued or running from an earlier "
                 f"run; jobs and logs in {self.results / 'slurm'}")
+
+
+def arrays_alive(book: dict[str, dict], states: dict[str, str]) -> set[str]:
+    """The arrays of this sweep with a task still queued or running."""
+    return {e["job_id"].split("_")[0] for e in book.values() if states.get(e["job_id"]) in slurm.ALIVE}
 
 
 def last_words(log: str) -> str:

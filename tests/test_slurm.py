@@ -126,12 +126,21 @@ def test_a_cancelled_job_and_a_killed_driver_lose_nothing_and_train_nothing_twic
     before = json.loads(book_file.read_text())["units"]
     queued = {k for k, u in before.items() if squeue().get(u["job_id"]) in ("PENDING", "RUNNING")}
     assert queued, "every job had ended before the driver was killed: the test shows nothing"
+    # with no driver, the folder says where each unit is
+    cancelled_key = next(k for k, u in before.items() if u["job_id"] == cancelled)
+    for _ in range(20):
+        rows = {r["unit"]: r for r in map(json.loads, run_dlbench("jobs", folder, "--json").out.splitlines())}
+        if rows[cancelled_key]["slurm_state"] == "CANCELLED":
+            break
+        time.sleep(0.5)
+    assert rows[cancelled_key]["state"] == "failed" and rows[cancelled_key]["slurm_state"] == "CANCELLED"
+    assert {rows[k]["state"] for k in queued} <= {"queued", "running", "done"}
+    assert "not stored yet" in run_dlbench("show", folder).out
 
     r = run_dlbench("sweep", tmp_path / "s.toml", "--executor", "slurm", "--out", tmp_path / "out")
     assert r.code == 0, r.err
     after = json.loads(book_file.read_text())["units"]
     again = {k for k in after if after[k]["job_id"] != before[k]["job_id"]}
-    (cancelled_key,) = [k for k, u in before.items() if u["job_id"] == cancelled]
     assert cancelled_key in again and after[cancelled_key]["attempts"] == 2
     assert not (again & queued), "a unit still queued or running was submitted again"
     trials = pd.read_parquet(folder / "trials.parquet")

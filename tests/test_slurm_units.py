@@ -139,6 +139,9 @@ def test_a_rerun_waits_for_jobs_still_queued_and_submits_only_what_ended_without
         book = slurm.read_jobs(tmp_path)
         assert book[keys[3]]["attempts"] == 2 and book[keys[3]]["job_id"] != "7_3"
         assert [book[k]["job_id"] for k in keys[1:3]] == ["7_1", "7_2"]
+        # submitted after the array still running, so that array_parallelism holds for the sweep
+        (script,) = (tmp_path / "slurm" / "logs").glob("**/*submission.sh")
+        assert "#SBATCH --dependency=afterany:7\n" in script.read_text()
         for u, j in zip(us[1:], ("7_1", "7_2", book[keys[3]]["job_id"]), strict=True):
             finish(tmp_path, u)
             fake_queue[j] = "COMPLETED"
@@ -155,8 +158,8 @@ def test_a_unit_whose_job_keeps_ending_without_results_fails_after_its_attempts(
         it = ex.run([u])
         orig = ex._submit
 
-        def submit_then_fail(keys, by_key, book):  # every job it submits ends without results
-            orig(keys, by_key, book)
+        def submit_then_fail(keys, by_key, book, after=None):  # every job it submits ends without results
+            orig(keys, by_key, book, after)
             for k in keys:
                 book[k]["stderr"] = str(tmp_path / "e")
                 fake_queue[book[k]["job_id"]] = "FAILED"

@@ -93,16 +93,7 @@ def to_target(trials: pd.DataFrame, history: pd.DataFrame, solver: str = "optimi
     # a problem is named by what tells problems apart: the dataset, and a sweep or model only where several
     problem = tuple(c for c in problem if c in trials and (c == "dataset" or trials[c].nunique() > 1))
     out: list[ToTarget] = []
-    for key, pt in usable(trials).groupby(list(problem), sort=True):
-        key = key if isinstance(key, tuple) else (key,)
-        name = " ".join(str(k) for k in key)
-        metric, higher = target_metric(task_of(pt), has_validation(pt))
-        cols = config_columns(pt)
-        ph = history.loc[history["trial_id"].isin(pt["trial_id"])]
-        ph = ph[["trial_id", "epoch", "steps", metric, *(["train_time"] if "train_time" in ph else [])]]
-        ph = ph.merge(pt[["trial_id", *cols]], on="trial_id")
-        target = problem_target(ph, metric, higher, fraction, cols)
-        per_config = config_costs(pt, ph, metric, target, higher, cols)
+    for name, metric, target, cols, per_config in _problems(trials, history, problem, fraction):
         for s_name, g in per_config.groupby(solver, sort=True):
             g = g.reset_index(drop=True)
             fast_steps = g.loc[g["steps"].idxmin()] if np.isfinite(g["steps"]).any() else None
@@ -114,6 +105,20 @@ def to_target(trials: pd.DataFrame, history: pd.DataFrame, solver: str = "optimi
                                 {c: fast_steps[c] for c in cols} if fast_steps is not None else {},
                                 {c: fast_time[c] for c in cols} if fast_time is not None else {}))
     return out
+
+
+def _problems(trials: pd.DataFrame, history: pd.DataFrame, problem: tuple[str, ...], fraction: float):
+    """Per problem (the groups of `problem`'s columns): its name, target metric, target value, config
+    columns and each configuration's cost to the target (config_costs)."""
+    for key, pt in usable(trials).groupby(list(problem), sort=True):
+        key = key if isinstance(key, tuple) else (key,)
+        metric, higher = target_metric(task_of(pt), has_validation(pt))
+        cols = config_columns(pt)
+        ph = history.loc[history["trial_id"].isin(pt["trial_id"])]
+        ph = ph[["trial_id", "epoch", "steps", metric, *(["train_time"] if "train_time" in ph else [])]]
+        ph = ph.merge(pt[["trial_id", *cols]], on="trial_id")
+        target = problem_target(ph, metric, higher, fraction, cols)
+        yield " ".join(str(k) for k in key), metric, target, cols, config_costs(pt, ph, metric, target, higher, cols)
 
 
 @dataclass
@@ -135,16 +140,7 @@ def profile_costs(trials: pd.DataFrame, history: pd.DataFrame, solver: str = "op
     problem = tuple(c for c in problem if c in trials and (c != "sweep" or trials[c].nunique() > 1))
     costs: dict[str, dict[str, float]] = {}
     targets, metrics, dropped = {}, {}, []
-    for key, pt in usable(trials).groupby(list(problem), sort=True):
-        key = key if isinstance(key, tuple) else (key,)
-        name = " ".join(str(k) for k in key)
-        metric, higher = target_metric(task_of(pt), has_validation(pt))
-        cols = config_columns(pt)
-        ph = history.loc[history["trial_id"].isin(pt["trial_id"])]
-        ph = ph[["trial_id", "epoch", "steps", metric, *(["train_time"] if "train_time" in ph else [])]]
-        ph = ph.merge(pt[["trial_id", *cols]], on="trial_id")
-        target = problem_target(ph, metric, higher, fraction, cols)
-        per_config = config_costs(pt, ph, metric, target, higher, cols)
+    for name, metric, target, _cols, per_config in _problems(trials, history, problem, fraction):
         cost = {str(s): float(g["steps"].min()) for s, g in per_config.groupby(solver, sort=True)}
         if min(cost.values()) == 0:
             dropped.append(name)
