@@ -20,6 +20,7 @@ from __future__ import annotations
 import hashlib
 import os
 import pickle
+import signal
 import sys
 import time
 from collections.abc import Iterator
@@ -47,8 +48,30 @@ class UnitJob(submitit.helpers.Checkpointable):
     on preemption or the time limit submitit requeues it with the same arguments."""
 
     def __call__(self, unit: Unit, data_dir: str | None, box: str) -> int:
+        from dlbench.interrupt import Interrupted
+
+        notice = getattr(signal, "SIG" + os.environ.get("SUBMITIT_PREEMPT_SIGNAL", "USR2"))
+        requeue = signal.getsignal(notice)  # submitit's: checkpoint, requeue, exit
+
+        def on_notice(signum, frame):
+            # SLURM's notice of preemption or of the time limit: submitit requeues the job and ends
+            # it with SystemExit, which run_unit would store as the trials' failure (a user's code
+            # may call sys.exit); as Interrupted it ends the unit unstored instead
+            try:
+                if callable(requeue):
+                    requeue(signum, frame)
+            except BaseException:  # noqa: BLE001 - requeued or not, this run of the unit ends here
+                pass
+            raise Interrupted(signum)
+
+        signal.signal(notice, on_notice)
+        print(f"dlbench: training {len(unit.trials)} trial(s) on the {unit.engine} engine; results to {box}",
+              flush=True)
         prepare_worker()
-        results = run_unit(unit, data_dir)
+        try:
+            results = run_unit(unit, data_dir)
+        except Interrupted:
+            raise SystemExit(-1) from None  # requeued (the same job id, queued again), or ended unstored
         path = Path(box)
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")

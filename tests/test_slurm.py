@@ -66,14 +66,25 @@ def assert_same_numbers(a: Path, b: Path) -> None:
         assert ha[col].tolist() == hb[col].tolist(), col
 
 
-@pytest.fixture(scope="module")
-def local_run(tmp_path_factory):
-    """The same sweep trained here by two local workers: what every SLURM run must equal."""
-    root = tmp_path_factory.mktemp("local")
-    (root / "s.toml").write_text(SPEC)
+def run_locally(root: Path, spec: str) -> Path:
+    (root / "s.toml").write_text(spec)
     r = run_dlbench("sweep", root / "s.toml", "--executor", "local", "--workers", "2", "--out", root / "out")
     assert r.code == 0, r.err
     return root / "out" / "onslurm"
+
+
+@pytest.fixture(scope="module")
+def local_run(tmp_path_factory):
+    """The same sweep trained here by two local workers: what every SLURM run must equal."""
+    return run_locally(tmp_path_factory.mktemp("local"), SPEC)
+
+
+LONG_SPEC = SPEC.replace("epochs = 12", "epochs = 200")  # units of several seconds: time to signal one
+
+
+@pytest.fixture(scope="module")
+def local_long_run(tmp_path_factory):
+    return run_locally(tmp_path_factory.mktemp("local-long"), LONG_SPEC)
 
 
 def test_a_sweep_on_slurm_equals_the_same_sweep_run_locally(tmp_path, local_run):
@@ -146,6 +157,69 @@ def test_a_cancelled_job_and_a_killed_driver_lose_nothing_and_train_nothing_twic
     trials = pd.read_parquet(folder / "trials.parquet")
     assert len(trials) == 8 and trials.trial_id.is_unique and set(trials.status) == {"ok"}
     assert_same_numbers(folder, local_run)
+
+
+def wait_running(book_file: Path, timeout: float = 120) -> list[str]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        time.sleep(0.2)
+        if book_file.exists():
+            ids = {u["job_id"] for u in json.loads(book_file.read_text())["units"].values()}
+            running = [j for j, s in squeue().items() if j in ids and s == "RUNNING"]
+            if running:
+                return running
+    raise AssertionError("no job of the sweep started running")
+
+
+@pytest.mark.parametrize("how", ["preempted", "signalled"])
+def test_a_preempted_job_comes_back_under_its_id_and_its_unit_is_stored_once(tmp_path, local_long_run, how):
+    """preempted: `scontrol requeue` (what SLURM does to a job preempted with PreemptMode=REQUEUE);
+    signalled: USR2, as SLURM sends ahead of the time limit or a preemption, which submitit answers
+    by requeueing the job. Either way the driver waits for the job under its id, submits nothing
+    again, and every trial is stored once, equal to the local run."""
+    (tmp_path / "s.toml").write_text(LONG_SPEC)
+    folder = tmp_path / "out" / "onslurm"
+    driver = start_dlbench("sweep", tmp_path / "s.toml", "--executor", "slurm", "--out", tmp_path / "out",
+                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    job = wait_running(folder / "slurm" / "jobs.json")[0]
+    if how == "preempted":
+        subprocess.run(["scontrol", "requeue", job], check=True)
+    else:
+        book = json.loads((folder / "slurm" / "jobs.json").read_text())["units"]
+        log = Path(next(u["stdout"] for u in book.values() if u["job_id"] == job))
+        deadline = time.monotonic() + 60
+        while not (log.exists() and "dlbench: training" in log.read_text()):  # the handlers are in place
+            assert time.monotonic() < deadline, f"job {job} never started python"
+            time.sleep(0.1)
+        # scancel goes on retrying ("Job can not be altered now") while the job it signalled is
+        # being requeued, and would signal it again once it restarts: stopped once submitit has
+        # caught the signal (its log says so)
+        sender = subprocess.Popen(["scancel", "--signal=USR2", job], stdout=subprocess.DEVNULL,
+                                  stderr=subprocess.DEVNULL)
+        while "Caught signal SIGUSR2" not in log.read_text():
+            assert time.monotonic() < deadline, f"job {job} never caught USR2"
+            time.sleep(0.05)
+        sender.kill()
+        sender.wait()
+    seen = set()
+    released = False
+    while driver.poll() is None:
+        state = squeue().get(job)
+        seen.add(state)
+        if state == "PENDING" and not released:
+            # SLURM holds a requeued job back for a while (Reason=BeginTime); on this idle test
+            # cluster it may start now
+            released = subprocess.run(["scontrol", "update", f"JobId={job}", "StartTime=now"],
+                                      capture_output=True).returncode == 0
+        time.sleep(0.2)
+    assert driver.returncode == 0, driver.stderr.read()
+    book = json.loads((folder / "slurm" / "jobs.json").read_text())["units"]
+    assert all(u["attempts"] == 1 for u in book.values())  # nothing submitted again
+    assert job in {u["job_id"] for u in book.values()}
+    assert seen & {"PENDING", "REQUEUED", "REQUEUE_HOLD"}, seen  # it did go back to the queue
+    trials = pd.read_parquet(folder / "trials.parquet")
+    assert len(trials) == 8 and trials.trial_id.is_unique and set(trials.status) == {"ok"}
+    assert_same_numbers(folder, local_long_run)
 
 
 def test_a_refused_resource_request_is_one_line_before_anything_is_written(tmp_path):
