@@ -252,16 +252,20 @@ def is_number(v) -> bool:
     return isinstance(v, float | int) and not isinstance(v, bool) and math.isfinite(v)
 
 
-def best_val_epoch(history: list[dict]) -> dict | None:
+def best_val_epoch(history: list[dict], task: str | None = None) -> dict | None:
     """The history row of the epoch chosen on validation (early stopping), or None without a
     validation split. Classification: the highest val_acc, ties to the lower val_loss, then the
-    earlier epoch. Otherwise: the lowest val_loss, ties to the earlier epoch. Epoch 0 (before any
-    step) is a candidate too: a trial that only got worse is honestly stopped there. The test
-    set plays no part."""
+    earlier epoch. A language model: the lowest val_loss (as its configurations are chosen), ties
+    to the higher next-token accuracy, then the earlier epoch. Otherwise: the lowest val_loss, ties
+    to the earlier epoch. Epoch 0 (before any step) is a candidate too: a trial that only got worse
+    is honestly stopped there. The test set plays no part."""
     nan = float("nan")
     rows = [r for r in history if is_number(r.get("val_loss", nan))]
     if not rows:
         return None
+    if task == "language_model":
+        acc = lambda r: r["val_acc"] if is_number(r.get("val_acc", nan)) else -math.inf  # noqa: E731
+        return min(rows, key=lambda r: (r["val_loss"], -acc(r), r["epoch"]))
     if any(is_number(r.get("val_acc", nan)) for r in rows):
         rows = [r for r in rows if is_number(r.get("val_acc", nan))]
         return min(rows, key=lambda r: (-r["val_acc"], r["val_loss"], r["epoch"]))
@@ -277,8 +281,8 @@ def trial_summary(result: dict) -> dict[str, Any]:
     h = result["history"]
     last = h[-1] if h else {}
     col = lambda k: [r.get(k, nan) for r in h]  # noqa: E731 - older records have no val_* keys
-    chosen = best_val_epoch(h) or {}
     data = result.get("data") or {}
+    chosen = best_val_epoch(h, data.get("task")) or {}
     return {
         "status": result["status"],
         "diverged_epoch": result.get("diverged_epoch"),

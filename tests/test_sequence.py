@@ -256,3 +256,20 @@ def test_auto_takes_the_engine_that_measures_faster_for_the_model_on_the_cpu():
     lstm, why = engine(TINY_LSTM)
     assert lstm == "reference" and "torch.nn.LSTM's kernel" in why
     assert engine(TINY_LSTM, "fused") == ("fused", None)
+
+
+def test_a_language_model_stops_at_its_lowest_validation_loss_as_its_configurations_are_chosen():
+    """Next-token accuracy can peak at another evaluation than the loss: the epoch reported
+    (test_*_at_best_val) is the one the loss chooses, as the configuration is chosen on the loss."""
+    from dlbench.store import trial_summary
+
+    def row(epoch, val_loss, val_acc, test_loss):
+        return {"epoch": epoch, "val_loss": val_loss, "val_acc": val_acc, "test_loss": test_loss,
+                "test_bpc": test_loss / math.log(2), "train_time": 0.0, "eval_time": 0.0}
+
+    history = [row(0, 4.0, 0.05, 4.1), row(1, 2.2, 0.40, 2.3), row(2, 2.1, 0.39, 2.2), row(3, 2.1, 0.395, 2.15)]
+    s = trial_summary({"status": "ok", "history": history, "data": {"task": "language_model"}})
+    assert s["best_epoch"] == 3 and s["test_loss_at_best_val"] == 2.15  # loss tie at 2.1: the better accuracy
+    assert s["test_bpc_at_best_val"] == pytest.approx(2.15 / math.log(2))
+    # a classifier still stops at its best accuracy
+    assert trial_summary({"status": "ok", "history": history, "data": {"task": "multiclass"}})["best_epoch"] == 1
