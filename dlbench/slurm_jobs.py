@@ -35,6 +35,7 @@ from dlbench.plan import Unit, failed, prepare_worker, run_unit
 
 POLL_S = float(os.environ.get("DLBENCH_SLURM_POLL", "2"))  # between looks at the outboxes and squeue
 GRACE_S = 10.0  # a job gone from squeue whose results do not show yet: a shared filesystem may lag
+QUEUE_TRIES = 5  # times squeue is asked before a run submits anything
 
 
 def unit_key(unit: Unit) -> str:
@@ -160,7 +161,14 @@ class SlurmExecutor:
     def run(self, units: list[Unit]) -> Iterator[list[dict]]:
         by_key = {unit_key(u): u for u in units}
         book = slurm.read_jobs(self.results)
-        states = slurm.job_states([book[k]["job_id"] for k in by_key if k in book])
+        states = None
+        for attempt in range(QUEUE_TRIES):  # what is queued decides what is submitted: asked until it answers
+            states = _states([book[k]["job_id"] for k in by_key if k in book])
+            if states is not None:
+                break
+            time.sleep(POLL_S * (attempt + 1))
+        if states is None:
+            raise RuntimeError(f"squeue did not answer {QUEUE_TRIES} times: nothing submitted; run the sweep again")
         waiting: dict[str, Unit] = {}
         new: list[str] = []
         for key, unit in by_key.items():
@@ -187,7 +195,10 @@ class SlurmExecutor:
                     box.unlink(missing_ok=True)  # stored by now
             if not waiting:
                 break
-            states = slurm.job_states([book[k]["job_id"] for k in waiting])
+            states = _states([book[k]["job_id"] for k in waiting])
+            if states is None:  # slurmctld busy or restarting: nothing is judged gone meanwhile
+                time.sleep(POLL_S)
+                continue
             now = time.monotonic()
             again = []
             for key in list(waiting):
@@ -216,6 +227,16 @@ class SlurmExecutor:
             return None
         return (f"slurm: {self.submitted} unit(s) submitted, {self.adopted} found queued or running from an earlier "
                 f"run; jobs and logs in {self.results / 'slurm'}")
+
+
+def _states(job_ids: list[str]) -> dict[str, str] | None:
+    """squeue's states, or None where it did not answer (a busy or restarting controller)."""
+    import subprocess
+
+    try:
+        return slurm.job_states(job_ids)
+    except (RuntimeError, OSError, subprocess.TimeoutExpired):
+        return None
 
 
 def arrays_alive(book: dict[str, dict], states: dict[str, str]) -> set[str]:

@@ -170,3 +170,25 @@ def test_a_unit_whose_job_keeps_ending_without_results_fails_after_its_attempts(
     (r,) = records
     assert r["status"] == "failed" and "ended (FAILED) without results, 2 time(s)" in r["error"]
     assert "(MemoryError: the node ran out)" in r["error"] and r["error"].endswith(f"log: {tmp_path / 'e'}")
+
+
+def test_a_queue_that_does_not_answer_for_a_while_judges_no_job_gone(tmp_path, fake_queue, monkeypatch):
+    (u,) = units(1)
+    ex = slurm_jobs.SlurmExecutor(tmp_path, slurm.settings({}), "s")
+    answers = {"n": 0}
+    real = slurm.job_states
+
+    def flaky(ids):  # the first look before submitting answers; the next three fail
+        answers["n"] += 1
+        if 2 <= answers["n"] <= 4:
+            raise RuntimeError("squeue failed: Socket timed out on send/recv operation")
+        for e in slurm.read_jobs(tmp_path).values():
+            fake_queue.setdefault(e["job_id"], "RUNNING")  # what was submitted runs
+        if answers["n"] == 5:
+            finish(tmp_path, u)  # the job finished meanwhile
+        return real(ids)
+
+    monkeypatch.setattr(slurm, "job_states", flaky)
+    with mocked_slurm():
+        (records,) = list(ex.run([u]))
+    assert [r["status"] for r in records] == ["ok"] and ex.submitted == 1  # never submitted again
