@@ -41,6 +41,7 @@ CI_HELP = ("Intervals and verdicts: t (Student's t for means, Welch for differen
     "  dlbench sweep experiments/quickstart.toml --set epochs=3 --name quick3 --out results/\n\n"
     "  dlbench sweep experiments/quickstart.toml --dry-run     (print the grid and plan, train nothing)\n\n"
     "  dlbench sweep experiments/quickstart.toml --executor dask --address tcp://10.0.0.5:8786\n\n"
+    "  dlbench sweep experiments/quickstart.toml --executor slurm --set slurm.partition=cpu\n\n"
     "Re-running the same command resumes: finished trials are skipped."
 ))
 def sweep(

@@ -154,7 +154,7 @@ def as_call_keywords(kw: dict) -> dict:
 class SweepFile:
     path: str  # absolute
     sha256: str
-    content: bytes | None = None  # shipped with the work (always for Python files; data files for Dask)
+    content: bytes | None = None  # shipped with the work (always for Python files; data files for Dask and SLURM)
 
 
 @dataclass
