@@ -152,14 +152,16 @@ def _short(v, key: str) -> str:
     return str(v)
 
 
-def print_plan(units, console: Console, workers: int) -> None:
+def print_plan(units, console: Console, workers: int, executor: str = "local") -> None:
     counts = Counter(u.engine for u in units)
     trials = Counter()
     for u in units:
         trials[u.engine] += len(u.trials)
     parts = [f"{trials[e]} trial{'s' * (trials[e] != 1)} on the {e} engine in {counts[e]} "
              f"unit{'s' * (counts[e] != 1)}" for e in ("fused", "reference") if counts[e]]
-    console.print(f"plan: {'; '.join(parts) or 'nothing to run'}; {workers} worker{'s' * (workers != 1)}")
+    where = (f"SLURM array tasks, {workers} at once" if executor == "slurm"
+             else f"{workers} worker{'s' * (workers != 1)}")
+    console.print(f"plan: {'; '.join(parts) or 'nothing to run'}; {where}")
     reasons = Counter(u.reason for u in units if u.reason for _ in u.trials)
     for reason, k in reasons.items():  # once per sweep: why trials do not run fused
         console.print(f"[yellow]note:[/] {k} trial{'s' * (k != 1)} on the reference engine, {escape(reason)}")

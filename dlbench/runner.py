@@ -112,7 +112,7 @@ def run_sweep(sweep: Sweep, out: str | Path, *, fresh: bool = False, dry_run: bo
     if dry_run:
         announce.print_grid(sweep, console, dry_run=True)
         announce.say_extends(extends, path, console)
-        announce.print_plan(units, console, workers)
+        announce.print_plan(units, console, workers, sweep.executor)
         console.print(f"dry run: nothing trained, nothing written (results would go to {path})")
         return 0
 
@@ -343,7 +343,7 @@ def _run_stage(run: Run, trials: list[dict], stage: str, chosen: dict[str, str] 
     units = [u for u in make_units(trials, sweep.engine, run.workers, ship_all=sweep.executor != "local")
              if any(i not in done for i in u.ids)]
     if units and plan:
-        announce.print_plan(units, run.console, run.workers)
+        announce.print_plan(units, run.console, run.workers, sweep.executor)
     _execute(run, units, {t["id"]: t for t in trials}, done, len(trials), stage, chosen)
     note = run.executor.note() if hasattr(run.executor, "note") else None
     if note:

@@ -92,6 +92,7 @@ def test_a_sweep_on_slurm_equals_the_same_sweep_run_locally(tmp_path, local_run)
     r = run_dlbench("sweep", tmp_path / "s.toml", "--executor", "slurm", "--out", tmp_path / "out")
     assert r.code == 0, r.err
     folder = tmp_path / "out" / "onslurm"
+    assert "plan: 8 trials on the reference engine in 8 units; SLURM array tasks, 2 at once" in r.out
     assert "slurm: 8 unit(s) submitted, 0 found queued or running" in r.out
     assert_same_numbers(folder, local_run)
     book = json.loads((folder / "slurm" / "jobs.json").read_text())["units"]
