@@ -323,7 +323,8 @@ def unit_states(results: Path, stored: set[str]) -> list[dict]:
     its job ended without results, and the next run of the sweep submits it again), job id, the
     job's state in squeue, attempts, log."""
     units = read_jobs(results)
-    states = job_states([u["job_id"] for u in units.values()]) if units and missing_command() is None else {}
+    asked = bool(units) and missing_command() is None  # away from the cluster squeue cannot be asked
+    states = job_states([u["job_id"] for u in units.values()]) if asked else {}
     rows = []
     for key, u in sorted(units.items(), key=lambda kv: kv[1]["job_id"]):
         squeue = states.get(u["job_id"])
@@ -335,6 +336,8 @@ def unit_states(results: Path, stored: set[str]) -> list[dict]:
             state = "queued"
         elif squeue in ALIVE:
             state = "running"
+        elif not asked:
+            state = "unknown (no squeue here)"
         else:
             state = "failed"
         rows.append({"unit": key, "state": state, "job_id": u["job_id"], "slurm_state": squeue or "",

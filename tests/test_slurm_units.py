@@ -192,3 +192,13 @@ def test_a_queue_that_does_not_answer_for_a_while_judges_no_job_gone(tmp_path, f
     with mocked_slurm():
         (records,) = list(ex.run([u]))
     assert [r["status"] for r in records] == ["ok"] and ex.submitted == 1  # never submitted again
+
+
+def test_away_from_the_cluster_a_unit_not_stored_is_unknown_not_failed(tmp_path, monkeypatch):
+    (u, v) = units(2)
+    slurm.write_jobs(tmp_path, {slurm_jobs.unit_key(w): {"job_id": f"9_{i}", "trials": w.ids, "engine": "reference",
+                                                         "stdout": "o", "stderr": "e", "attempts": 1}
+                                for i, w in enumerate((u, v))})
+    monkeypatch.setenv("PATH", str(tmp_path))  # no squeue: a laptop holding a copy of the folder
+    rows = {r["job_id"]: r["state"] for r in slurm.unit_states(tmp_path, stored={"t0"})}
+    assert rows == {"9_0": "stored", "9_1": "unknown (no squeue here)"}
