@@ -105,6 +105,8 @@ def run_sweep(sweep: Sweep, out: str | Path, *, fresh: bool = False, dry_run: bo
         from dlbench import slurm
 
         sweep.slurm = slurm.check(sweep.slurm, path)  # may refuse (no SLURM, a partition, resources, the folder)
+        if fresh:
+            slurm.check_no_jobs_left(path)  # an earlier run's jobs would write into the new folder
     if pool is not None and (dry_run or sweep.executor != "local" or pool.workers != workers
                              or pool.data_dir != sweep.data_dir):
         pool.kill()  # started early for nothing: the sweep runs elsewhere, or not at all

@@ -343,3 +343,17 @@ def unit_states(results: Path, stored: set[str]) -> list[dict]:
         rows.append({"unit": key, "state": state, "job_id": u["job_id"], "slurm_state": squeue or "",
                      "trials": len(u["trials"]), "attempts": u.get("attempts", 1), "log": u["stderr"]})
     return rows
+
+
+def check_no_jobs_left(results: Path) -> None:
+    """--fresh moves a results folder aside, but the jobs an earlier run left queued or running
+    would still leave their results in the folder's place, to be stored as the new run's: refused,
+    naming them."""
+    if not jobs_file(results).exists():
+        return
+    left = [r["job_id"] for r in unit_states(results, set()) if r["state"] in ("queued", "running")]
+    if left:
+        shown = " ".join(left[:8]) + (f" and {len(left) - 8} more" if len(left) > 8 else "")
+        raise UserError(f"--fresh: {len(left)} SLURM job(s) of the earlier run in {results} are still queued or "
+                        f"running ({shown}) and would leave their results in the new folder; allowed: scancel "
+                        "them first, run without --fresh to collect them, or another --name")

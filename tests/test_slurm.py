@@ -148,6 +148,10 @@ def test_a_cancelled_job_and_a_killed_driver_lose_nothing_and_train_nothing_twic
     assert rows[cancelled_key]["state"] == "failed" and rows[cancelled_key]["slurm_state"] == "CANCELLED"
     assert {rows[k]["state"] for k in queued} <= {"queued", "running", "done"}
     assert "not stored yet" in run_dlbench("show", folder).out
+    # --fresh would move the folder aside while those jobs write into its place: refused
+    r = run_dlbench("sweep", tmp_path / "s.toml", "--executor", "slurm", "--out", tmp_path / "out", "--fresh")
+    assert r.code == 2 and "--fresh: " in r.err and "are still queued or running" in r.err, r.err
+    assert not list((tmp_path / "out").glob("onslurm.*")), "the folder was moved aside"
 
     r = run_dlbench("sweep", tmp_path / "s.toml", "--executor", "slurm", "--out", tmp_path / "out")
     assert r.code == 0, r.err

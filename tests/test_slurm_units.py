@@ -92,6 +92,7 @@ def fake_queue(monkeypatch):
     """squeue as a dict the test fills: job id -> state; no sleeping between looks."""
     queue: dict[str, str] = {}
     monkeypatch.setattr(slurm, "job_states", lambda ids: {j: queue[j] for j in ids if j in queue})
+    monkeypatch.setattr(slurm, "missing_command", lambda: None)  # as on a login node, with no SLURM here
     monkeypatch.setattr(slurm, "max_array_size", lambda: 1001)
     monkeypatch.setattr(slurm_jobs, "POLL_S", 0.0)
     monkeypatch.setattr(slurm_jobs, "GRACE_S", 0.0)
@@ -202,3 +203,17 @@ def test_away_from_the_cluster_a_unit_not_stored_is_unknown_not_failed(tmp_path,
     monkeypatch.setenv("PATH", str(tmp_path))  # no squeue: a laptop holding a copy of the folder
     rows = {r["job_id"]: r["state"] for r in slurm.unit_states(tmp_path, stored={"t0"})}
     assert rows == {"9_0": "stored", "9_1": "unknown (no squeue here)"}
+
+
+def test_fresh_is_refused_while_an_earlier_runs_jobs_are_queued_or_running(tmp_path, fake_queue):
+    us = units(3)
+    slurm.write_jobs(tmp_path, {slurm_jobs.unit_key(w): {"job_id": f"5_{i}", "trials": w.ids, "engine": "reference",
+                                                         "stdout": "o", "stderr": "e", "attempts": 1}
+                                for i, w in enumerate(us)})
+    fake_queue.update({"5_0": "COMPLETED", "5_1": "RUNNING", "5_2": "PENDING"})
+    with pytest.raises(UserError, match=r"--fresh: 2 SLURM job\(s\) of the earlier run in .* are still queued or "
+                                        r"running \(5_1 5_2\) and would leave their results in the new folder; "
+                                        r"allowed: scancel them first"):
+        slurm.check_no_jobs_left(tmp_path)
+    fake_queue.update({"5_1": "COMPLETED", "5_2": "CANCELLED"})
+    slurm.check_no_jobs_left(tmp_path)  # nothing left: --fresh may move the folder aside
