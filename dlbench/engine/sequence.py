@@ -8,7 +8,7 @@ a plain loop over 8 models. Here each op runs once for all K trials.
 
 Each trial's parameters are built by the reference module under its seed (so both engines start
 equal) and held, in the reference module's parameter order and shapes, as rows of one flat
-`theta` [K, P] with its gradient rows in `grad` [K, P] (StackedParams), which the hand-written
+`theta` [K, P] with its gradient rows in `grad` [K, P] (engine/params.py), which the hand-written
 updates and any torch.optim optimizer (engine/generic.py) work on. tests/test_sequence.py holds
 both forms equal to the reference engine trial by trial (float64, 1e-9)."""
 
@@ -19,73 +19,11 @@ import math
 import torch
 import torch.nn.functional as F  # noqa: N812
 
-from dlbench import models
-from dlbench.engine.common import init_seed
-from dlbench.models.common import roles_of
+from dlbench.engine.params import StackedParams
 
 
-class StackedParams:
-    """K copies of a module's parameters as [K, *shape] leaf views of one flat `theta` [K, P]
-    (gradients: views of `grad`), named as the reference module names them."""
-
-    def __init__(self, trials: list[dict], info, dtype, device):
-        self.K = len(trials)
-        built = []
-        for t in trials:
-            init_seed(t["seed"])  # the reference builder under the same seed: identical init
-            built.append(models.build(t["model"], info).to(dtype).to(device))
-        self.roles = roles_of(built[0])
-        named = list(built[0].named_parameters())
-        self.shapes = [(n, p.shape) for n, p in named]
-        P = sum(p.numel() for _, p in named)
-        theta = torch.zeros(self.K, P, dtype=dtype, device=device)
-        off = 0
-        for name, shape in self.shapes:
-            n = shape.numel()
-            theta[:, off:off + n] = torch.stack([dict(m.named_parameters())[name].detach().reshape(-1) for m in built])
-            off += n
-        self._hold(theta)
-
-    def _hold(self, theta: torch.Tensor) -> None:
-        self.theta, self.K = theta, len(theta)
-        self.grad = torch.zeros_like(theta)
-        self.p: dict[str, torch.Tensor] = {}
-        off = 0
-        for name, shape in self.shapes:
-            n = shape.numel()
-            leaf = self.theta[:, off:off + n].view(self.K, *shape).requires_grad_(True)
-            leaf.grad = self.grad[:, off:off + n].view(self.K, *shape)
-            self.p[name] = leaf
-            off += n
-
-    def keep_rows(self, rows: list[int]) -> None:
-        """Keep only these trials' rows (the others stopped), their parameters as they were."""
-        self._hold(self.theta.detach()[rows].clone())
-
-    def train(self, mode: bool = True) -> None:
-        pass  # dropout 0 (a nonzero dropout trains on the reference engine): no mode changes anything
-
-    def matrix_mask(self) -> torch.Tensor:
-        """[P] True where a column of theta belongs to a parameter of two or more dimensions."""
-        return torch.cat([torch.full((shape.numel(),), len(shape) >= 2, device=self.theta.device)
-                          for _, shape in self.shapes])
-
-    def leaves(self, a: int, b: int) -> list[torch.Tensor]:
-        """Leaf tensors over rows a..b of theta in the reference module's parameter order and shapes
-        (one row: each exactly the reference parameter's shape; several: stacked), gradients as views."""
-        out, off = [], 0
-        for _, shape in self.shapes:
-            n = shape.numel()
-            leaf, g = self.theta.detach()[a:b, off:off + n], self.grad[a:b, off:off + n]
-            if b - a == 1:
-                leaf, g = leaf[0].view(shape), g[0].view(shape)
-            else:
-                leaf, g = leaf.view(b - a, *shape), g.view(b - a, *shape)
-            leaf.requires_grad_(True)
-            leaf.grad = g
-            out.append(leaf)
-            off += n
-        return out
+class _SequenceParams(StackedParams):
+    """StackedParams with what the hand-stacked sequence models share: token inputs and embeddings."""
 
     @staticmethod
     def _tokens(x: torch.Tensor, K: int, per_trial: bool) -> torch.Tensor:
@@ -117,7 +55,7 @@ def _layer_norm(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> to
     return F.layer_norm(x, x.shape[-1:]) * weight.view(view) + bias.view(view)
 
 
-class StackedGPT(StackedParams):
+class StackedGPT(_SequenceParams):
     """K of models/sequence.py's GPT: the same operations in the same order, over [K, B, T, D]."""
 
     def __init__(self, trials: list[dict], info, dtype, device):
@@ -155,7 +93,7 @@ class StackedGPT(StackedParams):
         return _linear(h, p["tok.weight"] if self.tied else p["head.weight"], None)
 
 
-class StackedLSTM(StackedParams):
+class StackedLSTM(_SequenceParams):
     """K of models/sequence.py's CharLSTM: torch.nn.LSTM's equations (gates i, f, g, o), each step
     one batched matrix product over the trials; the inputs' part of every step at once."""
 

@@ -10,8 +10,7 @@ import torch
 import torch.nn.functional as F  # noqa: N812
 
 from dlbench import models
-from dlbench.engine.common import init_seed
-from dlbench.models.common import roles_of
+from dlbench.engine.params import StackedParams, build_each
 
 EVAL_CELLS_CPU = 1 << 19  # floats in evaluation's widest activation of a chunk, on the CPU
 ACT = {"relu": torch.relu, "tanh": torch.tanh, "sigmoid": torch.sigmoid, "gelu": F.gelu, "none": None}
@@ -31,13 +30,11 @@ class StackedMLP:
         self.act = ACT[activation]
         self.K = len(trials)
         rows = []
-        for t in trials:
-            init_seed(t["seed"])  # the reference builder under the same seed: identical init
-            ref = models.build(t["model"], info).to(dtype)
+        for ref in build_each(trials, info, dtype, device):  # as the reference engine builds them
             linears = [m for m in ref if isinstance(m, torch.nn.Linear)]
             rows.append(torch.cat([torch.cat([lin.weight.detach().T.reshape(-1), lin.bias.detach()])
                                    for lin in linears]))
-        self._hold(torch.stack(rows).to(device))
+        self._hold(torch.stack(rows))
         # each parameter's role (models.common.roles_of): the last layer's weight is the head
         n = len(self.sizes) - 1
         self.roles = [role for i in range(n) for role in ("head" if i == n - 1 else "hidden", "vector")]
@@ -110,7 +107,7 @@ class StackedMLP:
         return out
 
 
-class StackedModule:
+class StackedModule(StackedParams):
     """K copies of any nn.Module the vmap of torch.func can batch (stack_module_state's idea,
     functional_call and vmap), their parameters as views into one flat `theta` [K, P] so that the
     built-in update rules and any torch.optim optimizer work on them as on StackedMLP. Each copy
@@ -121,30 +118,11 @@ class StackedModule:
 
         from torch.func import functional_call, vmap
 
-        self.K = len(trials)
-        built = []
-        for t in trials:
-            init_seed(t["seed"])
-            built.append(models.build(t["model"], info).to(dtype).to(device))
-        named = list(built[0].named_parameters())
-        self.shapes = [(n, p.shape) for n, p in named]
-        P = sum(p.numel() for _, p in named)
-        self.theta = torch.zeros(self.K, P, dtype=dtype, device=device)
-        self.grad = torch.zeros_like(self.theta)
-        self.stacked: dict[str, torch.Tensor] = {}
-        off = 0
-        for name, shape in self.shapes:
-            n = shape.numel()
-            view = self.theta[:, off:off + n].view(self.K, *shape)
-            view.copy_(torch.stack([dict(m.named_parameters())[name].detach() for m in built]))
-            leaf = view.requires_grad_(True)
-            leaf.grad = self.grad[:, off:off + n].view(self.K, *shape)
-            self.stacked[name] = leaf
-            off += n
+        built = build_each(trials, info, dtype, device)
+        self._from_modules(built)
         self.buffers = {name: torch.stack([dict(m.named_buffers())[name] for m in built])
                         for name, _ in built[0].named_buffers()}
         self.base = copy.deepcopy(built[0]).to("meta")
-        self.roles = roles_of(built[0])
 
         def call(p, b, x):
             return functional_call(self.base, (p, b), (x,))
@@ -155,47 +133,16 @@ class StackedModule:
 
     def keep_rows(self, rows: list[int]) -> None:
         """Keep only these trials' rows (the others stopped): their parameters and buffers as they were."""
-        self.theta = self.theta.detach()[rows].clone()
-        self.grad = torch.zeros_like(self.theta)
-        self.K = len(rows)
-        off = 0
-        for name, shape in self.shapes:
-            n = shape.numel()
-            leaf = self.theta[:, off:off + n].view(self.K, *shape).requires_grad_(True)
-            leaf.grad = self.grad[:, off:off + n].view(self.K, *shape)
-            self.stacked[name] = leaf
-            off += n
+        super().keep_rows(rows)
         self.buffers = {name: b[rows] for name, b in self.buffers.items()}
         self.eval_chunk = max(256, (1 << 22) // self.K)
 
     def train(self, mode: bool = True) -> None:
         self.base.train(mode)
 
-    def matrix_mask(self) -> torch.Tensor:
-        return shapes_mask(self.shapes, self.theta.device)
-
     def forward(self, x, per_trial: bool):
         """x: [K, B, *input] (one batch per trial) or [B, *input] (the same inputs for all)."""
-        return (self.per_trial if per_trial else self.shared)(self.stacked, self.buffers, x)
-
-    def leaves(self, a: int, b: int) -> list[torch.Tensor]:
-        out, off = [], 0
-        for _, shape in self.shapes:
-            n = shape.numel()
-            leaf, g = self.theta.detach()[a:b, off:off + n], self.grad[a:b, off:off + n]
-            leaf, g = (leaf[0].view(shape), g[0].view(shape)) if b - a == 1 else (leaf.view(b - a, *shape),
-                                                                                  g.view(b - a, *shape))
-            leaf.requires_grad_(True)
-            leaf.grad = g
-            out.append(leaf)
-            off += n
-        return out
-
-
-def shapes_mask(shapes: list[tuple[str, torch.Size]], device) -> torch.Tensor:
-    """[P] True where a column of theta belongs to a parameter of two or more dimensions, for the
-    parameters' (name, shape) in theta's order."""
-    return torch.cat([torch.full((shape.numel(),), len(shape) >= 2, device=device) for _, shape in shapes])
+        return (self.per_trial if per_trial else self.shared)(self.p, self.buffers, x)
 
 
 def stacked_model(trials: list[dict], info, dtype, device):
