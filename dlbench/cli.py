@@ -183,11 +183,8 @@ def _say_slurm_units(results: str, stored: set[str], console) -> None:
         return
     rows = [r for r in slurm.unit_states(Path(results), stored) if r["state"] != "stored"]
     if rows:
-        counts: dict[str, int] = {}
-        for r in rows:
-            counts[r["state"]] = counts.get(r["state"], 0) + 1
-        console.print(f"slurm: {len(rows)} unit(s) not stored yet ({', '.join(f'{n} {k}' for k, n in counts.items())}"
-                      f"): `dlbench jobs {results}` says where; the sweep's command again stores them", markup=False)
+        console.print(f"slurm: {len(rows)} unit(s) not stored yet ({_states_said(rows)}): `dlbench jobs {results}` "
+                      "says where; the sweep's command again stores them", markup=False)
 
 
 @app.command(epilog="Examples:\n\n  dlbench jobs results/quickstart\n\n  dlbench jobs results/quickstart --json")
@@ -222,11 +219,15 @@ def jobs(
         table.add_row(r["unit"], r["state"], r["job_id"], r["slurm_state"] or "-", str(r["trials"]),
                       str(r["attempts"]), r["log"])
     console.print(table)
-    counts = {}
-    for r in rows:
-        counts[r["state"]] = counts.get(r["state"], 0) + 1
-    console.print(f"{len(rows)} units: " + ", ".join(f"{n} {k}" for k, n in counts.items()), markup=False)
+    console.print(f"{len(rows)} units: {_states_said(rows)}", markup=False)
     return 0
+
+
+def _states_said(rows: list[dict]) -> str:
+    """How many units are in each state, in the order the states first appear: "3 running, 2 queued"."""
+    from collections import Counter
+
+    return ", ".join(f"{n} {state}" for state, n in Counter(r["state"] for r in rows).items())
 
 
 @app.command(epilog=(
